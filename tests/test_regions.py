@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from l2sae.regions import (
+    BLACK,
+    ConfigError,
+    DEFAULT_REGION_PARTS,
+    SliceScheme,
+    masks_from_region_decodes,
+    region_images,
+    validate_region_parts,
+)
+
+DEFAULT = {"hair": [0, 1], "skin": [2, 3], "eyes": [4], "nose": [5], "lips_mouth": [6]}
+
+
+def test_channel_masks_select_each_regions_channels():
+    scheme = SliceScheme(DEFAULT, num_channels=8)
+    masks = scheme.channel_masks()
+    assert masks.shape == (5, 8)
+    assert masks[0].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert masks[4].tolist() == [0, 0, 0, 0, 0, 0, 1, 0]
+    assert masks.sum(0).max() == 1  # disjoint
+    assert scheme.channel_masks(["nose", "hair"])[0].tolist() == [0, 0, 0, 0, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "channels, message",
+    [
+        ({"hair": [0, 1], "skin": [1]}, "slicing.channels.skin: channel 1 already belongs to region 'hair'"),
+        ({"hair": [8]}, "slicing.channels.hair: channel 8 is out of range"),
+        ({"beard": [0]}, "slicing.channels.beard: unknown region 'beard'"),
+        ({"hair": []}, "slicing.channels.hair: a region needs at least one channel"),
+        ({}, "slicing.channels: no regions given"),
+    ],
+)
+def test_bad_schemes_name_the_key(channels, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        SliceScheme(channels, num_channels=8)
+
+
+def test_missing_region_is_reported():
+    scheme = SliceScheme({"hair": [0]}, num_channels=8)
+    with pytest.raises(ConfigError, match=r"no channels for region\(s\) \['nose'\] listed in data.regions"):
+        scheme.require(["hair", "nose"])
+
+
+def test_dict_round_trip_and_rois():
+    scheme = SliceScheme(DEFAULT, num_channels=8)
+    again = SliceScheme.from_dict(scheme.to_dict())
+    assert again == scheme
+    assert scheme.validate_rois("hair") == ("hair",)
+    with pytest.raises(ConfigError, match="roi: unknown region 'ears'"):
+        scheme.validate_rois(["ears"])
+
+
+def test_region_parts_validation():
+    assert validate_region_parts(DEFAULT_REGION_PARTS)["eyes"] == ("l_eye", "r_eye")
+    with pytest.raises(ConfigError, match="data.regions.eyes: unknown part 'eyeball'"):
+        validate_region_parts({"eyes": ["eyeball"]})
+    with pytest.raises(ConfigError, match="part 'hair' already belongs to region 'hair'"):
+        validate_region_parts({"hair": ["hair"], "skin": ["skin", "hair"]})
+
+
+def test_region_images_black_outside_and_image_inside():
+    images = torch.rand(2, 3, 4, 4) * 2 - 1
+    masks = torch.zeros(2, 2, 4, 4)
+    masks[:, 0, :2] = 1
+    masks[:, 1, 2:, 2:] = 1
+    out = region_images(images, masks)
+    assert out.shape == (2, 2, 3, 4, 4)
+    assert torch.equal(out[:, 0, :, :2], images[:, :, :2])
+    assert torch.all(out[:, 0, :, 2:] == BLACK)
+    assert torch.equal(out[:, 1, :, 2:, 2:], images[:, :, 2:, 2:])
+
+
+def test_masks_from_decodes_threshold_and_soft():
+    decodes = torch.full((1, 1, 3, 2, 2), BLACK)
+    decodes[0, 0, :, 0, 0] = 0.0  # mid grey: brightness 0.5
+    decodes[0, 0, :, 1, 1] = -0.9  # brightness 0.05, below the 0.1 threshold
+    hard = masks_from_region_decodes(decodes)
+    assert hard[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    soft = masks_from_region_decodes(decodes, soft=True)
+    assert 0.0 < soft[0, 0, 1, 1] < 0.5 < soft[0, 0, 0, 0] <= 1.0
+    with pytest.raises(ValueError, match="B x R x 3 x H x W"):
+        masks_from_region_decodes(torch.zeros(1, 3, 2, 2))
