@@ -1,0 +1,281 @@
+"""Load and save Swapping Autoencoder checkpoints.
+
+Two formats are read (always with ``torch.load(..., weights_only=True)``):
+
+- official: ``torch.save(model.state_dict())`` of the official model (``latest_checkpoint.pth``),
+  one flat dict with ``E.``, ``G.``, ``D.``, ``Dpatch.`` keys and ``num_discriminator_iters``;
+  it carries no options, so the architecture is inferred from the tensor shapes;
+- ours (``save_sae``): ``{"format": "l2sae-sae/1", "config": dict, "state_dict": ..., "extra": dict}``.
+
+A file that does not fit the architecture raises :class:`CheckpointError` naming the file and
+listing the first missing / unexpected / mis-shaped keys; nothing is loaded half-way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+from .discriminator import discriminator_block_name
+from .patch_discriminator import patch_block_name
+from .sae import SAEConfig, SwappingAutoencoder
+
+FORMAT = "l2sae-sae/1"
+DISCRIMINATOR_PREFIXES = ("D.", "Dpatch.")
+_LIST_LIMIT = 5
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the requested architecture."""
+
+
+# ---- saving ------------------------------------------------------------------------------------
+def save_sae(model: SwappingAutoencoder, path: str | os.PathLike, extra: Mapping[str, Any] | None = None, with_discriminators: bool = True) -> Path:
+    """Write ``model`` (its config and weights) atomically to ``path``; returns the path.
+
+    ``extra``: plain python data stored beside the weights (e.g. ``{"slicing": ..., "kind": "smpn"}``).
+    ``with_discriminators=False`` leaves out the ``D.`` / ``Dpatch.`` weights (inference files).
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if with_discriminators or not k.startswith(DISCRIMINATOR_PREFIXES)}
+    payload = {"format": FORMAT, "config": model.config.to_dict(), "state_dict": state, "extra": dict(extra or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# ---- reading -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Contents:
+    state_dict: dict[str, Tensor]
+    config: dict[str, Any] | None
+    extra: dict[str, Any]
+
+
+def _read(path: str | os.PathLike, map_location: Any = "cpu") -> _Contents:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"SAE checkpoint {path} does not exist. Pass an official SAE file (e.g. "
+            "checkpoints/ffhq512_pretrained/latest_checkpoint.pth) or one written by save_sae (e.g. <run>/smn.pt)."
+        )
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, ... : all mean "not a readable checkpoint"
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}). The file may be truncated or corrupt: download or export it again.") from err
+    if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+        return _Contents(dict(obj["state_dict"]), dict(obj["config"]), dict(obj.get("extra") or {}))
+    if isinstance(obj, Mapping) and "format" in obj:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {obj['format']!r}; this version reads {FORMAT!r} and official SAE files.")
+    if isinstance(obj, Mapping) and "pytorch-lightning_version" in obj:
+        raise CheckpointError(f"{path}: this is a Lightning training checkpoint, not an SAE file; load the networks exported beside it (smn.pt / smpn.pt).")
+    if isinstance(obj, Mapping) and any(isinstance(k, str) and k.startswith("E.") for k in obj) and all(isinstance(v, Tensor) for v in obj.values()):
+        return _Contents(dict(obj), None, {})
+    keys = list(obj)[:_LIST_LIMIT] if isinstance(obj, Mapping) else type(obj).__name__
+    raise CheckpointError(f"{path}: not a Swapping Autoencoder checkpoint (found {keys}); expected an official SAE state dict (E./G. keys) or a {FORMAT!r} file from save_sae.")
+
+
+def read_extra(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``extra`` dict stored by :func:`save_sae` (empty for official files)."""
+    return _read(path).extra
+
+
+def load_sae(
+    path: str | os.PathLike,
+    config: SAEConfig | Mapping[str, Any] | None = None,
+    map_location: Any = "cpu",
+    with_discriminators: bool | None = None,
+) -> SwappingAutoencoder:
+    """Load an official SAE checkpoint or a :func:`save_sae` file.
+
+    config: None (read from the file, or inferred from the tensor shapes of an official file),
+        a full :class:`SAEConfig`, or a dict of SAEConfig fields that override the file's /
+        the inferred values (e.g. ``{"crop_size": 512}`` for an official file without ``D.`` keys).
+    with_discriminators: None builds ``D`` / ``Dpatch`` when the file has their weights; False
+        skips them (inference); True requires them.
+    The model is returned in train mode with random noise, like a freshly built one.
+    """
+    contents = _read(path, map_location)
+    state = contents.state_dict
+    if with_discriminators is None:
+        with_discriminators = any(k.startswith(DISCRIMINATOR_PREFIXES) for k in state)
+    if not with_discriminators:
+        state = {k: v for k, v in state.items() if not k.startswith(DISCRIMINATOR_PREFIXES)}
+    if isinstance(config, SAEConfig):
+        cfg = config
+    elif contents.config is not None:
+        try:
+            cfg = SAEConfig.from_dict({**contents.config, **(config or {})})
+        except ValueError as err:
+            raise CheckpointError(f"{path}: {err}") from err
+    else:
+        cfg = infer_config(state, overrides=config, source=str(path))
+    with torch.device("meta"):
+        model = SwappingAutoencoder(cfg, with_discriminators=with_discriminators)
+    check_state_dict(model, state, source=str(path))
+    model.load_state_dict(state, assign=True)
+    return model
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, Any], source: str = "state dict") -> None:
+    """Raise :class:`CheckpointError` unless ``state`` has exactly the model's keys and shapes."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [f"{k} (file {list(_shape(state[k]))}, model {list(expected[k].shape)})" for k in expected if k in state and _shape(state[k]) != tuple(expected[k].shape)]
+    if not (missing or unexpected or misshaped):
+        return
+    lines = [f"{source}: the checkpoint does not fit the SAE architecture {getattr(model, 'config', '')}"]
+    for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if items:
+            more = f", ... ({len(items) - _LIST_LIMIT} more)" if len(items) > _LIST_LIMIT else ""
+            lines.append(f"  {len(items)} {title} key(s): {', '.join(items[:_LIST_LIMIT])}{more}")
+    if any(k.startswith(DISCRIMINATOR_PREFIXES) for k in missing) and not any(k.startswith(DISCRIMINATOR_PREFIXES) for k in state):
+        lines.append("  The file has no discriminator weights: pass with_discriminators=False to load E and G for inference.")
+    else:
+        lines.append("  Pass the config the file was trained with (config=SAEConfig(...) or a dict of overrides), or check that the file is an SAE checkpoint.")
+    raise CheckpointError("\n".join(lines))
+
+
+# ---- architecture from shapes --------------------------------------------------------------------
+def _shape(v: Any) -> tuple[int, ...]:
+    return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+
+
+def _simplest(lo: float, hi: float, default: float) -> float | None:
+    """``default`` if it lies in [lo, hi), else the fraction p/q in [lo, hi) with the smallest q."""
+    if lo <= default < hi:
+        return default
+    for q in range(1, 100_001):
+        p = math.ceil(lo * q - 1e-9)
+        if lo - 1e-12 <= p / q < hi:
+            return p / q
+    return None
+
+
+def _floor_fit(constraints: Iterable[tuple[float, int, int | None]], default: float) -> float | None:
+    """Capacity x with ``min(cap, int(base * x)) == observed`` for every (base, observed, cap)."""
+    lo, hi = 0.0, math.inf
+    for base, observed, cap in constraints:
+        lo = max(lo, observed / base)
+        if cap is None or observed < cap:
+            hi = min(hi, (observed + 1) / base)
+    return _simplest(lo, hi, default) if lo < hi else None
+
+
+def _indexed(shapes: Mapping[str, tuple[int, ...]], pattern: str) -> dict[str, tuple[int, ...]]:
+    rx = re.compile(pattern)
+    return {m.group(1): shape for key, shape in shapes.items() if (m := rx.fullmatch(key))}
+
+
+def _fit_encoder(widths: list[int], texture: int, defaults: SAEConfig) -> dict[str, Any]:
+    """Capacity and steepness reproducing ``widths``, else the widths themselves."""
+    uncapped = [(i, w) for i, w in enumerate(widths) if w < texture]
+    guesses = [defaults.encoder_steepness]
+    if len(uncapped) >= 2:
+        (i0, w0), (i1, w1) = uncapped[0], uncapped[-1]
+        estimate = (w1 / w0) ** (1 / (i1 - i0))
+        guesses += [round(estimate, 1), round(estimate, 2)]
+    for steepness in guesses:
+        lo, hi = 0.0, math.inf
+        for i, w in enumerate(widths):
+            base = steepness ** (5 + i)
+            lo = max(lo, (w - 0.5) / base)
+            if w < texture:
+                hi = min(hi, (w + 0.5) / base)
+        capacity = _simplest(lo, hi, defaults.encoder_capacity) if lo < hi else None
+        if capacity is None:
+            continue
+        trial = {"encoder_capacity": capacity, "encoder_steepness": steepness, "encoder_channels": None}
+        if dataclasses.replace(defaults, texture_channels=texture, **trial).encoder_widths() == widths:
+            return trial
+    return {"encoder_channels": tuple(widths)}
+
+
+def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, source: str = "state dict") -> SAEConfig:
+    """The SAEConfig whose model has exactly the keys and shapes of ``state`` (tensors or shapes).
+
+    E and G fix every field except ``crop_size`` and ``generator_noise``; ``crop_size`` is read
+    from D's shapes when ``D.`` keys are present, otherwise it must be given in ``overrides``.
+    Encoder widths that follow no capacity/steepness schedule are kept in ``encoder_channels``.
+    """
+    shapes = {k: _shape(v) for k, v in state.items()}
+    overrides = dict(overrides or {})
+    defaults = SAEConfig()
+    try:
+        structure = shapes["E.ToSpatialCode.1.Conv.weight"][0]
+        texture = shapes["E.ToGlobalCode.0.weight"][0]
+        style_dim = shapes["G.SpatialCodeModulation.scale.weight"][1]
+        down = _indexed(shapes, r"E\.DownToSpatialCode\.ResBlockDownBy(\d+)\.conv2\.Conv\.weight")
+        to_texture = _indexed(shapes, r"E\.DownToGlobalCode\.ConvLayerDownBy(\d+)\.Conv\.weight")
+        widths = [shapes["E.FromRGB.Conv.weight"][0]] + [down[n][0] for n in sorted(down, key=int)] + [to_texture[n][0] for n in sorted(to_texture, key=int)]
+        heads = _indexed(shapes, r"G\.HeadResnetBlock(\d+)\.conv1\.conv\.weight")
+        ups = _indexed(shapes, r"G\.UpsamplingResBlock(\d+)\.conv1\.conv\.weight")
+        up_widths = [ups[n][1] for n in sorted(ups, key=int)]
+        antialias = shapes["G.UpsamplingResBlock16.conv1.conv.blur.kernel"] != (1, 1)
+    except KeyError as err:
+        raise CheckpointError(f"{source}: not a Swapping Autoencoder state dict (no key {err.args[0]}).") from err
+    k = len(down)
+    fields: dict[str, Any] = {
+        "structure_channels": structure,
+        "texture_channels": texture,
+        "num_classes": style_dim - texture,
+        "encoder_downsamplings_structure": k,
+        "encoder_downsamplings_texture": len(to_texture),
+        "generator_head_blocks": len(heads),
+        "antialias": antialias,
+        **_fit_encoder(widths, texture, defaults),
+    }
+    bases = [min(512, 128 * 2 ** (k - u)) for u in range(1, k + 1)]
+    fields["generator_capacity"] = _floor_fit([(b, w, None) for b, w in zip(bases, up_widths)], defaults.generator_capacity)
+    if "D.stylegan2_D.final_linear.0.weight" in shapes:
+        fields.update(_infer_discriminators(shapes, defaults))
+    fields.update(overrides)
+    if "crop_size" not in fields:
+        raise CheckpointError(f"{source}: the image size the model was trained at cannot be read from a file without D. weights; pass config={{'crop_size': N}} (e.g. 256, 512 or 768 for the official FFHQ models).")
+    if None in fields.values():
+        unknown = [name for name, v in fields.items() if v is None]
+        raise CheckpointError(f"{source}: the layer widths follow no official schedule for {unknown}; pass config=SAEConfig(...) explicitly.")
+    try:
+        cfg = SAEConfig(**fields)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: inferred an invalid architecture: {err}") from err
+    with torch.device("meta"):
+        model = SwappingAutoencoder(cfg, with_discriminators="D.stylegan2_D.final_linear.0.weight" in shapes)
+    relevant = {key: v for key, v in state.items() if key in model.state_dict() or not key.startswith(DISCRIMINATOR_PREFIXES)}
+    check_state_dict(model, relevant, source)
+    return cfg
+
+
+def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAEConfig) -> dict[str, Any]:
+    """crop_size, patch_size and discriminator capacities from the ``D.`` / ``Dpatch.`` shapes."""
+    # width entering the block named for resolution 2^i, and its channel-table entry (base, cap)
+    d_in = _indexed(shapes, r"D\.stylegan2_D\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
+    log_d = max(i for i in range(3, 11) if discriminator_block_name(i) in d_in)
+    side = math.isqrt(shapes["D.stylegan2_D.final_linear.0.weight"][1] // 512)
+    d_table = {4: (1024, 512), 5: (1024, 512), 6: (512, None), 7: (256, None), 8: (128, None), 9: (64, None), 10: (32, None)}
+    d_fit = [(base, d_in[discriminator_block_name(i)][1], cap) for i, (base, cap) in d_table.items() if discriminator_block_name(i) in d_in]
+    p_in = _indexed(shapes, r"Dpatch\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
+    log_p = max(i for i in range(3, 9) if patch_block_name(i) in p_in)
+    top = shapes["Dpatch.convs.6.Conv.weight"][0]
+    p_table = {3: (128, top), 4: (64, top), 5: (32, None), 6: (16, None), 7: (8, None), 8: (4, None)}
+    p_fit = [(base, p_in[patch_block_name(i)][1], cap) for i, (base, cap) in p_table.items() if patch_block_name(i) in p_in]
+    return {
+        "crop_size": side * 2**log_d // 4,
+        "discriminator_capacity": _floor_fit(d_fit, defaults.discriminator_capacity),
+        "patch_size": 2**log_p,
+        "patch_discriminator_max_channels": top,
+        "patch_discriminator_capacity": _floor_fit(p_fit + [(256, top, top)], defaults.patch_discriminator_capacity),
+    }

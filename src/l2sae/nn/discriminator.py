@@ -1,0 +1,44 @@
+"""StyleGAN2 image discriminator as configured by the SAE (no minibatch-stddev layer)."""
+
+import math
+from collections import OrderedDict
+
+from torch import Tensor, nn
+
+from .layers import ConvLayer, EqualLinear, ResBlock
+
+
+def discriminator_channels(multiplier: float) -> dict[int, int]:
+    """Width per resolution; ``multiplier = 2 * netD_scale_capacity``. 4 and 8 are fixed at 512."""
+    m = multiplier
+    wide = min(512, int(512 * m))
+    return {4: 512, 8: 512, 16: wide, 32: wide, 64: int(256 * m), 128: int(128 * m), 256: int(64 * m), 512: int(32 * m), 1024: int(16 * m)}
+
+
+def discriminator_block_name(log_res: int) -> str:
+    """Official name of the ResBlock that reduces 2^log_res -> 2^(log_res-1)."""
+    return str(9 - log_res) if log_res <= 8 else f"{2**log_res}x{2**log_res}"
+
+
+class Discriminator(nn.Module):
+    """images B x 3 x S x S (S = ``size``) -> logits B x 1.
+
+    The layout follows ``S' = 2^round(log2 S)``; a non power-of-two ``S`` (e.g. 768) ends on a
+    ``4 S / S'`` square feature map.
+    """
+
+    def __init__(self, size: int, capacity: float = 1.0, antialias: bool = True):
+        super().__init__()
+        taps = (1, 3, 3, 1) if antialias else (1,)
+        ch = discriminator_channels(2.0 * capacity)
+        log_size = int(round(math.log2(size)))
+        side = int(4 * size / 2**log_size)
+        convs = [("0", ConvLayer(3, ch[2**log_size], 1))]
+        for i in range(log_size, 2, -1):
+            convs.append((discriminator_block_name(i), ResBlock(ch[2**i], ch[2 ** (i - 1)], taps)))
+        self.convs = nn.Sequential(OrderedDict(convs))
+        self.final_conv = ConvLayer(ch[8], ch[4], 3)
+        self.final_linear = nn.Sequential(EqualLinear(ch[4] * side**2, ch[4], activate=True), EqualLinear(ch[4], 1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.final_linear(self.final_conv(self.convs(images)).flatten(1))
