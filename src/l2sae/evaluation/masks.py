@@ -1,0 +1,47 @@
+"""Intersection over union of predicted ROI masks against the ground truth, per region and mean."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class RegionIoU:
+    """Dataset-level IoU per region: intersections and unions are summed over all images, then divided.
+
+    A region absent from every predicted and ground-truth mask has no IoU (NaN, left out of the mean).
+    """
+
+    def __init__(self, rois: Sequence[str], threshold: float = 0.5) -> None:
+        self.rois = tuple(rois)
+        self.threshold = threshold
+        self.intersection = torch.zeros(len(self.rois), dtype=torch.float64)
+        self.union = torch.zeros(len(self.rois), dtype=torch.float64)
+        self.num_images = 0
+
+    @torch.no_grad()
+    def update(self, predicted: Tensor, target: Tensor) -> None:
+        """Masks B x R x H x W in [0, 1], regions in the order of ``rois``; ``predicted`` is thresholded."""
+        if predicted.shape != target.shape or predicted.shape[1] != len(self.rois):
+            raise ValueError(
+                f"mask shapes {tuple(predicted.shape)} and {tuple(target.shape)} differ or do not have "
+                f"{len(self.rois)} regions ({', '.join(self.rois)})"
+            )
+        predicted, target = predicted > self.threshold, target > 0.5
+        self.intersection += (predicted & target).sum(dim=(0, 2, 3)).cpu()
+        self.union += (predicted | target).sum(dim=(0, 2, 3)).cpu()
+        self.num_images += predicted.shape[0]
+
+    def compute(self) -> dict[str, float | int | None]:
+        """``{roi: iou, ..., "mean": mean over regions, "images": count}``; None where undefined."""
+        per_region = (self.intersection / self.union).tolist()  # 0 / 0 = NaN: region never present
+        defined = [value for value in per_region if not math.isnan(value)]
+        result: dict[str, float | int | None] = {
+            roi: None if math.isnan(value) else value for roi, value in zip(self.rois, per_region)
+        }
+        result["mean"] = sum(defined) / len(defined) if defined else None
+        result["images"] = self.num_images
+        return result

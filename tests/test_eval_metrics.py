@@ -1,0 +1,199 @@
+"""Evaluation metrics: FID against a direct Fréchet distance, LPIPS, weights errors offline, timing, IoU, leakage."""
+
+import math
+import socket
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from l2sae.evaluation.fid import INCEPTION_WEIGHTS, GroupedFID, inception_features, to_uint8
+from l2sae.evaluation.leakage import EditLeakage
+from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips, lpips_distance
+from l2sae.evaluation.masks import RegionIoU
+from l2sae.evaluation.timing import TimingStats, measure_seconds
+from l2sae.evaluation.weights import MissingWeightsError
+from l2sae.regions import ConfigError
+
+
+class ChannelStatistics(nn.Module):
+    """Deterministic tiny FID extractor: uint8 B x 3 x H x W -> per-channel mean and std (B x 6)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = images.float().flatten(2) / 255
+        return torch.cat([pixels.mean(dim=2), pixels.std(dim=2)], dim=1)
+
+
+def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """The textbook FID formula on two feature sets N x D."""
+    mu_real, mu_fake = real.mean(axis=0), fake.mean(axis=0)
+    cov_real, cov_fake = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = scipy.linalg.sqrtm(cov_real @ cov_fake).real
+    return float(((mu_real - mu_fake) ** 2).sum() + np.trace(cov_real + cov_fake - 2 * covmean))
+
+
+def random_images(count: int, size: int = 16, brightness: float = 0.0) -> torch.Tensor:
+    return (torch.rand(count, 3, size, size) * 1.6 - 0.8 + brightness).clamp(-1, 1)
+
+
+@pytest.fixture
+def offline_empty_cache(tmp_path, monkeypatch):
+    """An empty torch hub cache and no network: downloads fail like on a machine without internet."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def no_network(*args, **kwargs):
+        raise OSError("network blocked in tests")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    return tmp_path / "torch_home" / "hub" / "checkpoints"
+
+
+def test_to_uint8_maps_the_range_ends_and_rounds():
+    images = torch.tensor([-1.0, 1.0, 0.0, -2.0, 1 / 127.5 - 1]).view(1, 1, 1, 5).expand(1, 3, 1, 5)
+    assert to_uint8(images)[0, 0, 0].tolist() == [0, 255, 128, 0, 1]
+
+
+def test_grouped_fid_matches_a_direct_frechet_distance():
+    real = random_images(40)
+    fakes = {"dark": random_images(30, brightness=-0.3), "bright": random_images(25, brightness=0.2)}
+    extractor = ChannelStatistics()
+    fid = GroupedFID(extractor, groups=["dark", "bright", "empty"])
+    for batch in real.split(16):
+        fid.add_real(batch)
+    for group, images in fakes.items():
+        for batch in images.split(7):
+            fid.add(group, batch)
+    result = fid.compute()
+    real_features = extractor(to_uint8(real)).double().numpy()
+    for group, images in fakes.items():
+        expected = frechet_distance(real_features, extractor(to_uint8(images)).double().numpy())
+        assert result[group]["fid"] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        assert result[group]["fid_images"] == len(images)
+    assert result["empty"] == {"fid": None, "fid_images": 0}
+    assert fid.num_real == 40
+    assert result["dark"]["fid"] > 0.01  # the sets really differ
+
+
+def test_grouped_fid_rejects_an_unknown_group():
+    fid = GroupedFID(ChannelStatistics(), groups=["a"])
+    with pytest.raises(KeyError, match="unknown FID group"):
+        fid.add("b", random_images(2))
+
+
+def test_inception_weights_missing_offline_name_the_file_and_the_place(offline_empty_cache):
+    with pytest.raises(MissingWeightsError) as error:
+        inception_features()
+    message = str(error.value)
+    assert INCEPTION_WEIGHTS in message
+    assert str(offline_empty_cache) in message
+    assert "metrics.fid.feature_extractor_weights_path" in message
+
+
+def test_inception_weights_path_that_does_not_exist_names_the_key(tmp_path):
+    with pytest.raises(MissingWeightsError, match="feature_extractor_weights_path=.*no such file"):
+        inception_features(weights_path=tmp_path / "nope.pth")
+
+
+def test_lpips_of_identical_images_is_zero_and_positive_otherwise():
+    model = build_lpips("alex", random_backbone=True)
+    images = random_images(3, size=64)
+    assert torch.equal(lpips_distance(model, images, images), torch.zeros(3))
+    assert (lpips_distance(model, images, random_images(3, size=64)) > 0).all()
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_backbone_missing_offline_name_the_file_and_the_place(offline_empty_cache, net):
+    with pytest.raises(MissingWeightsError) as error:
+        build_lpips(net)
+    assert BACKBONE_WEIGHTS[net] in str(error.value)
+    assert str(offline_empty_cache) in str(error.value)
+    assert "metrics.lpips.backbone_weights_path" in str(error.value)
+
+
+def test_lpips_random_backbone_needs_no_download(offline_empty_cache):
+    build_lpips("alex", random_backbone=True)  # linear heads ship with lpips; the backbone stays random
+
+
+def test_lpips_loads_the_backbone_from_a_configured_torchvision_file(offline_empty_cache, tmp_path):
+    import torchvision
+
+    alexnet = torchvision.models.alexnet(weights=None)
+    path = tmp_path / BACKBONE_WEIGHTS["alex"]
+    torch.save(alexnet.state_dict(), path)
+    model = build_lpips("alex", backbone_weights_path=path)
+    assert torch.equal(model.net.slice1[0].weight, alexnet.features[0].weight)
+    assert torch.equal(getattr(model.net.slice5, "10").bias, alexnet.features[10].bias)
+    # the same file in the hub cache is found without configuration
+    offline_empty_cache.mkdir(parents=True)
+    path.rename(offline_empty_cache / path.name)
+    assert torch.equal(getattr(build_lpips("alex").net.slice2, "3").weight, alexnet.features[3].weight)
+
+
+def test_lpips_rejects_an_unknown_backbone_and_a_wrong_file(tmp_path):
+    with pytest.raises(ConfigError, match="metrics.lpips.net"):
+        build_lpips("resnet")
+    path = tmp_path / "wrong.pth"
+    torch.save({"classifier.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="wrong.pth.*alexnet-owt-7be5be79.pth"):
+        build_lpips("alex", backbone_weights_path=path)
+
+
+def test_timing_stats_and_measurement():
+    stats = TimingStats.from_seconds([4.0, 1.0, 3.0, 2.0, 5.0])
+    assert (stats.median_s, stats.min_s, stats.max_s, stats.q1_s, stats.q3_s, stats.samples) == (3, 1, 5, 2, 4, 5)
+    calls = []
+    measured = measure_seconds([lambda i=i: calls.append(i) for i in range(4)], warmup=2)
+    assert calls == [0, 0, 0, 1, 2, 3]  # warm-up runs the first call twice more, untimed
+    assert measured.samples == 4 and 0 <= measured.min_s <= measured.median_s <= measured.max_s
+    with pytest.raises(ValueError, match="no timing samples"):
+        TimingStats.from_seconds([])
+
+
+def test_region_iou_sums_over_the_set_and_averages_defined_regions():
+    target = torch.zeros(2, 3, 4, 4)
+    predicted = torch.zeros(2, 3, 4, 4)
+    target[0, 0, :2] = 1  # region a: 8 true pixels in image 0
+    predicted[0, 0, :1] = 0.9  # 4 of them found
+    predicted[1, 0, 3] = 0.7  # and 4 wrong ones in image 1
+    target[:, 1] = 1
+    predicted[:, 1] = 1  # region b: perfect
+    predicted[:, 1, 0, 0] = 0.4  # except two pixels below the threshold
+    iou = RegionIoU(["a", "b", "c"])
+    iou.update(predicted[:1], target[:1])
+    iou.update(predicted[1:], target[1:])
+    result = iou.compute()
+    assert result["a"] == pytest.approx(4 / 12)
+    assert result["b"] == pytest.approx(30 / 32)
+    assert result["c"] is None  # absent everywhere
+    assert result["mean"] == pytest.approx((4 / 12 + 30 / 32) / 2)
+    assert result["images"] == 2
+    with pytest.raises(ValueError, match="regions"):
+        iou.update(predicted[:, :2], target[:, :2])
+
+
+def test_edit_leakage_inside_outside_and_ratio():
+    inputs = torch.zeros(2, 3, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1  # top half is the region
+    edits = inputs.clone()
+    edits[:, :, :2] += 0.5  # change 0.5 inside
+    edits[0, 0, 3, 3] = 0.8  # one channel of one pixel outside
+    leakage = EditLeakage()
+    leakage.update(inputs, edits, mask)
+    result = leakage.compute()
+    assert result["leakage_inside"] == pytest.approx(0.5)
+    assert result["leakage_outside"] == pytest.approx(0.8 / 3 / 16)
+    assert result["leakage_ratio"] == pytest.approx(0.8 / 3 / 16 / 0.5)
+    assert result["leakage_pairs"] == 2
+    empty = EditLeakage().compute()
+    assert empty["leakage_ratio"] is None and empty["leakage_pairs"] == 0
+    with pytest.raises(ValueError, match="B x 1 x H x W"):
+        leakage.update(inputs, edits, mask[:, 0])
+
+
+def test_region_iou_without_images_is_undefined_not_nan():
+    result = RegionIoU(["a"]).compute()
+    assert result == {"a": None, "mean": None, "images": 0}
+    assert not any(isinstance(v, float) and math.isnan(v) for v in result.values())
