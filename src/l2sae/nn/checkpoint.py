@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .discriminator import discriminator_block_name
 from .patch_discriminator import patch_block_name
-from .sae import SAEConfig, SwappingAutoencoder
+from .sae import SAEConfig, SwappingAutoencoder, encoder_schedule
 
 FORMAT = "l2sae-sae/1"
 DISCRIMINATOR_PREFIXES = ("D.", "Dpatch.")
@@ -109,10 +109,6 @@ def load_sae(
     """
     contents = _read(path, map_location)
     state = contents.state_dict
-    if with_discriminators is None:
-        with_discriminators = any(k.startswith(DISCRIMINATOR_PREFIXES) for k in state)
-    if not with_discriminators:
-        state = {k: v for k, v in state.items() if not k.startswith(DISCRIMINATOR_PREFIXES)}
     if isinstance(config, SAEConfig):
         cfg = config
     elif contents.config is not None:
@@ -122,6 +118,10 @@ def load_sae(
             raise CheckpointError(f"{path}: {err}") from err
     else:
         cfg = infer_config(state, overrides=config, source=str(path))
+    if with_discriminators is None:
+        with_discriminators = any(k.startswith(DISCRIMINATOR_PREFIXES) for k in state)
+    if not with_discriminators:
+        state = {k: v for k, v in state.items() if not k.startswith(DISCRIMINATOR_PREFIXES)}
     with torch.device("meta"):
         model = SwappingAutoencoder(cfg, with_discriminators=with_discriminators)
     check_state_dict(model, state, source=str(path))
@@ -199,7 +199,7 @@ def _fit_encoder(widths: list[int], texture: int, defaults: SAEConfig) -> dict[s
         if capacity is None:
             continue
         trial = {"encoder_capacity": capacity, "encoder_steepness": steepness, "encoder_channels": None}
-        if dataclasses.replace(defaults, texture_channels=texture, **trial).encoder_widths() == widths:
+        if encoder_schedule(capacity, steepness, texture, len(widths)) == widths:
             return trial
     return {"encoder_channels": tuple(widths)}
 
@@ -207,9 +207,11 @@ def _fit_encoder(widths: list[int], texture: int, defaults: SAEConfig) -> dict[s
 def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, source: str = "state dict") -> SAEConfig:
     """The SAEConfig whose model has exactly the keys and shapes of ``state`` (tensors or shapes).
 
-    E and G fix every field except ``crop_size`` and ``generator_noise``; ``crop_size`` is read
-    from D's shapes when ``D.`` keys are present, otherwise it must be given in ``overrides``.
-    Encoder widths that follow no capacity/steepness schedule are kept in ``encoder_channels``.
+    E and G fix every field except ``crop_size`` and ``generator_noise`` (official default True);
+    ``crop_size`` and the discriminator fields are read from the ``D.`` / ``Dpatch.`` shapes. Without
+    them ``crop_size`` must be given in ``overrides`` and the discriminator fields keep the official
+    defaults. Encoder widths that follow no capacity/steepness schedule (e.g. a 1024 model saved by
+    the first public release, which did not cap them) are kept in ``encoder_channels``.
     """
     shapes = {k: _shape(v) for k, v in state.items()}
     overrides = dict(overrides or {})
@@ -240,22 +242,25 @@ def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None =
     }
     bases = [min(512, 128 * 2 ** (k - u)) for u in range(1, k + 1)]
     fields["generator_capacity"] = _floor_fit([(b, w, None) for b, w in zip(bases, up_widths)], defaults.generator_capacity)
-    if "D.stylegan2_D.final_linear.0.weight" in shapes:
-        fields.update(_infer_discriminators(shapes, defaults))
+    with_discriminators = any(key.startswith(DISCRIMINATOR_PREFIXES) for key in shapes)
+    if with_discriminators:
+        try:
+            fields.update(_infer_discriminators(shapes, defaults))
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{source}: incomplete discriminator weights (D. and Dpatch. keys): {err!r}; pass with_discriminators=False to load E and G only.") from err
     fields.update(overrides)
     if "crop_size" not in fields:
         raise CheckpointError(f"{source}: the image size the model was trained at cannot be read from a file without D. weights; pass config={{'crop_size': N}} (e.g. 256, 512 or 768 for the official FFHQ models).")
-    if None in fields.values():
-        unknown = [name for name, v in fields.items() if v is None]
+    unknown = [name for name, v in fields.items() if v is None and name != "encoder_channels"]
+    if unknown:
         raise CheckpointError(f"{source}: the layer widths follow no official schedule for {unknown}; pass config=SAEConfig(...) explicitly.")
     try:
         cfg = SAEConfig(**fields)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{source}: inferred an invalid architecture: {err}") from err
     with torch.device("meta"):
-        model = SwappingAutoencoder(cfg, with_discriminators="D.stylegan2_D.final_linear.0.weight" in shapes)
-    relevant = {key: v for key, v in state.items() if key in model.state_dict() or not key.startswith(DISCRIMINATOR_PREFIXES)}
-    check_state_dict(model, relevant, source)
+        model = SwappingAutoencoder(cfg, with_discriminators=with_discriminators)
+    check_state_dict(model, state, source)
     return cfg
 
 

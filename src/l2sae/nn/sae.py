@@ -41,6 +41,11 @@ OFFICIAL_OPTION_NAMES = {
 }
 
 
+def encoder_schedule(capacity: float, steepness: float, texture_channels: int, n: int) -> list[int]:
+    """Official encoder widths ``min(C_t, round(steepness^(5+i) * capacity))``, i < n (Python round)."""
+    return [min(texture_channels, round(steepness ** (5 + i) * capacity)) for i in range(n)]
+
+
 @dataclass(frozen=True)
 class SAEConfig:
     """Every architecture option of the SAE. Defaults are the official defaults (= ``ffhq256``).
@@ -137,7 +142,7 @@ class SAEConfig:
         if self.encoder_channels is not None:
             return list(self.encoder_channels)
         n = self.encoder_downsamplings_structure + self.encoder_downsamplings_texture + 1
-        return [min(self.texture_channels, round(self.encoder_steepness ** (5 + i) * self.encoder_capacity)) for i in range(n)]
+        return encoder_schedule(self.encoder_capacity, self.encoder_steepness, self.texture_channels, n)
 
     def generator_widths(self) -> list[int]:
         """``nf(u) = int(min(512, 128 * 2^(k - u)) * capacity)`` for u = 0..k."""
