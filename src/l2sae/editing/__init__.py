@@ -1,0 +1,16 @@
+"""Region editing: the L2SAE editor (Algorithms 1 and 2), image I/O and the ``edit.py`` run.
+
+Plain Python objects; no Lightning or Hydra is needed to use the editor::
+
+    from l2sae.regions import ROI_NAMES
+    editor = L2SAEEditor.from_checkpoints("logs/latest/smn.pt", "logs/latest/smpn.pt")
+    faces = editor.encode(images, rois=ROI_NAMES)         # each image encoded once per network
+    result = editor.edit_style(faces, "hair", strength=1.5, seed=3)
+    result.images, result.matte, result.global_edit
+"""
+
+from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
+from l2sae.editing.matting import AlphaMatting
+from l2sae.editing.run import run
+
+__all__ = ["AlphaMatting", "EditResult", "EncodedFaces", "L2SAEEditor", "run"]

@@ -1,0 +1,305 @@
+"""The L2SAE editor: region masks from the SMPN, global edits from the SMN, alpha matting.
+
+Algorithm 1 (style edit of a region r of images x):
+    s, t = SMN.encode(x);  t' = normalize(t + strength * sigma * n)   (n: a random unit direction)
+    x_g = SMN.decode(s, t');  m = mask(SMPN, x, r);  y = matting(x, x_g, m)   (Algorithm 2)
+
+Every public method takes images (B x 3 x H x W in [-1, 1]) or the :class:`EncodedFaces` that
+:meth:`L2SAEEditor.encode` returns, so callers that edit several regions encode each image once
+per network. Region masks are read from one batched SMPN decode of all requested regions and are
+remembered in the ``EncodedFaces``: a further region on cached faces costs one SMN decode (plus one
+SMPN decode when its mask was not read yet).
+
+Several regions in one call are edited as their union: the masks are combined with a pixel-wise
+maximum before the matte is blurred, and one global edit is composited inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from l2sae.editing.matting import AlphaMatting
+from l2sae.nn.checkpoint import load_sae, read_extra
+from l2sae.nn.ops import normalize
+from l2sae.nn.sae import SwappingAutoencoder
+from l2sae.regions import ConfigError, SliceScheme, masks_from_region_decodes
+
+PRECISIONS: tuple[str, ...] = ("32", "bf16")
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """images: the local edit, B x 3 x H x W in [-1, 1]; matte: the blurred matte used, B x 1 x H x W in
+    [0, 1]; global_edit: the SMN's output for the whole image, B x 3 x H x W in [-1, 1]."""
+
+    images: torch.Tensor
+    matte: torch.Tensor
+    global_edit: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedFaces:
+    """A batch of faces encoded once by both networks (made by :meth:`L2SAEEditor.encode`).
+
+    images: B x 3 x H x W in [-1, 1] on the editor's device; smn_structure / smpn_structure:
+    B x C x H/2^k x W/2^k; smn_texture / smpn_texture: B x T. ``region_masks`` remembers the
+    masks read so far (ROI name -> B x H x W in [0, 1]) for the editor that made these faces.
+    """
+
+    images: torch.Tensor
+    smn_structure: torch.Tensor
+    smn_texture: torch.Tensor
+    smpn_structure: torch.Tensor
+    smpn_texture: torch.Tensor
+    region_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+Faces = torch.Tensor | EncodedFaces
+
+
+def _check_images(images: torch.Tensor, name: str) -> None:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{name}: expected images B x 3 x H x W in [-1, 1] or EncodedFaces, got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"{name}: expected a float tensor in [-1, 1], got {images.dtype}")
+
+
+def _image_size(faces: Faces) -> tuple[int, ...]:
+    return tuple((faces.images if isinstance(faces, EncodedFaces) else faces).shape[-2:])
+
+
+def _broadcast(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
+    """Expand a batch of 1 to ``batch``; any other mismatch is an error naming the argument."""
+    if tensor.shape[0] == batch:
+        return tensor
+    if tensor.shape[0] == 1:
+        return tensor.expand(batch, *tensor.shape[1:])
+    raise ValueError(f"{name}: batch of {tensor.shape[0]} does not match the {batch} images (use 1 or {batch})")
+
+
+class L2SAEEditor:
+    """Region style and structure edits with an SMN and an SMPN (see the module docstring).
+
+    smn, smpn: SwappingAutoencoders (discriminators not needed); slicing: which SMPN structure channels
+    belong to which region. style_sigma: length of the texture noise relative to the unit texture code
+    at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
+    (:func:`l2sae.regions.masks_from_region_decodes`). matting: Algorithm 2's settings.
+    precision: "32" or "bf16" (networks run under bfloat16 autocast; masks and matting stay float32).
+    channels_last: feed the networks channels-last tensors (the convolutions then keep that layout).
+    image_size: the side the networks were trained at (default: the SMPN's crop size); images of that
+    size are what :mod:`l2sae.editing.image_io` prepares.
+    """
+
+    def __init__(
+        self,
+        smn: SwappingAutoencoder,
+        smpn: SwappingAutoencoder,
+        slicing: SliceScheme | Mapping,
+        *,
+        style_sigma: float = 1.0,
+        mask_threshold: float = 0.1,
+        soft_masks: bool = False,
+        matting: AlphaMatting | Mapping | None = None,
+        precision: str | int = "32",
+        channels_last: bool = False,
+        image_size: int | None = None,
+    ) -> None:
+        self.slicing = slicing if isinstance(slicing, SliceScheme) else SliceScheme.from_dict(slicing)
+        smpn_channels = smpn.config.structure_channels
+        if self.slicing.num_channels != smpn_channels:
+            raise ConfigError(
+                f"{self.slicing.key}.num_channels: the slicing is for {self.slicing.num_channels} structure "
+                f"channels but the SMPN has {smpn_channels}"
+            )
+        self.precision = str(precision)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if not style_sigma >= 0:
+            raise ConfigError(f"editor.style_sigma: expected a non-negative number, got {style_sigma!r}")
+        self.style_sigma = float(style_sigma)
+        self.mask_threshold = float(mask_threshold)
+        self.soft_masks = bool(soft_masks)
+        self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
+        self.channels_last = bool(channels_last)
+        self.image_size = int(image_size or smpn.config.crop_size)
+        for network in (smn, smpn):
+            network.eval().requires_grad_(False).set_noise("zero")
+        self.smn = smn
+        self.smpn = smpn
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        smn_path: str | os.PathLike,
+        smpn_path: str | os.PathLike,
+        slicing: SliceScheme | Mapping | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        **options,
+    ) -> L2SAEEditor:
+        """Load both networks (our ``save_sae`` format or an official SAE checkpoint).
+
+        The slicing and the image size default to those recorded in the SMPN checkpoint's ``extra``.
+        ``options`` are the keyword arguments of the constructor.
+        """
+        for name, path in (("SMN", smn_path), ("SMPN", smpn_path)):
+            if not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"{name} checkpoint {path} not found; train the networks with `python train.py` first "
+                    "(a run writes smn.pt and smpn.pt) or give the path of an existing checkpoint"
+                )
+        extra = read_extra(smpn_path)
+        if slicing is None:
+            if "slicing" not in extra:
+                raise ConfigError(
+                    f"slicing: {smpn_path} records no slicing scheme; pass the scheme the SMPN was trained with"
+                )
+            slicing = SliceScheme.from_dict(extra["slicing"], key=f"{smpn_path}:slicing")
+        options.setdefault("image_size", extra.get("image_size"))
+        smn = load_sae(smn_path, map_location=device, with_discriminators=False)
+        smpn = load_sae(smpn_path, map_location=device, with_discriminators=False)
+        return cls(smn, smpn, slicing, **options)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.smn.parameters()).device
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _prepare(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.to(self.device, torch.float32)
+        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
+
+    def _encode(self, network: SwappingAutoencoder, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            structure, texture = network.encode(self._prepare(images))
+        return structure.float(), texture.float()
+
+    def _decode(self, network: SwappingAutoencoder, structure: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+        """Decoded images B x 3 x H x W, float32, clamped to [-1, 1]."""
+        with self._autocast():
+            images = network.decode(self._prepare(structure), texture)
+        return images.float().clamp(-1.0, 1.0).contiguous()
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor, rois: str | Sequence[str] = ()) -> EncodedFaces:
+        """Encode images (B x 3 x H x W in [-1, 1]) with both networks; read the masks of ``rois`` now
+        (one batched decode) so later edits of those regions need no SMPN decode."""
+        _check_images(images, "images")
+        images = images.to(self.device, torch.float32)
+        smn_structure, smn_texture = self._encode(self.smn, images)
+        smpn_structure, smpn_texture = self._encode(self.smpn, images)
+        faces = EncodedFaces(images, smn_structure, smn_texture, smpn_structure, smpn_texture)
+        if rois:
+            self._read_masks(faces, self.slicing.validate_rois(rois))
+        return faces
+
+    def _faces(self, faces: Faces, name: str = "images") -> EncodedFaces:
+        if isinstance(faces, EncodedFaces):
+            return faces
+        _check_images(faces, name)
+        return self.encode(faces)
+
+    def _read_masks(self, faces: EncodedFaces, rois: tuple[str, ...]) -> torch.Tensor:
+        """B x R x H x W masks; regions not read yet are decoded by the SMPN in one batch."""
+        missing = [roi for roi in rois if roi not in faces.region_masks]
+        if missing:
+            channel_masks = self.slicing.channel_masks(missing).to(self.device)  # R x C
+            batch, regions = len(faces), len(missing)
+            sliced = faces.smpn_structure.unsqueeze(1) * channel_masks[None, :, :, None, None]
+            texture = faces.smpn_texture.repeat_interleave(regions, dim=0)
+            decodes = self._decode(self.smpn, sliced.flatten(0, 1), texture).unflatten(0, (batch, regions))
+            masks = masks_from_region_decodes(decodes, threshold=self.mask_threshold, soft=self.soft_masks)
+            faces.region_masks.update(zip(missing, masks.unbind(dim=1)))
+        return torch.stack([faces.region_masks[roi] for roi in rois], dim=1)
+
+    def _region(self, faces: EncodedFaces, rois: tuple[str, ...]) -> torch.Tensor:
+        """The union of the regions' masks, B x 1 x H x W."""
+        return self._read_masks(faces, rois).amax(dim=1, keepdim=True)
+
+    def _composite(self, faces: EncodedFaces, global_edit: torch.Tensor, region: torch.Tensor) -> EditResult:
+        images, matte = self.matting(faces.images, global_edit, region)
+        return EditResult(images=images.clamp(-1.0, 1.0), matte=matte, global_edit=global_edit)
+
+    @torch.inference_mode()
+    def masks(self, images: Faces, rois: str | Sequence[str]) -> torch.Tensor:
+        """Region masks B x R x H x W in [0, 1] ({0, 1} unless soft_masks), in the order of ``rois``."""
+        rois = self.slicing.validate_rois(rois)
+        return self._read_masks(self._faces(images), rois)
+
+    @torch.inference_mode()
+    def edit_style(
+        self, images: Faces, roi: str | Sequence[str], strength: float = 1.0, seed: int | None = None
+    ) -> EditResult:
+        """Restyle the region(s) ``roi`` (Algorithms 1 and 2).
+
+        One random texture direction, drawn from ``seed`` (None: a fresh random seed), is shared by the
+        whole batch, so a seed names a style change and the same seed gives the same edit. A strength
+        of 0 is the identity: the images come back unchanged and the matte is zero.
+        """
+        rois = self.slicing.validate_rois(roi)
+        faces = self._faces(images)
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        texture = faces.smn_texture
+        direction = normalize(torch.randn(1, texture.shape[1], generator=generator)).to(texture.device)
+        texture = normalize(texture + float(strength) * self.style_sigma * direction)
+        global_edit = self._decode(self.smn, faces.smn_structure, texture)
+        region = self._region(faces, rois) if strength != 0 else torch.zeros_like(global_edit[:, :1])
+        return self._composite(faces, global_edit, region)
+
+    @torch.inference_mode()
+    def swap_style(self, images: Faces, reference: Faces, rois: str | Sequence[str]) -> EditResult:
+        """The region(s) take the texture (style) of ``reference`` (a batch of 1 or B faces of any size)."""
+        rois = self.slicing.validate_rois(rois)
+        faces = self._faces(images)
+        if isinstance(reference, EncodedFaces):
+            reference_texture = reference.smn_texture
+        else:
+            _check_images(reference, "reference")
+            reference_texture = self._encode(self.smn, reference)[1]
+        texture = _broadcast(reference_texture, len(faces), "reference")
+        global_edit = self._decode(self.smn, faces.smn_structure, texture)
+        return self._composite(faces, global_edit, self._region(faces, rois))
+
+    @torch.inference_mode()
+    def swap_structure(self, images: Faces, donor: Faces, rois: str | Sequence[str]) -> EditResult:
+        """The region(s) take their structure channels from ``donor`` (a batch of 1 or B same-size faces).
+
+        The SMPN's slicing says which channels belong to a region; it is applied to the SMN's structure
+        code, which shares the layout but was not trained sliced, so the swap is approximate. The matte
+        covers the region in both the input and the donor.
+        """
+        rois = self.slicing.validate_rois(rois)
+        smn_channels = self.smn.config.structure_channels
+        if smn_channels != self.slicing.num_channels:
+            raise ConfigError(
+                f"{self.slicing.key}.num_channels: structure swaps need an SMN with the slicing's "
+                f"{self.slicing.num_channels} structure channels, this SMN has {smn_channels}"
+            )
+        size, donor_size = _image_size(images), _image_size(donor)
+        if donor_size != size:
+            raise ValueError(f"donor: size {donor_size} differs from the images' {size}; give a donor of the same size")
+        faces = self._faces(images)
+        donor = self._faces(donor, "donor")
+        batch = len(faces)
+        channels = self.slicing.channel_masks(rois).amax(dim=0).to(self.device)[None, :, None, None]
+        donor_structure = _broadcast(donor.smn_structure, batch, "donor")
+        structure = faces.smn_structure * (1.0 - channels) + donor_structure * channels
+        global_edit = self._decode(self.smn, structure, faces.smn_texture)
+        region = torch.maximum(self._region(faces, rois), _broadcast(self._region(donor, rois), batch, "donor"))
+        return self._composite(faces, global_edit, region)

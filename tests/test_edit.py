@@ -1,0 +1,231 @@
+"""The L2SAE editor on tiny random-weight networks (no training needed)."""
+
+import pytest
+import torch
+
+from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
+from l2sae.editing.matting import composite
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
+from l2sae.regions import ROI_NAMES, ConfigError, SliceScheme
+
+SIZE = 64
+SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
+
+
+def _tiny_sae(seed):
+    torch.manual_seed(seed)
+    return SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False).set_noise("zero")
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return _tiny_sae(1), _tiny_sae(2)
+
+
+@pytest.fixture
+def editor(networks):
+    return L2SAEEditor(*networks, SLICING, matting=AlphaMatting(kernel_size=5))
+
+
+@pytest.fixture
+def images():
+    return torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7)) * 2 - 1
+
+
+def _half(side: str, batch: int = 2) -> torch.Tensor:
+    """B x H x W mask of the left or right half."""
+    mask = torch.zeros(batch, SIZE, SIZE)
+    if side == "left":
+        mask[..., : SIZE // 2] = 1.0
+    else:
+        mask[..., SIZE // 2 :] = 1.0
+    return mask
+
+
+def _craft_smpn_decode(monkeypatch, editor, calls):
+    """Make the SMPN draw hair (channels 0, 1) white on the left half and skin (2, 3) on the right half.
+
+    The crafted decoder looks only at which structure channels are non-zero, so it checks that the
+    editor zeroes every channel outside the requested region before decoding.
+    """
+
+    def decode(structure, texture):
+        calls.append(structure.shape[0])
+        images = -torch.ones(structure.shape[0], 3, SIZE, SIZE)
+        hair = structure[:, 0:2].abs().sum(dim=(1, 2, 3)) > 0
+        skin = structure[:, 2:4].abs().sum(dim=(1, 2, 3)) > 0
+        images[hair, :, :, : SIZE // 2] = 1.0
+        images[skin, :, :, SIZE // 2 :] = 1.0
+        return images
+
+    monkeypatch.setattr(editor.smpn, "decode", decode)
+
+
+def test_masks_come_from_one_batched_decode_of_sliced_codes(monkeypatch, editor, images):
+    calls = []
+    _craft_smpn_decode(monkeypatch, editor, calls)
+    masks = editor.masks(images, ["skin", "hair", "nose"])
+    assert masks.shape == (2, 3, SIZE, SIZE)
+    assert calls == [2 * 3]  # one generator call for all B x R region decodes
+    assert torch.equal(masks[:, 0], _half("right"))
+    assert torch.equal(masks[:, 1], _half("left"))
+    assert not masks[:, 2].any()  # the nose channels alone draw nothing
+
+
+def test_masks_of_random_networks_have_shape_and_range(editor, images):
+    masks = editor.masks(images, ROI_NAMES)
+    assert masks.shape == (2, 5, SIZE, SIZE)
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    soft = L2SAEEditor(editor.smn, editor.smpn, SLICING, soft_masks=True).masks(images, "hair")
+    assert soft.shape == (2, 1, SIZE, SIZE) and 0 <= soft.min() and soft.max() <= 1
+
+
+def test_style_edit_changes_the_region_and_nothing_else(monkeypatch, editor, images):
+    _craft_smpn_decode(monkeypatch, editor, [])
+    result = editor.edit_style(images, "hair", strength=1.0, seed=3)
+    assert isinstance(result, EditResult)
+    assert result.images.shape == images.shape and result.global_edit.shape == images.shape
+    assert result.matte.shape == (2, 1, SIZE, SIZE)
+    outside = (result.matte == 0).expand_as(images)
+    inside = (result.matte == 1).expand_as(images)
+    assert outside[..., SIZE // 2 + 4 :].all() and inside[..., : SIZE // 2 - 4].all()
+    assert torch.equal(result.images[outside], images[outside])
+    assert torch.equal(result.images[inside], result.global_edit[inside])
+    assert (result.images[inside] != images[inside]).float().mean() > 0.99
+    # the texture noise moved the style: the global edit is not the plain reconstruction
+    reconstruction = editor.swap_style(images, images, "hair").global_edit
+    assert (result.global_edit - reconstruction).abs().mean() > 1e-4
+    assert result.images.min() >= -1 and result.images.max() <= 1
+
+
+def test_same_seed_same_edit_other_seed_other_edit(editor, images):
+    first = editor.edit_style(images, "skin", strength=1.5, seed=11)
+    again = editor.edit_style(images, "skin", strength=1.5, seed=11)
+    other = editor.edit_style(images, "skin", strength=1.5, seed=12)
+    assert torch.equal(first.images, again.images) and torch.equal(first.global_edit, again.global_edit)
+    assert not torch.equal(first.global_edit, other.global_edit)
+
+
+def test_strength_zero_is_the_identity(editor, images):
+    result = editor.edit_style(images, ["hair", "eyes"], strength=0.0, seed=5)
+    assert torch.equal(result.images, images)
+    assert not result.matte.any()
+
+
+def test_several_regions_are_edited_as_their_union(editor, images):
+    faces = editor.encode(images)
+    faces.region_masks.update(hair=_half("left"), skin=torch.zeros(2, SIZE, SIZE))
+    faces.region_masks["skin"][:, : SIZE // 4] = 1.0  # top quarter
+    union = torch.maximum(faces.region_masks["hair"], faces.region_masks["skin"]).unsqueeze(1)
+    result = editor.edit_style(faces, ["hair", "skin"], strength=1.0, seed=0)
+    assert torch.allclose(result.matte, editor.matting.matte(union))
+    batch3 = editor.edit_style(torch.cat([images, images[:1]]), ["hair", "skin", "nose"], seed=0)
+    assert batch3.images.shape == (3, 3, SIZE, SIZE) and batch3.matte.shape == (3, 1, SIZE, SIZE)
+
+
+def test_cached_codes_encode_once_and_reuse_masks(monkeypatch, editor, images):
+    counts = {"smn": 0, "smpn": 0, "smpn_decode": 0}
+    for name in ("smn", "smpn"):
+        network = getattr(editor, name)
+        encode = network.encode
+        monkeypatch.setattr(network, "encode", lambda x, _e=encode, _n=name: counts.__setitem__(_n, counts[_n] + 1) or _e(x))
+    decode = editor.smpn.decode
+    monkeypatch.setattr(
+        editor.smpn, "decode", lambda s, t: counts.__setitem__("smpn_decode", counts["smpn_decode"] + 1) or decode(s, t)
+    )
+    faces = editor.encode(images, rois=ROI_NAMES)
+    assert counts == {"smn": 1, "smpn": 1, "smpn_decode": 1}
+    from_faces = [editor.edit_style(faces, roi, seed=1) for roi in ROI_NAMES]
+    editor.swap_style(faces, faces, "hair")
+    assert counts == {"smn": 1, "smpn": 1, "smpn_decode": 1}  # no further encode, masks reused
+    from_images = editor.edit_style(images, "nose", seed=1)
+    assert torch.equal(from_faces[2].images, from_images.images)
+
+
+def test_swap_with_itself_is_the_identity_up_to_the_matte(editor, images):
+    faces = editor.encode(images)
+    faces.region_masks["hair"] = _half("left")
+    style = editor.swap_style(faces, faces, "hair")
+    structure = editor.swap_structure(faces, faces, "hair")
+    reconstruction = editor._decode(editor.smn, faces.smn_structure, faces.smn_texture)
+    assert torch.equal(style.global_edit, reconstruction) and torch.equal(structure.global_edit, reconstruction)
+    for result in (style, structure):
+        outside = (result.matte == 0).expand_as(images)
+        assert outside.any() and torch.equal(result.images[outside], images[outside])
+        expected, _ = editor.matting(images, reconstruction, _half("left").unsqueeze(1))
+        assert torch.allclose(result.images, expected)
+
+
+def test_swap_style_takes_the_references_texture(monkeypatch, editor, images):
+    reference = torch.rand(1, 3, 96, 96) * 2 - 1  # any size, batch of one is broadcast
+    seen = {}
+    decode = editor.smn.decode
+    monkeypatch.setattr(editor.smn, "decode", lambda s, t: seen.setdefault("texture", t) is None or decode(s, t))
+    result = editor.swap_style(images, reference, "eyes")
+    reference_texture = editor.smn.encode(reference)[1]
+    assert torch.allclose(seen["texture"], reference_texture.expand(2, -1))
+    assert result.images.shape == images.shape
+    with pytest.raises(ValueError, match="reference"):
+        editor.swap_style(images, torch.rand(3, 3, SIZE, SIZE), "eyes")
+
+
+def test_swap_structure_swaps_only_the_regions_channels_inside_both_regions(monkeypatch, editor, images):
+    donor_images = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
+    faces, donor = editor.encode(images), editor.encode(donor_images)
+    faces.region_masks["hair"] = _half("left")
+    donor.region_masks["hair"] = torch.zeros(1, SIZE, SIZE)
+    donor.region_masks["hair"][:, : SIZE // 4, SIZE // 2 :] = 1.0  # the donor's hair: top right
+    seen = {}
+    decode = editor.smn.decode
+    monkeypatch.setattr(editor.smn, "decode", lambda s, t: seen.setdefault("structure", s) is None or decode(s, t))
+    result = editor.swap_structure(faces, donor, "hair")
+    structure = seen["structure"]
+    assert torch.equal(structure[:, :2], donor.smn_structure[:, :2].expand(2, -1, -1, -1))
+    assert torch.equal(structure[:, 2:], faces.smn_structure[:, 2:])
+    covered = result.matte[:, 0] > 0
+    assert covered[:, :, : SIZE // 2].all() and covered[:, : SIZE // 4, SIZE // 2 :].all()
+    assert not covered[:, SIZE // 2 :, SIZE // 2 + 4 :].any()
+    with pytest.raises(ValueError, match="donor"):
+        editor.swap_structure(images, torch.rand(1, 3, 32, 32), "hair")
+
+
+def test_bf16_runs_and_stays_close_to_float32(networks, images):
+    results = {
+        precision: L2SAEEditor(*networks, SLICING, precision=precision, channels_last=True).edit_style(
+            images, "hair", seed=0
+        )
+        for precision in ("32", "bf16")
+    }
+    reference = results["32"].global_edit
+    difference = results["bf16"].global_edit - reference
+    assert difference.abs().max() < 0.05
+    assert difference.pow(2).mean().sqrt() < 0.1 * reference.std()  # within 10% of the signal
+    assert results["bf16"].images.dtype == torch.float32
+
+
+def test_bad_arguments_are_named(editor, images, networks):
+    with pytest.raises(ConfigError, match="roi: unknown region 'beard'"):
+        editor.edit_style(images, "beard")
+    with pytest.raises(ValueError, match="images"):
+        editor.edit_style(images[0], "hair")
+    with pytest.raises(ConfigError, match="precision"):
+        L2SAEEditor(*networks, SLICING, precision="16")
+    with pytest.raises(ConfigError, match="slicing.num_channels"):
+        L2SAEEditor(*networks, SliceScheme({"hair": (0,)}, 4))
+
+
+def test_from_checkpoints_reads_slicing_and_matches_in_memory_editor(tmp_path, networks, editor, images):
+    smn_path = save_sae(networks[0], tmp_path / "smn.pt", with_discriminators=False)
+    smpn_path = save_sae(
+        networks[1], tmp_path / "smpn.pt", extra={"slicing": SLICING.to_dict(), "image_size": SIZE, "kind": "smpn"}
+    )
+    loaded = L2SAEEditor.from_checkpoints(smn_path, smpn_path, matting={"kernel_size": 5})
+    assert loaded.slicing == SLICING and loaded.image_size == SIZE
+    expected = editor.edit_style(images, "lips_mouth", seed=4)
+    assert torch.equal(loaded.edit_style(images, "lips_mouth", seed=4).images, expected.images)
+    with pytest.raises(FileNotFoundError, match="python train.py"):
+        L2SAEEditor.from_checkpoints(tmp_path / "missing.pt", smpn_path)
+    bare = save_sae(networks[1], tmp_path / "bare.pt")
+    with pytest.raises(ConfigError, match="slicing"):
+        L2SAEEditor.from_checkpoints(smn_path, bare)
+    assert L2SAEEditor.from_checkpoints(smn_path, bare, slicing=SLICING.to_dict()).slicing == SLICING
