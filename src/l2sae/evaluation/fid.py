@@ -88,12 +88,15 @@ class GroupedFID:
             metric.update(features, real=True)
         self.num_real += images.shape[0]
 
-    def add(self, group: Hashable, images: Tensor) -> None:
-        """Generated images B x 3 x H x W in [-1, 1] of one group."""
-        if group not in self.groups:
-            raise KeyError(f"unknown FID group {group!r}; known: {self.groups}")
+    def add(self, images: Tensor, groups: Iterable[Hashable]) -> None:
+        """Generated images B x 3 x H x W in [-1, 1], counted in each of ``groups`` (features computed once)."""
+        groups = tuple(groups)
+        unknown = [group for group in groups if group not in self.groups]
+        if unknown:
+            raise KeyError(f"unknown FID groups {unknown}; known: {self.groups}")
         features = self._features(images)
-        self._metrics[group].update(features, real=False)
+        for group in groups:
+            self._metrics[group].update(features, real=False)
 
     def compute(self) -> dict[Hashable, dict[str, float | int | None]]:
         """Per group: ``fid`` (None with fewer than 2 real or generated images) and ``fid_images`` (generated)."""

@@ -40,7 +40,7 @@ def _synchronize(device: torch.device) -> None:
 
 def measure_seconds(
     calls: Iterable[Callable[[], object]], device: torch.device | str = "cpu", warmup: int = 3
-) -> TimingStats:
+) -> list[float]:
     """Time each zero-argument call once, after running the first one ``warmup`` extra times untimed.
 
     Each call is one edit (say, one image at batch size 1); CUDA work is synchronised before the
@@ -57,4 +57,4 @@ def measure_seconds(
         call()
         _synchronize(device)
         seconds.append(time.perf_counter() - start)
-    return TimingStats.from_seconds(seconds)
+    return seconds
