@@ -5,13 +5,12 @@ RGB, RGBA or palette images; transparent pixels are put on white. The model sees
 S x S view of each image (the whole image squashed, or its centre square); an edit made on
 that view is written back at the original size by adding the change to the original
 pixels, so pixels the edit did not touch stay exactly as they were. Outputs are written
-atomically (temporary name in the same folder, then a rename) and never over an input.
+atomically (temporary name in the same folder, then a rename).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,18 +144,12 @@ def paste_back(
     return result
 
 
-def write_image(image: torch.Tensor, path: str | os.PathLike, protected: Collection[Path] = ()) -> Path:
-    """Write a 3 x H x W image in [-1, 1] atomically; the format follows the suffix.
-
-    ``protected`` lists input files that must never be overwritten.
-    """
+def write_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write a 3 x H x W image in [-1, 1] atomically; the format follows the suffix."""
     path = Path(path)
     image_format = _SUFFIX_FORMATS.get(path.suffix.lower())
     if image_format is None:
         raise ImageFileError(f"{path}: unsupported output suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
-    target = path.resolve()
-    if any(target == Path(p).resolve() for p in protected):
-        raise ImageFileError(f"{path}: refusing to overwrite an input image; choose another out= folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = ((image.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -1,0 +1,177 @@
+"""``python edit.py``: edit one image or a folder of images and write each edit with a grid.
+
+For every input ``NAME.ext`` the output folder receives ``NAME_<mode>_<rois>.png`` (the edit, at
+the input's size when ``keep_size``) and ``NAME_<mode>_<rois>_grid.png`` (input | mask | global
+edit | local edit, at the model's size). The whole configuration, every input file and every
+output name (none may overwrite an input) are checked before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import make_grid
+from tqdm import tqdm
+
+from l2sae.editing.editor import PRECISIONS, EditResult, EncodedFaces, L2SAEEditor
+from l2sae.editing.image_io import (
+    SIZE_MODES,
+    ImageFileError,
+    check_image,
+    fit_to_model,
+    list_images,
+    paste_back,
+    read_image,
+    write_image,
+)
+from l2sae.regions import ROI_NAMES, ConfigError
+
+log = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("style", "swap_style", "swap_structure")
+_PARTNER_KEY = {"swap_style": "reference", "swap_structure": "donor"}  # the extra image each swap needs
+
+
+@dataclass(frozen=True)
+class EditJob:
+    """A checked edit configuration."""
+
+    inputs: list[Path]
+    show_progress: bool
+    out: Path
+    mode: str
+    rois: tuple[str, ...]
+    strength: float
+    seed: int | None
+    partner: Path | None  # the reference (swap_style) or donor (swap_structure) image
+    size_mode: str
+    keep_size: bool
+    batch_size: int
+
+    def output_name(self, source: Path, kind: str = "") -> Path:
+        return self.out / f"{source.stem}_{self.mode}_{'+'.join(self.rois)}{kind}.png"
+
+
+def _checked_job(cfg: DictConfig) -> EditJob:
+    """Validate every setting and file named by ``cfg``; errors name the config key."""
+    for key in ("input", "out"):
+        if OmegaConf.is_missing(cfg, key) or cfg[key] in (None, ""):
+            raise ConfigError(f"{key}: required, e.g. `python edit.py input=face.png out=edits/`")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode: unknown mode {cfg.mode!r}; choose from {', '.join(MODES)}")
+    roi = cfg.roi
+    rois = (roi,) if isinstance(roi, str) else tuple(roi)
+    for name in rois:
+        if name not in ROI_NAMES:
+            raise ConfigError(f"roi: unknown region {name!r}; choose from {', '.join(ROI_NAMES)}")
+    if not rois:
+        raise ConfigError(f"roi: no region given; choose from {', '.join(ROI_NAMES)}")
+    if str(cfg.precision) not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.size_mode not in SIZE_MODES:
+        raise ConfigError(f"size_mode: expected one of {', '.join(SIZE_MODES)}, got {cfg.size_mode!r}")
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ConfigError(f"batch_size: expected a positive integer, got {cfg.batch_size!r}")
+    if not isinstance(cfg.strength, (int, float)):
+        raise ConfigError(f"strength: expected a number, got {cfg.strength!r}")
+    if cfg.seed is not None and not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed: expected an integer or null, got {cfg.seed!r}")
+    for name in ("smn", "smpn"):
+        if not cfg.ckpt[name] or not Path(cfg.ckpt[name]).is_file():
+            raise FileNotFoundError(
+                f"ckpt.{name}: checkpoint {cfg.ckpt[name]} not found. Train the networks first with "
+                f"`python train.py` (it writes smn.pt and smpn.pt and points logs/latest at the run), "
+                f"or pass ckpt.smn=PATH ckpt.smpn=PATH"
+            )
+    partner = None
+    if cfg.mode in _PARTNER_KEY:
+        key = _PARTNER_KEY[cfg.mode]
+        if not cfg.get(key):
+            raise ConfigError(f"{key}: mode={cfg.mode} needs {key}=IMAGE")
+        partner = Path(cfg[key])
+        check_image(partner)
+    inputs = list_images(cfg.input)
+    for path in inputs:
+        check_image(path)
+    job = EditJob(
+        inputs=inputs,
+        show_progress=Path(cfg.input).is_dir(),
+        out=Path(cfg.out),
+        mode=cfg.mode,
+        rois=rois,
+        strength=float(cfg.strength),
+        seed=cfg.seed,
+        partner=partner,
+        size_mode=cfg.size_mode,
+        keep_size=bool(cfg.keep_size),
+        batch_size=cfg.batch_size,
+    )
+    names = [job.output_name(path) for path in inputs]
+    if len(set(names)) != len(names):
+        clash = next(path for path, name in zip(inputs, names) if names.count(name) > 1)
+        raise ConfigError(f"input: several files share the name {clash.stem!r} (e.g. {clash}); rename one")
+    sources = {path.resolve() for path in inputs} | ({partner.resolve()} if partner else set())
+    for path in inputs:
+        for output in (job.output_name(path), job.output_name(path, "_grid")):
+            if output.resolve() in sources:
+                raise ImageFileError(f"{output}: an output would overwrite this input image; choose another out= folder")
+    return job
+
+
+def _grid(images: torch.Tensor, result: EditResult, index: int) -> torch.Tensor:
+    """input | mask | global edit | local edit of one image, 3 x S x (4S + padding) in [-1, 1]."""
+    matte = result.matte[index].expand(3, -1, -1) * 2.0 - 1.0
+    row = [images[index], matte, result.global_edit[index], result.images[index]]
+    return make_grid([tile.cpu() for tile in row], nrow=4, padding=2, pad_value=1.0)
+
+
+def _edit(editor: L2SAEEditor, job: EditJob, images: torch.Tensor, partner: EncodedFaces | None) -> EditResult:
+    if job.mode == "style":
+        return editor.edit_style(images, job.rois, strength=job.strength, seed=job.seed)
+    if job.mode == "swap_style":
+        return editor.swap_style(images, partner, job.rois)
+    return editor.swap_structure(images, partner, job.rois)
+
+
+def _batches(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run(cfg: DictConfig) -> dict:
+    """Edit ``cfg.input`` (a file or a folder) and write results into ``cfg.out``; returns timing numbers."""
+    job = _checked_job(cfg)
+    editor = L2SAEEditor.from_checkpoints(
+        cfg.ckpt.smn,
+        cfg.ckpt.smpn,
+        device=cfg.device,
+        precision=str(cfg.precision),
+        **OmegaConf.to_container(cfg.editor, resolve=True),
+    )
+    editor.slicing.validate_rois(job.rois)
+    partner = None
+    if job.partner is not None:
+        partner_view, _ = fit_to_model(read_image(job.partner), editor.image_size, job.size_mode)
+        partner = editor.encode(partner_view.unsqueeze(0), rois=job.rois if job.mode == "swap_structure" else ())
+    started = time.perf_counter()
+    with tqdm(total=len(job.inputs), unit="image", desc="edit", disable=not job.show_progress) as progress:
+        for paths in _batches(job.inputs, job.batch_size):
+            originals = [read_image(path) for path in paths]
+            views, placements = zip(*(fit_to_model(image, editor.image_size, job.size_mode) for image in originals))
+            images = torch.stack(views)
+            result = _edit(editor, job, images, partner)
+            edited = result.images.cpu()
+            for index, (path, original, placement) in enumerate(zip(paths, originals, placements)):
+                output = paste_back(original, images[index], edited[index], placement) if job.keep_size else edited[index]
+                write_image(output, job.output_name(path))
+                write_image(_grid(images, result, index), job.output_name(path, "_grid"))
+            progress.update(len(paths))
+    seconds = time.perf_counter() - started
+    log.info("wrote %d edits to %s (%.3f s per image)", len(job.inputs), job.out, seconds / len(job.inputs))
+    return {"images": len(job.inputs), "seconds": seconds, "seconds_per_image": seconds / len(job.inputs)}

@@ -1,0 +1,148 @@
+"""``edit.py`` / ``l2sae.editing.run`` end to end on tiny random-weight checkpoints."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from l2sae.editing import run
+from l2sae.editing.image_io import ImageFileError
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
+from l2sae.regions import ConfigError, SliceScheme
+
+ROOT = Path(__file__).resolve().parents[1]
+SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
+GRID_SIZE = (4 * 64 + 5 * 2, 64 + 2 * 2)  # PIL (width, height) of input | mask | global | local
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    networks = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        networks.append(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False))
+    smn = save_sae(networks[0], folder / "smn.pt", extra={"kind": "smn"})
+    smpn = save_sae(networks[1], folder / "smpn.pt", extra={"kind": "smpn", "slicing": SLICING.to_dict(), "image_size": 64})
+    return smn, smpn
+
+
+@pytest.fixture
+def faces(tmp_path):
+    """A folder with a grayscale PNG, an RGB JPEG and an RGBA WebP of different sizes."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (50, 70), dtype=np.uint8)).save(folder / "gray.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 255, (80, 40, 4), dtype=np.uint8)).save(folder / "alpha.webp", lossless=True)
+    return folder
+
+
+def _config(checkpoints, *overrides):
+    smn, smpn = checkpoints
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("edit", overrides=[f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", *overrides])
+
+
+def _snapshot(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_style_edit_of_a_folder_writes_edit_and_grid_at_input_size(checkpoints, faces, tmp_path):
+    before = _snapshot(faces)
+    out = tmp_path / "out"
+    metrics = run(_config(checkpoints, f"input={faces}", f"out={out}", "roi=[hair,skin]", "strength=1.5", "seed=3", "batch_size=2"))
+    assert metrics["images"] == 3 and metrics["seconds_per_image"] > 0
+    for name in before:
+        source = Image.open(faces / name)
+        stem = Path(name).stem
+        assert Image.open(out / f"{stem}_style_hair+skin.png").size == source.size
+        assert Image.open(out / f"{stem}_style_hair+skin_grid.png").size == GRID_SIZE
+    assert _snapshot(faces) == before  # inputs untouched
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_strength_zero_writes_the_input_back(checkpoints, faces, tmp_path):
+    out = tmp_path / "out"
+    run(_config(checkpoints, f"input={faces / 'gray.png'}", f"out={out}", "strength=0"))
+    written = np.asarray(Image.open(out / "gray_style_hair.png"))
+    original = np.asarray(Image.open(faces / "gray.png").convert("RGB"))
+    assert np.array_equal(written, original)
+
+
+@pytest.mark.parametrize(
+    "mode, partner, extra",
+    [
+        ("swap_style", "reference", ["precision=bf16"]),
+        ("swap_structure", "donor", ["size_mode=center_crop", "keep_size=false"]),
+    ],
+)
+def test_swap_modes(checkpoints, faces, tmp_path, mode, partner, extra):
+    out = tmp_path / "out"
+    run(_config(checkpoints, f"input={faces / 'alpha.webp'}", f"out={out}", f"mode={mode}", f"{partner}={faces / 'rgb.jpg'}", "roi=eyes", *extra))
+    size = (64, 64) if "keep_size=false" in extra else (40, 80)
+    assert Image.open(out / f"alpha_{mode}_eyes.png").size == size
+    assert Image.open(out / f"alpha_{mode}_eyes_grid.png").size == GRID_SIZE
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (["ckpt.smn=/nowhere/smn.pt"], FileNotFoundError, r"ckpt.smn.*python train.py"),
+        (["roi=[hair,beard]"], ConfigError, "roi: unknown region 'beard'"),
+        (["mode=paint"], ConfigError, "mode"),
+        (["mode=swap_style"], ConfigError, "reference"),
+        (["mode=swap_structure", "donor=/nowhere/donor.png"], FileNotFoundError, "donor.png"),
+        (["precision=16"], ConfigError, "precision"),
+        (["size_mode=stretch"], ConfigError, "size_mode"),
+        (["batch_size=0"], ConfigError, "batch_size"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(checkpoints, faces, tmp_path, overrides, error, message):
+    out = tmp_path / "out"
+    with pytest.raises(error, match=message):
+        run(_config(checkpoints, f"input={faces}", f"out={out}", *overrides))
+    assert not out.exists()
+
+
+def test_bad_inputs_name_the_file(checkpoints, tmp_path):
+    out = tmp_path / "out"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ImageFileError, match="empty"):
+        run(_config(checkpoints, f"input={empty}", f"out={out}"))
+    (empty / "broken.jpg").write_text("not a jpeg")
+    with pytest.raises(ImageFileError, match="broken.jpg"):
+        run(_config(checkpoints, f"input={empty}", f"out={out}"))
+    with pytest.raises(ConfigError, match="input"):
+        run(_config(checkpoints, f"out={out}"))
+    assert not out.exists()
+
+
+def test_outputs_never_overwrite_inputs(checkpoints, faces):
+    Image.new("RGB", (64, 64)).save(faces / "rgb_style_hair.png")  # the name rgb.jpg's edit would get
+    before = _snapshot(faces)
+    with pytest.raises(ImageFileError, match="rgb_style_hair.png"):
+        run(_config(checkpoints, f"input={faces}", f"out={faces}"))
+    assert _snapshot(faces) == before
+
+
+@pytest.mark.slow
+def test_edit_py_command_line(checkpoints, faces, tmp_path):
+    smn, smpn = checkpoints
+    out = tmp_path / "out"
+    command = [
+        sys.executable, str(ROOT / "edit.py"), f"input={faces}", f"out={out}", "roi=nose", "mode=style",
+        "strength=1.5", "seed=3", f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PROJECT_ROOT": str(tmp_path)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3/3" in done.stderr  # the progress bar of a folder
+    assert len(list(out.glob("*_style_nose.png"))) == 3
