@@ -17,6 +17,12 @@ def tiny() -> SwappingAutoencoder:
     return SwappingAutoencoder(SAEConfig.preset("tiny")).set_noise("zero")
 
 
+@pytest.fixture(scope="module")
+def saved(tiny, tmp_path_factory) -> Path:
+    """``tiny`` saved once with its discriminators and an extra dict (the file is ~80 MB)."""
+    return save_sae(tiny, tmp_path_factory.mktemp("run") / "smpn.pt", extra={"kind": "smpn", "slicing": {"hair": [0, 1]}})
+
+
 def outputs(model: SwappingAutoencoder, x: torch.Tensor) -> list[torch.Tensor]:
     with torch.no_grad():
         structure, texture = model.encode(x)
@@ -26,11 +32,10 @@ def outputs(model: SwappingAutoencoder, x: torch.Tensor) -> list[torch.Tensor]:
     return result
 
 
-def test_save_load_round_trip(tiny, tmp_path):
-    path = save_sae(tiny, tmp_path / "run" / "smpn.pt", extra={"kind": "smpn", "slicing": {"hair": [0, 1]}})
-    assert sorted(os.listdir(path.parent)) == ["smpn.pt"]  # no temporary left behind
-    assert read_extra(path) == {"kind": "smpn", "slicing": {"hair": [0, 1]}}
-    loaded = load_sae(path).set_noise("zero")
+def test_save_load_round_trip(tiny, saved):
+    assert sorted(os.listdir(saved.parent)) == ["smpn.pt"]  # no temporary left behind
+    assert read_extra(saved) == {"kind": "smpn", "slicing": {"hair": [0, 1]}}
+    loaded = load_sae(saved).set_noise("zero")
     assert loaded.config == tiny.config and loaded.has_discriminators
     assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in loaded.parameters())
     x = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -46,9 +51,8 @@ def test_inference_file_without_discriminators(tiny, tmp_path):
         load_sae(path, with_discriminators=True)
 
 
-def test_load_skips_discriminators_on_request(tiny, tmp_path):
-    path = save_sae(tiny, tmp_path / "full.pt")
-    model = load_sae(path, with_discriminators=False)
+def test_load_skips_discriminators_on_request(saved):
+    model = load_sae(saved, with_discriminators=False)
     assert not model.has_discriminators
     assert not any(k.startswith(("D.", "Dpatch.")) for k in model.state_dict())
 
@@ -76,9 +80,9 @@ def test_missing_path(tmp_path):
         load_sae(tmp_path / "nowhere.pth")
 
 
-def test_truncated_file(tiny, tmp_path):
-    path = save_sae(tiny, tmp_path / "smn.pt")
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+def test_truncated_file(saved, tmp_path):
+    path = tmp_path / "smn.pt"
+    path.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
     with pytest.raises(CheckpointError, match=r"smn\.pt.*truncated"):
         load_sae(path)
 

@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import Tensor
 
-from .discriminator import discriminator_block_name
-from .patch_discriminator import patch_block_name
+from .discriminator import DISCRIMINATOR_WIDTHS, discriminator_block_name
+from .patch_discriminator import PATCH_WIDTHS, patch_block_name
 from .sae import SAEConfig, SwappingAutoencoder, encoder_schedule
 
 FORMAT = "l2sae-sae/1"
@@ -196,11 +196,8 @@ def _fit_encoder(widths: list[int], texture: int, defaults: SAEConfig) -> dict[s
             if w < texture:
                 hi = min(hi, (w + 0.5) / base)
         capacity = _simplest(lo, hi, defaults.encoder_capacity) if lo < hi else None
-        if capacity is None:
-            continue
-        trial = {"encoder_capacity": capacity, "encoder_steepness": steepness, "encoder_channels": None}
-        if encoder_schedule(capacity, steepness, texture, len(widths)) == widths:
-            return trial
+        if capacity is not None and encoder_schedule(capacity, steepness, texture, len(widths)) == widths:
+            return {"encoder_capacity": capacity, "encoder_steepness": steepness, "encoder_channels": None}
     return {"encoder_channels": tuple(widths)}
 
 
@@ -266,21 +263,20 @@ def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None =
 
 def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAEConfig) -> dict[str, Any]:
     """crop_size, patch_size and discriminator capacities from the ``D.`` / ``Dpatch.`` shapes."""
-    # width entering the block named for resolution 2^i, and its channel-table entry (base, cap)
+    # the width entering the block named for resolution 2^i is the channel-table entry for 2^i
     d_in = _indexed(shapes, r"D\.stylegan2_D\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
-    log_d = max(i for i in range(3, 11) if discriminator_block_name(i) in d_in)
+    d_seen = {2**i: d_in[discriminator_block_name(i)][1] for i in range(3, 11) if discriminator_block_name(i) in d_in}
     side = math.isqrt(shapes["D.stylegan2_D.final_linear.0.weight"][1] // 512)
-    d_table = {4: (1024, 512), 5: (1024, 512), 6: (512, None), 7: (256, None), 8: (128, None), 9: (64, None), 10: (32, None)}
-    d_fit = [(base, d_in[discriminator_block_name(i)][1], cap) for i, (base, cap) in d_table.items() if discriminator_block_name(i) in d_in]
     p_in = _indexed(shapes, r"Dpatch\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
-    log_p = max(i for i in range(3, 9) if patch_block_name(i) in p_in)
+    p_seen = {2**i: p_in[patch_block_name(i)][1] for i in range(3, 9) if patch_block_name(i) in p_in}
+    p_seen[4] = shapes["Dpatch.convs.5.conv1.Conv.weight"][1]
     top = shapes["Dpatch.convs.6.Conv.weight"][0]
-    p_table = {3: (128, top), 4: (64, top), 5: (32, None), 6: (16, None), 7: (8, None), 8: (4, None)}
-    p_fit = [(base, p_in[patch_block_name(i)][1], cap) for i, (base, cap) in p_table.items() if patch_block_name(i) in p_in]
+    d_fit = [(2 * b, d_seen[r], 512 if capped else None) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items() if r in d_seen]
+    p_fit = [(b, p_seen[r], top if capped else None) for r, (b, capped) in PATCH_WIDTHS.items() if r in p_seen]
     return {
-        "crop_size": side * 2**log_d // 4,
+        "crop_size": side * max(d_seen) // 4,
         "discriminator_capacity": _floor_fit(d_fit, defaults.discriminator_capacity),
-        "patch_size": 2**log_p,
+        "patch_size": max(p_seen),
         "patch_discriminator_max_channels": top,
-        "patch_discriminator_capacity": _floor_fit(p_fit + [(256, top, top)], defaults.patch_discriminator_capacity),
+        "patch_discriminator_capacity": _floor_fit(p_fit, defaults.patch_discriminator_capacity),
     }

@@ -8,11 +8,14 @@ from torch import Tensor, nn
 from .layers import ConvLayer, EqualLinear, ResBlock
 
 
+# resolution -> (base, capped): width = int(base * multiplier), capped at 512 where marked
+DISCRIMINATOR_WIDTHS = {16: (512, True), 32: (512, True), 64: (256, False), 128: (128, False), 256: (64, False), 512: (32, False), 1024: (16, False)}
+
+
 def discriminator_channels(multiplier: float) -> dict[int, int]:
     """Width per resolution; ``multiplier = 2 * netD_scale_capacity``. 4 and 8 are fixed at 512."""
-    m = multiplier
-    wide = min(512, int(512 * m))
-    return {4: 512, 8: 512, 16: wide, 32: wide, 64: int(256 * m), 128: int(128 * m), 256: int(64 * m), 512: int(32 * m), 1024: int(16 * m)}
+    widths = {r: min(512, int(b * multiplier)) if capped else int(b * multiplier) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items()}
+    return {4: 512, 8: 512, **widths}
 
 
 def discriminator_block_name(log_res: int) -> str:

@@ -9,10 +9,13 @@ from torch import Tensor, nn
 from .layers import ConvLayer, EqualLinear, ResBlock
 
 
+# resolution -> (base, capped): width = int(base * capacity), capped at max_channels where marked
+PATCH_WIDTHS = {4: (256, True), 8: (128, True), 16: (64, True), 32: (32, False), 64: (16, False), 128: (8, False), 256: (4, False)}
+
+
 def patch_discriminator_channels(capacity: float, max_channels: int) -> dict[int, int]:
     """Width per patch resolution (``netPatchD_scale_capacity``, ``netPatchD_max_nc``)."""
-    m, top = capacity, max_channels
-    return {4: min(top, int(256 * m)), 8: min(top, int(128 * m)), 16: min(top, int(64 * m)), 32: int(32 * m), 64: int(16 * m), 128: int(8 * m), 256: int(4 * m)}
+    return {r: min(max_channels, int(b * capacity)) if capped else int(b * capacity) for r, (b, capped) in PATCH_WIDTHS.items()}
 
 
 def patch_block_name(log_res: int) -> str:
