@@ -101,7 +101,7 @@ def test_lightning_checkpoint_is_pointed_to_the_export(tmp_path):
         load_sae(path)
 
 
-def test_config_that_does_not_fit_lists_keys(tmp_path):
+def test_config_that_does_not_fit_lists_keys():
     with pytest.raises(CheckpointError) as info:
         load_sae(OFFICIAL_TINY, config=SAEConfig.preset("tiny", structure_channels=16))
     message = str(info.value)
