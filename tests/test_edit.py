@@ -42,6 +42,18 @@ def _half(side: str, batch: int = 2) -> torch.Tensor:
     return mask
 
 
+def _spy(monkeypatch, network, method):
+    """Wrap ``network.method`` so that every call's arguments are appended to the returned list."""
+    calls, original = [], getattr(network, method)
+
+    def spied(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(network, method, spied)
+    return calls
+
+
 def _craft_smpn_decode(monkeypatch, editor, calls):
     """Make the SMPN draw hair (channels 0, 1) white on the left half and skin (2, 3) on the right half.
 
@@ -100,8 +112,9 @@ def test_style_edit_changes_the_region_and_nothing_else(monkeypatch, editor, ima
 
 def test_same_seed_same_edit_other_seed_other_edit(editor, images):
     first = editor.edit_style(images, "skin", strength=1.5, seed=11)
-    again = editor.edit_style(images, "skin", strength=1.5, seed=11)
-    other = editor.edit_style(images, "skin", strength=1.5, seed=12)
+    faces = editor.encode(images)
+    again = editor.edit_style(faces, "skin", strength=1.5, seed=11)
+    other = editor.edit_style(faces, "skin", strength=1.5, seed=12)
     assert torch.equal(first.images, again.images) and torch.equal(first.global_edit, again.global_edit)
     assert not torch.equal(first.global_edit, other.global_edit)
 
@@ -124,20 +137,15 @@ def test_several_regions_are_edited_as_their_union(editor, images):
 
 
 def test_cached_codes_encode_once_and_reuse_masks(monkeypatch, editor, images):
-    counts = {"smn": 0, "smpn": 0, "smpn_decode": 0}
-    for name in ("smn", "smpn"):
-        network = getattr(editor, name)
-        encode = network.encode
-        monkeypatch.setattr(network, "encode", lambda x, _e=encode, _n=name: counts.__setitem__(_n, counts[_n] + 1) or _e(x))
-    decode = editor.smpn.decode
-    monkeypatch.setattr(
-        editor.smpn, "decode", lambda s, t: counts.__setitem__("smpn_decode", counts["smpn_decode"] + 1) or decode(s, t)
-    )
+    smn_encodes = _spy(monkeypatch, editor.smn, "encode")
+    smpn_encodes = _spy(monkeypatch, editor.smpn, "encode")
+    smpn_decodes = _spy(monkeypatch, editor.smpn, "decode")
+    counts = lambda: (len(smn_encodes), len(smpn_encodes), len(smpn_decodes))  # noqa: E731
     faces = editor.encode(images, rois=ROI_NAMES)
-    assert counts == {"smn": 1, "smpn": 1, "smpn_decode": 1}
+    assert counts() == (1, 1, 1)
     from_faces = [editor.edit_style(faces, roi, seed=1) for roi in ROI_NAMES]
     editor.swap_style(faces, faces, "hair")
-    assert counts == {"smn": 1, "smpn": 1, "smpn_decode": 1}  # no further encode, masks reused
+    assert counts() == (1, 1, 1)  # no further encode, masks reused
     from_images = editor.edit_style(images, "nose", seed=1)
     assert torch.equal(from_faces[2].images, from_images.images)
 
@@ -158,12 +166,10 @@ def test_swap_with_itself_is_the_identity_up_to_the_matte(editor, images):
 
 def test_swap_style_takes_the_references_texture(monkeypatch, editor, images):
     reference = torch.rand(1, 3, 96, 96) * 2 - 1  # any size, batch of one is broadcast
-    seen = {}
-    decode = editor.smn.decode
-    monkeypatch.setattr(editor.smn, "decode", lambda s, t: seen.setdefault("texture", t) is None or decode(s, t))
+    decodes = _spy(monkeypatch, editor.smn, "decode")
     result = editor.swap_style(images, reference, "eyes")
     reference_texture = editor.smn.encode(reference)[1]
-    assert torch.allclose(seen["texture"], reference_texture.expand(2, -1))
+    assert len(decodes) == 1 and torch.allclose(decodes[0][1], reference_texture.expand(2, -1))
     assert result.images.shape == images.shape
     with pytest.raises(ValueError, match="reference"):
         editor.swap_style(images, torch.rand(3, 3, SIZE, SIZE), "eyes")
@@ -175,11 +181,9 @@ def test_swap_structure_swaps_only_the_regions_channels_inside_both_regions(monk
     faces.region_masks["hair"] = _half("left")
     donor.region_masks["hair"] = torch.zeros(1, SIZE, SIZE)
     donor.region_masks["hair"][:, : SIZE // 4, SIZE // 2 :] = 1.0  # the donor's hair: top right
-    seen = {}
-    decode = editor.smn.decode
-    monkeypatch.setattr(editor.smn, "decode", lambda s, t: seen.setdefault("structure", s) is None or decode(s, t))
+    decodes = _spy(monkeypatch, editor.smn, "decode")
     result = editor.swap_structure(faces, donor, "hair")
-    structure = seen["structure"]
+    (structure, _), = decodes
     assert torch.equal(structure[:, :2], donor.smn_structure[:, :2].expand(2, -1, -1, -1))
     assert torch.equal(structure[:, 2:], faces.smn_structure[:, 2:])
     covered = result.matte[:, 0] > 0
