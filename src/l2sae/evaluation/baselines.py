@@ -1,0 +1,190 @@
+"""Baselines: folders of edited images made elsewhere (e.g. by SemanticStyleGAN), paired by image stem.
+
+A baseline folder holds, for evaluation image ``<stem>`` and region ``<roi>``, its edit as
+
+    DIR/<roi>/<stem>.<ext>      (nested)   or   DIR/<stem>_<roi>.<ext>   (flat)
+
+with ``<ext>`` png, jpg or jpeg; both layouts may be mixed. Optional extras:
+
+    DIR/recon/<stem>.<ext>      the method's reconstruction (inversion) of the input
+    DIR/timing.csv              rows ``stem,roi,seconds`` (header line required), or
+    DIR/timing.json             ``{"seconds_per_edit": x}`` (a number or a list of numbers)
+
+Anything else in the folder is ignored and listed. See docs/semanticstylegan.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from l2sae.data.io import BadFileError, image_array, read_rgb, to_unit_range
+from l2sae.evaluation.report import ALL_REGIONS
+from l2sae.evaluation.timing import TimingStats
+from l2sae.regions import ConfigError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+RECON_FOLDER = "recon"
+TIMING_CSV = "timing.csv"
+TIMING_JSON = "timing.json"
+EXAMPLES_SHOWN = 5
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+@dataclass
+class BaselineFolder:
+    """A scanned baseline folder. ``edits[(roi, stem)]`` and ``recons[stem]`` are image files;
+    ``ignored`` lists what fits neither; ``timing`` maps "all" (and regions of timing.csv) to stats."""
+
+    name: str
+    root: Path
+    edits: dict[tuple[str, str], Path] = field(default_factory=dict)
+    recons: dict[str, Path] = field(default_factory=dict)
+    ignored: list[Path] = field(default_factory=list)
+    timing: dict[str, TimingStats] = field(default_factory=dict)
+    timing_file: Path | None = None
+
+
+def _add(found: dict, key, path: Path) -> None:
+    if key in found:
+        raise ValueError(f"{found[key]} and {path} are both the edit of {key}; keep one of them")
+    found[key] = path
+
+
+def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) -> BaselineFolder:
+    """Find the edits of ``rois`` in ``root`` (both layouts), its reconstructions and timing file.
+
+    ``key`` is the config key that named the folder, for error messages.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"{key}={root}: no such folder; point it at the folder of {name}'s edited images")
+    folder = BaselineFolder(name=name, root=root)
+    by_suffix = sorted(rois, key=len, reverse=True)  # "a_b" before "b" when matching flat names
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir() and entry.name in rois:
+            for path in sorted(entry.iterdir()):
+                if _is_image(path):
+                    _add(folder.edits, (entry.name, path.stem), path)
+                else:
+                    folder.ignored.append(path)
+        elif entry.is_dir() and entry.name == RECON_FOLDER:
+            for path in sorted(entry.iterdir()):
+                if _is_image(path):
+                    _add(folder.recons, path.stem, path)
+                else:
+                    folder.ignored.append(path)
+        elif entry.name in (TIMING_CSV, TIMING_JSON):
+            continue
+        else:
+            roi = next((roi for roi in by_suffix if entry.stem.endswith(f"_{roi}")), None)
+            if roi is not None and _is_image(entry):
+                _add(folder.edits, (roi, entry.stem[: -len(roi) - 1]), entry)
+            else:
+                folder.ignored.append(entry)
+    if not folder.edits:
+        raise ValueError(
+            f"{root}: no edited images of regions {', '.join(rois)} found; expected {root}/<roi>/<stem>.png "
+            f"or {root}/<stem>_<roi>.png (png/jpg), see docs/semanticstylegan.md"
+        )
+    folder.timing, folder.timing_file = read_timing(root)
+    return folder
+
+
+def read_timing(root: Path) -> tuple[dict[str, TimingStats], Path | None]:
+    """Seconds per edit from ``timing.csv`` (overall and per region) or ``timing.json`` (overall)."""
+    csv_path, json_path = root / TIMING_CSV, root / TIMING_JSON
+    if csv_path.is_file() and json_path.is_file():
+        raise ValueError(f"{root}: both {TIMING_CSV} and {TIMING_JSON} are present; keep one of them")
+    if csv_path.is_file():
+        return _read_timing_csv(csv_path), csv_path
+    if json_path.is_file():
+        return _read_timing_json(json_path), json_path
+    return {}, None
+
+
+def _read_timing_csv(path: Path) -> dict[str, TimingStats]:
+    by_region: dict[str, list[float]] = {}
+    try:
+        with path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        for row in rows:
+            by_region.setdefault(row["roi"], []).append(float(row["seconds"]))
+    except (KeyError, TypeError, ValueError, csv.Error) as error:
+        raise ValueError(f"{path}: expected CSV rows 'stem,roi,seconds' under that header line ({error})") from error
+    if not by_region:
+        raise ValueError(f"{path}: no timing rows; expected 'stem,roi,seconds' lines or remove the file")
+    timing = {roi: TimingStats.from_seconds(seconds) for roi, seconds in by_region.items()}
+    timing[ALL_REGIONS] = TimingStats.from_seconds([s for seconds in by_region.values() for s in seconds])
+    return timing
+
+
+def _read_timing_json(path: Path) -> dict[str, TimingStats]:
+    try:
+        seconds = json.loads(path.read_text())["seconds_per_edit"]
+        seconds = [float(seconds)] if isinstance(seconds, (int, float)) else [float(s) for s in seconds]
+        return {ALL_REGIONS: TimingStats.from_seconds(seconds)}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f'{path}: expected {{"seconds_per_edit": <number or list of numbers>}} ({type(error).__name__}: {error})'
+        ) from error
+
+
+def load_image(path: Path, size: int) -> torch.Tensor:
+    """An image file as 3 x size x size in [-1, 1], resized exactly like the evaluation images."""
+    try:
+        return to_unit_range(image_array(read_rgb(path), size))
+    except BadFileError as error:
+        raise ValueError(f"cannot read {path} ({error.reason}); replace or delete the file") from error
+
+
+@dataclass
+class Pairing:
+    """Which of a baseline's files were used for the evaluation images seen, and which were missing."""
+
+    folder: BaselineFolder
+    missing: list[str] = field(default_factory=list)
+    missing_recons: list[str] = field(default_factory=list)
+    stems_seen: set[str] = field(default_factory=set)
+
+    def edit(self, roi: str, stem: str) -> Path | None:
+        """The edit of ``stem``'s region ``roi``, or None (recorded as missing)."""
+        self.stems_seen.add(stem)
+        path = self.folder.edits.get((roi, stem))
+        if path is None:
+            self.missing.append(f"{roi}/{stem}")
+        return path
+
+    def recon(self, stem: str) -> Path | None:
+        """The reconstruction of ``stem`` where the folder has any reconstructions (missing ones are recorded)."""
+        self.stems_seen.add(stem)
+        path = self.folder.recons.get(stem)
+        if path is None and self.folder.recons:
+            self.missing_recons.append(stem)
+        return path
+
+    def summary(self) -> dict:
+        """Counts and first examples of missing edits, unused (extra) files and ignored files."""
+        files = [*((stem, path) for (_, stem), path in self.folder.edits.items()), *self.folder.recons.items()]
+        extra = sorted(str(path.relative_to(self.folder.root)) for stem, path in files if stem not in self.stems_seen)
+        ignored = [str(path.relative_to(self.folder.root)) for path in self.folder.ignored]
+        return {
+            "folder": str(self.folder.root),
+            "timing_file": None if self.folder.timing_file is None else str(self.folder.timing_file),
+            "missing": len(self.missing),
+            "missing_examples": self.missing[:EXAMPLES_SHOWN],
+            "missing_recons": len(self.missing_recons),
+            "missing_recons_examples": self.missing_recons[:EXAMPLES_SHOWN],
+            "extra": len(extra),
+            "extra_examples": extra[:EXAMPLES_SHOWN],
+            "ignored": len(ignored),
+            "ignored_examples": ignored[:EXAMPLES_SHOWN],
+        }
