@@ -1,0 +1,215 @@
+"""Resized uint8 arrays of a dataset split, decoded once and kept in a cache folder.
+
+A cache folder holds ``images.npy`` (N x 3 x S x S uint8), optionally ``labels.npy``
+(N x S x S uint8 part-label maps) and ``meta.json`` (the sample paths and the files skipped as
+unreadable). It is built in a temporary folder and renamed into place, so a folder that exists
+is complete. Its name carries a hash of everything it was built from (file names, sizes and
+modification times, the resolution); a changed dataset gets a new folder. The arrays are
+memory-mapped, so an epoch reads S x S pixels per sample instead of decoding the originals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from l2sae.data.io import BadFileError, atomic_write_json, temporary_sibling
+from l2sae.regions import ConfigError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+DEFAULT_CACHE_FOLDER = ".l2sae_cache"  # hidden, so image folder scans skip it
+
+# decode(item) -> (image 3 x S x S uint8, labels S x S uint8 or None); raises BadFileError
+Decoder = Callable[[Any], tuple[np.ndarray, "np.ndarray | None"]]
+
+
+class DecodedStore:
+    """Decodes each sample on demand (no cache). ``get(i)`` -> (image, labels or None, path)."""
+
+    def __init__(self, decode: Decoder, items: Sequence, paths: Sequence[str]):
+        self.decode, self.items, self.paths = decode, list(items), list(paths)
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, i: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+        image, labels = self.decode(self.items[i])
+        return image, labels, self.paths[i]
+
+
+class CachedStore:
+    """Memory-mapped arrays of a cache folder; each process opens its own maps on first use."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        meta = json.loads((folder / "meta.json").read_text())
+        self.paths: list[str] = meta["paths"]
+        self.skipped: list[str] = meta["skipped"]
+        self._has_labels = meta["has_labels"]
+        self._arrays: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": None}  # workers map the files themselves
+
+    def get(self, i: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+        if self._arrays is None:
+            images = np.load(self.folder / "images.npy", mmap_mode="r")
+            labels = np.load(self.folder / "labels.npy", mmap_mode="r") if self._has_labels else None
+            self._arrays = images, labels
+        images, labels = self._arrays
+        return np.array(images[i]), None if labels is None else np.array(labels[i]), self.paths[i]
+
+
+def file_stamp(path: str | os.PathLike | os.DirEntry) -> tuple[int, int]:
+    """(size, modification time in ns) of a file: a changed file changes the cache key."""
+    stat = path.stat() if isinstance(path, os.DirEntry) else os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def cache_folder(cache_dir: str | os.PathLike, name: str, image_size: int, key: Any) -> Path:
+    """``<cache_dir>/<name>-<S>px-<hash of key>``; ``key`` is any JSON-serialisable description."""
+    text = json.dumps({"version": CACHE_VERSION, "size": image_size, "key": key}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{name}-{image_size}px-{digest}"
+
+
+class _DecodeJobs(Dataset):
+    """Decoding as a Dataset, so a DataLoader's workers can build the cache in parallel."""
+
+    def __init__(self, decode: Decoder, items: Sequence):
+        self.decode, self.items = decode, items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.decode(self.items[i])
+        except BadFileError as error:
+            return error
+
+
+def _keep(result):
+    return result
+
+
+def build_cache(
+    folder: Path,
+    decode: Decoder,
+    items: Sequence,
+    paths: Sequence[str],
+    image_size: int,
+    with_labels: bool,
+    on_bad_file: str = "error",
+    workers: int = 0,
+) -> CachedStore:
+    """Decode every item into ``folder`` (unless it exists) and return the store reading it.
+
+    Unreadable files raise :class:`BadFileError` (``on_bad_file="error"``) or are left out and
+    listed in ``store.skipped`` (``"skip"``).
+    """
+    if folder.is_dir():
+        return CachedStore(folder)
+    try:
+        temp = temporary_sibling(folder)
+        temp.mkdir(parents=True)
+    except OSError as error:
+        raise OSError(
+            f"cannot write the data cache in {folder.parent} ({error}); "
+            f"set data.cache_dir to a writable folder or data.cache=false"
+        ) from error
+    try:
+        _fill(temp, decode, items, paths, image_size, with_labels, on_bad_file, workers, desc=folder.name)
+        try:
+            os.replace(temp, folder)
+        except OSError:
+            if not folder.is_dir():  # anything but "another process finished first"
+                raise
+            shutil.rmtree(temp)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return CachedStore(folder)
+
+
+def _fill(temp: Path, decode, items, paths, image_size, with_labels, on_bad_file, workers, desc) -> None:
+    count, size = len(items), image_size
+    images = np.lib.format.open_memmap(temp / "images.npy", mode="w+", dtype=np.uint8, shape=(count, 3, size, size))
+    labels = None
+    if with_labels:
+        labels = np.lib.format.open_memmap(temp / "labels.npy", mode="w+", dtype=np.uint8, shape=(count, size, size))
+    kept_paths: list[str] = []
+    skipped: list[str] = []
+    log.info("decoding %d images into the cache %s (once)", count, temp.parent)
+    loader = DataLoader(_DecodeJobs(decode, items), batch_size=None, num_workers=workers, collate_fn=_keep)
+    for path, result in tqdm(zip(paths, loader), total=count, desc=f"caching {desc}", disable=None):
+        if isinstance(result, BadFileError):
+            if on_bad_file == "error":
+                raise result
+            skipped.append(result.path)
+            continue
+        image, label_map = result
+        images[len(kept_paths)] = image
+        if labels is not None:
+            labels[len(kept_paths)] = label_map
+        kept_paths.append(path)
+    if not kept_paths:
+        raise ValueError(f"none of the {count} images could be read (first: {skipped[:1]}); check the dataset files")
+    for array in (images, labels):
+        if array is not None:
+            array.flush()
+    # rows past len(kept_paths) (one per skipped file) stay unused; meta.json is written last
+    atomic_write_json(temp / "meta.json", {"paths": kept_paths, "skipped": skipped, "has_labels": with_labels})
+    if skipped:
+        log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
+
+
+ON_BAD_FILE = ("error", "skip")
+
+
+def check_on_bad_file(on_bad_file: str, cache: bool) -> None:
+    if on_bad_file not in ON_BAD_FILE:
+        raise ConfigError(f"data.on_bad_file: expected one of {', '.join(ON_BAD_FILE)}, got {on_bad_file!r}")
+    if on_bad_file == "skip" and not cache:
+        raise ConfigError(
+            "data.on_bad_file: skip needs data.cache=true (unreadable files are found and dropped "
+            "while the cache is built)"
+        )
+
+
+def open_store(
+    *,
+    name: str,
+    decode: Decoder,
+    items: Sequence,
+    paths: Sequence[str],
+    key: Callable[[], Any],
+    image_size: int,
+    with_labels: bool,
+    cache: bool,
+    cache_dir: str | os.PathLike,
+    on_bad_file: str,
+    workers: int,
+) -> DecodedStore | CachedStore:
+    """The cache folder for ``key()`` (built on first use) when ``cache``, else on-demand decoding."""
+    check_on_bad_file(on_bad_file, cache)
+    if not cache:
+        return DecodedStore(decode, items, paths)
+    folder = cache_folder(cache_dir, name, image_size, key())
+    return build_cache(folder, decode, items, paths, image_size, with_labels, on_bad_file, workers)

@@ -1,0 +1,155 @@
+"""CelebAMask-HQ (or a set in its layout, like the synthetic faces) with ROI masks.
+
+Part masks become one label map per image, painted in CelebAMask-HQ's part order (a later part
+covers an earlier one, as in the dataset's own label-map script), so a pixel belongs to at most
+one part and therefore to at most one region.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, open_store
+from l2sae.data.io import image_array, mask_array, read_mask, read_rgb, to_unit_range
+from l2sae.data.layout import MAPPING_FILE, PARTITION_FILE, check_layout, list_images, mask_path
+from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
+from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, ConfigError, validate_region_parts
+
+LEFT_RIGHT_PARTS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
+
+
+def check_image_size(image_size: int, key: str = "data.image_size") -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
+        raise ConfigError(f"{key}: expected an integer of at least 8 pixels, got {image_size!r}")
+
+
+def check_flip_symmetric(region_parts: Mapping[str, Sequence[str]]) -> None:
+    """A horizontal flip swaps left and right parts: each region must hold both or neither."""
+    for roi, parts in region_parts.items():
+        for left, right in LEFT_RIGHT_PARTS:
+            if (left in parts) != (right in parts):
+                raise ConfigError(
+                    f"data.hflip: region {roi!r} holds only one of {left}/{right}, which a flip would swap; "
+                    f"put both in one region (data.regions) or set data.hflip=false"
+                )
+
+
+def region_lookup(region_parts: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """R x 19 float32 table: entry [r, label] is 1 when part label ``label`` (0 = background) is in region r."""
+    table = np.zeros((len(region_parts), len(CELEBAMASK_PARTS) + 1), dtype=np.float32)
+    for row, parts in enumerate(region_parts.values()):
+        table[row, [CELEBAMASK_PARTS.index(part) + 1 for part in parts]] = 1.0
+    return table
+
+
+class PartLabelDecoder:
+    """(index, image path) -> (image 3 x S x S uint8, part labels S x S uint8). Picklable for workers."""
+
+    def __init__(self, root: Path, image_size: int):
+        self.root, self.image_size = root, image_size
+
+    def __call__(self, item: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:
+        index, path = item
+        image = image_array(read_rgb(path), self.image_size)
+        labels = np.zeros((self.image_size, self.image_size), dtype=np.uint8)
+        for label, part in enumerate(CELEBAMASK_PARTS, start=1):
+            part_file = mask_path(self.root, index, part)
+            if part_file.exists():  # an absent part file is an empty mask
+                labels[mask_array(read_mask(part_file), self.image_size)] = label
+        return image, labels
+
+
+class CelebAMaskHQ(Dataset):
+    """Faces with ROI masks from a CelebAMask-HQ layout (see ``l2sae.data.layout``).
+
+    A sample is a dict: ``image`` 3 x S x S float in [-1, 1] (antialiased bicubic resize),
+    ``roi_masks`` R x S x S float in {0, 1} (nearest resize; regions in ``regions`` order),
+    ``roi_names`` (tuple of R names) and ``path`` (the image file).
+
+    ``regions`` maps ROI names to CelebAMask-HQ parts (default ``DEFAULT_REGION_PARTS``).
+    ``split`` is 'train' | 'val' | 'test' | 'all' under ``split_scheme`` (see ``l2sae.data.splits``;
+    ``val_size`` / ``test_size`` are used by the 'index' and 'semanticstylegan' schemes).
+    ``subset_size`` / ``subset_seed`` keep a fixed random subset of the split.
+    ``hflip``: flip image and masks together with probability 1/2.
+    ``cache``: decode every image once into ``cache_dir`` (default ``<root>/.l2sae_cache``), using
+    ``cache_workers`` processes; ``on_bad_file='skip'`` (which needs the cache) drops unreadable files
+    and lists them in ``skipped_files``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        image_size: int = 256,
+        regions: Mapping[str, Sequence[str]] | None = None,
+        split_scheme: str = "celeba",
+        on_bad_file: str = "error",
+        *,
+        val_size: int = 0,
+        test_size: int = 0,
+        subset_size: int | None = None,
+        subset_seed: int = 0,
+        partition_file: str | os.PathLike | None = None,
+        hflip: bool = False,
+        cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        cache_workers: int = 0,
+    ):
+        check_image_size(image_size)
+        self.region_parts = validate_region_parts(DEFAULT_REGION_PARTS if regions is None else regions, "data.regions")
+        self.roi_names = tuple(self.region_parts)
+        if hflip:
+            check_flip_symmetric(self.region_parts)
+        check_split(split, split_scheme)
+        check_sizes(val_size=val_size, test_size=test_size, subset_size=subset_size, cache_workers=cache_workers)
+        check_on_bad_file(on_bad_file, cache)
+        root = check_layout(root)
+        images = list_images(root)
+        indices = split_indices(
+            list(images),
+            split,
+            split_scheme,
+            val_size=val_size,
+            test_size=test_size,
+            mapping_file=root / MAPPING_FILE,
+            partition_file=Path(partition_file) if partition_file else root / PARTITION_FILE,
+        )
+        indices = sample_subset(indices, subset_size, subset_seed)
+        items = [(index, images[index].path) for index in indices]
+        self.split, self.image_size, self.hflip = split, image_size, hflip
+        self.store = open_store(
+            name=f"celebamask_hq-{split}",
+            decode=PartLabelDecoder(root, image_size),
+            items=items,
+            paths=[path for _, path in items],
+            key=lambda: {"root": str(root.resolve()), "images": [[images[i].name, *file_stamp(images[i])] for i in indices]},
+            image_size=image_size,
+            with_labels=True,
+            cache=cache,
+            cache_dir=cache_dir or root / DEFAULT_CACHE_FOLDER,
+            on_bad_file=on_bad_file,
+            workers=cache_workers,
+        )
+        self._region_of_label = region_lookup(self.region_parts)
+
+    @property
+    def skipped_files(self) -> list[str]:
+        """Files left out as unreadable (``on_bad_file='skip'``)."""
+        return self.store.skipped
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int) -> dict:
+        image, labels, path = self.store.get(i)
+        image = to_unit_range(image)
+        roi_masks = torch.from_numpy(np.take(self._region_of_label, labels, axis=1))
+        if self.hflip and torch.rand(()) < 0.5:
+            image, roi_masks = image.flip(-1), roi_masks.flip(-1)
+        return {"image": image, "roi_masks": roi_masks, "roi_names": self.roi_names, "path": path}

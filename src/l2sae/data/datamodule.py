@@ -1,0 +1,190 @@
+"""LightningDataModule over CelebAMask-HQ-style sets (masks) and image folders (FFHQ), configured by ``conf/data``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+
+from l2sae.data.cache import check_on_bad_file
+from l2sae.data.celebamask_hq import CelebAMaskHQ, check_flip_symmetric, check_image_size
+from l2sae.data.image_folder import ImageFolder
+from l2sae.data.splits import check_scheme, check_sizes
+from l2sae.data.synthfaces import ensure_synthfaces
+from l2sae.regions import DEFAULT_REGION_PARTS, ConfigError, validate_region_parts
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("celebamask_hq", "image_folder")
+SYNTHETIC_KEYS = ("n", "size", "seed", "partition")
+
+
+def collate_samples(samples: Sequence[dict]) -> dict:
+    """Stack a list of samples; ``roi_names`` (the same for every sample) stays one tuple, ``path`` a list."""
+    batch = default_collate([{key: value for key, value in sample.items() if key != "roi_names"} for sample in samples])
+    if "roi_names" in samples[0]:
+        batch["roi_names"] = samples[0]["roi_names"]
+    return batch
+
+
+def check_even_batch(value: int, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2 or value % 2:
+        raise ConfigError(f"{key}: expected an even number >= 2 (the SAE swaps codes within pairs), got {value!r}")
+
+
+class L2SAEDataModule(pl.LightningDataModule):
+    """Train / val / test loaders for the SAE trainings.
+
+    ``layout``: 'celebamask_hq' (samples with ``image``, ``roi_masks``, ``roi_names``, ``path``;
+    see :class:`~l2sae.data.CelebAMaskHQ`) or 'image_folder' (``image``, ``path``).
+    ``synthetic``: ``{n, size, seed[, partition]}`` to draw the synthetic face set into ``root`` on
+    ``prepare_data`` when it is missing or was drawn with other settings.
+    Batches are always even-sized: ``batch_size`` / ``eval_batch_size`` must be even, training drops
+    the last incomplete batch, and an odd val/test set loses its last image.
+    ``train_subset_size`` / ``eval_subset_size`` keep fixed random subsets (seed ``subset_seed``)
+    of the training / the val and test splits (the paper evaluates on 862 images).
+    Unreadable files (``on_bad_file='skip'``) are counted in :meth:`skipped_counts`;
+    :class:`LogSkippedFiles` logs them once per epoch.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        layout: str = "celebamask_hq",
+        image_size: int = 256,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        hflip: bool = True,
+        regions: Mapping[str, Sequence[str]] | None = None,
+        split_scheme: str = "celeba",
+        val_size: int = 0,
+        test_size: int = 0,
+        train_subset_size: int | None = None,
+        eval_subset_size: int | None = None,
+        subset_seed: int = 0,
+        partition_file: str | os.PathLike | None = None,
+        on_bad_file: str = "error",
+        cache: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        synthetic: Mapping | None = None,
+    ):
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ConfigError(f"data.layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+        if layout == "image_folder" and split_scheme != "index":
+            raise ConfigError(f"data.split_scheme: an image folder is split by 'index', got {split_scheme!r}")
+        check_image_size(image_size)
+        check_even_batch(batch_size, "data.batch_size")
+        if eval_batch_size is not None:
+            check_even_batch(eval_batch_size, "data.eval_batch_size")
+        check_sizes(num_workers=num_workers, val_size=val_size, test_size=test_size,
+                    train_subset_size=train_subset_size, eval_subset_size=eval_subset_size)
+        check_scheme(split_scheme)
+        check_on_bad_file(on_bad_file, cache)
+        self.region_parts = {}
+        if layout == "celebamask_hq":
+            self.region_parts = validate_region_parts(DEFAULT_REGION_PARTS if regions is None else regions, "data.regions")
+            if hflip:
+                check_flip_symmetric(self.region_parts)
+        self.synthetic = _check_synthetic(synthetic)
+        self.root, self.layout, self.image_size = os.fspath(root), layout, image_size
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.pin_memory, self.hflip = num_workers, pin_memory, hflip
+        self.split_options = {
+            "val_size": val_size, "test_size": test_size, "subset_seed": subset_seed, "on_bad_file": on_bad_file,
+            "cache": cache, "cache_dir": cache_dir, "cache_workers": num_workers,
+        }
+        if layout == "celebamask_hq":
+            self.split_options |= {"regions": self.region_parts, "split_scheme": split_scheme, "partition_file": partition_file}
+        self.subset_sizes = {"train": train_subset_size, "val": eval_subset_size, "test": eval_subset_size}
+        self.datasets: dict[str, CelebAMaskHQ | ImageFolder] = {}
+
+    @property
+    def roi_names(self) -> tuple[str, ...]:
+        """Region names in the order of ``roi_masks`` (empty for image folders)."""
+        return tuple(self.region_parts)
+
+    def make_dataset(self, split: str) -> CelebAMaskHQ | ImageFolder:
+        """The dataset of ``split`` ('train' | 'val' | 'test'); only training images are flipped."""
+        options = {**self.split_options, "subset_size": self.subset_sizes[split], "hflip": self.hflip and split == "train"}
+        dataset_class = CelebAMaskHQ if self.layout == "celebamask_hq" else ImageFolder
+        return dataset_class(self.root, split=split, image_size=self.image_size, **options)
+
+    def prepare_data(self) -> None:
+        """Draw the synthetic set if configured, and build the train / val caches (once per node)."""
+        if self.synthetic is not None:
+            ensure_synthfaces(self.root, **self.synthetic)
+        for split in ("train", "val"):
+            self.make_dataset(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for split in splits.get(stage, ("train", "val", "test")):
+            if split not in self.datasets:
+                self.datasets[split] = self.make_dataset(split)
+        train = self.datasets.get("train")
+        if train is not None and len(train) < self.batch_size:
+            raise ConfigError(f"data.batch_size: {self.batch_size} is more than the {len(train)} training images")
+
+    def skipped_files(self) -> dict[str, list[str]]:
+        """Unreadable files left out of each set-up split (``on_bad_file='skip'``)."""
+        return {split: dataset.skipped_files for split, dataset in self.datasets.items()}
+
+    def skipped_counts(self) -> dict[str, int]:
+        return {split: len(files) for split, files in self.skipped_files().items()}
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        dataset: Dataset = self.datasets[split]
+        if not train and len(dataset) % 2:
+            log.info("%s set has an odd number of images; its last image is left out", split)
+            dataset = Subset(dataset, range(len(dataset) - 1))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_samples,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+
+class LogSkippedFiles(pl.Callback):
+    """Logs ``data/skipped_<split>``, the number of unreadable files left out, at the end of every training epoch."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        datamodule = trainer.datamodule
+        if isinstance(datamodule, L2SAEDataModule):
+            for split, count in datamodule.skipped_counts().items():
+                pl_module.log(f"data/skipped_{split}", float(count), rank_zero_only=True)
+
+
+def _check_synthetic(synthetic: Mapping | None) -> dict | None:
+    if synthetic is None:
+        return None
+    unknown = set(synthetic) - set(SYNTHETIC_KEYS)
+    if unknown:
+        raise ConfigError(f"data.synthetic: unknown key(s) {sorted(unknown)}; expected {', '.join(SYNTHETIC_KEYS)}")
+    synthetic = dict(synthetic)
+    if not isinstance(synthetic.get("n"), int) or synthetic["n"] < 1:
+        raise ConfigError(f"data.synthetic.n: expected a positive number of faces, got {synthetic.get('n')!r}")
+    check_image_size(synthetic.get("size", 128), "data.synthetic.size")
+    return synthetic

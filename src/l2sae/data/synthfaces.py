@@ -1,0 +1,352 @@
+"""Synthetic frontal faces with exact part masks, written in the CelebAMask-HQ layout.
+
+Each face is painted back to front from soft-edged shapes (ellipses, trapezoids, curved bands)
+on a normalised grid (u to the right, v downwards, both in [-1, 1]): background, clothes, hair
+behind the head, neck, ears, face, hair cap, brows, eyes, nose, lips and mouth, then soft
+directional lighting. A shape owns a pixel (its part label) where its coverage exceeds 1/2, so
+the masks are exactly the shapes seen. Every part that can be a region is kept clearly brighter
+than black (channel mean >= ``MIN_PART_BRIGHTNESS``), because ROI masks are read off decodes on
+a black background. Image i depends only on (seed, i, size).
+
+    python -m l2sae.data.synthfaces --out data/synthfaces --n 800 --size 128 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from l2sae.data.cache import DEFAULT_CACHE_FOLDER
+from l2sae.data.io import atomic_write_bytes, atomic_write_json, temporary_sibling
+from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE, image_path, mask_path
+from l2sae.regions import CELEBAMASK_PARTS
+
+GENERATOR_VERSION = 1  # bump when the drawing changes, so ensure_synthfaces redraws old sets
+MANIFEST_FILE = "synthfaces.json"
+MIN_PART_BRIGHTNESS = 0.2  # channel mean in [0, 1] of every pixel that belongs to a part
+PARTITION_FRACTIONS = (0.8, 0.1, 0.1)  # train / val / test of the optional list_eval_partition.txt
+LABEL = {part: label for label, part in enumerate(CELEBAMASK_PARTS, start=1)}
+
+SKIN_TONES = np.array([[0.97, 0.84, 0.74], [0.89, 0.70, 0.56], [0.76, 0.55, 0.40], [0.56, 0.38, 0.26], [0.42, 0.28, 0.20]])
+HAIR_COLOURS = np.array(
+    [[0.88, 0.76, 0.48], [0.72, 0.55, 0.33], [0.52, 0.35, 0.21], [0.36, 0.25, 0.18], [0.28, 0.23, 0.22],
+     [0.66, 0.30, 0.14], [0.70, 0.70, 0.70], [0.92, 0.90, 0.86]]
+)
+IRIS_COLOURS = np.array([[0.30, 0.50, 0.78], [0.34, 0.56, 0.36], [0.52, 0.34, 0.20], [0.56, 0.46, 0.26], [0.56, 0.61, 0.66]])
+LIP_COLOURS = np.array([[0.80, 0.38, 0.42], [0.70, 0.25, 0.30], [0.78, 0.50, 0.48], [0.58, 0.32, 0.30], [0.86, 0.30, 0.36]])
+
+
+@lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates u (right), v (down) in [-1, 1], each size x size float32."""
+    axis = ((np.arange(size, dtype=np.float32) + 0.5) / size) * 2.0 - 1.0
+    return np.meshgrid(axis, axis, indexing="xy")
+
+
+def ellipse(u: np.ndarray, v: np.ndarray, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
+    """Approximate signed distance (negative inside) to an axis-aligned ellipse."""
+    return (np.sqrt(((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2) - 1.0) * min(ru, rv)
+
+
+def ellipse_box(cu: float, cv: float, ru: float, rv: float) -> tuple[float, float, float, float]:
+    return cu - ru, cu + ru, cv - rv, cv + rv
+
+
+class _Canvas:
+    """An RGB image and its part-label map, painted back to front."""
+
+    def __init__(self, background: np.ndarray, zoom: float):
+        """``background``: size x size x 3 in [0, 1]; shapes are drawn on the grid magnified ``zoom`` times."""
+        self.size, self.zoom = background.shape[0], zoom
+        self.u, self.v = (axis / zoom for axis in _grid(self.size))
+        self.pixel = 2.0 / self.size / zoom
+        self.image = background.astype(np.float32)
+        self.labels = np.zeros((self.size, self.size), dtype=np.uint8)
+
+    def window(self, box: tuple[float, float, float, float]) -> tuple[slice, slice]:
+        """Pixel rows and columns of ``box`` = (u_min, u_max, v_min, v_max), with a 2-pixel margin."""
+
+        def pixels(low: float, high: float) -> slice:
+            first = int(np.floor((low * self.zoom + 1) / 2 * self.size)) - 2
+            last = int(np.ceil((high * self.zoom + 1) / 2 * self.size)) + 2
+            return slice(min(max(first, 0), self.size), min(max(last, 0), self.size))
+
+        u_min, u_max, v_min, v_max = box
+        return pixels(v_min, v_max), pixels(u_min, u_max)
+
+    def paint(self, box, distance, colour, part: str | None = None) -> None:
+        """Lay ``colour`` over the shape with signed distance ``distance(u, v)`` (evaluated inside ``box``).
+
+        ``colour`` is an RGB triple or a size x size x 3 field; the shape's pixels with coverage
+        above 1/2 get ``part``'s label.
+        """
+        window = self.window(box)
+        alpha = np.clip(0.5 - distance(self.u[window], self.v[window]) / self.pixel, 0.0, 1.0)
+        colour = np.asarray(colour, dtype=np.float32)
+        colour = colour[window] if colour.ndim == 3 else colour
+        pixels = self.image[window]
+        pixels += alpha[..., None] * (colour - pixels)
+        if part is not None:
+            self.labels[window][alpha > 0.5] = LABEL[part]
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Bilinearly interpolated random field (size x size, roughly N(0, 1) at the cell corners)."""
+    corners = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
+    position = np.linspace(0.0, cells, size, dtype=np.float32)
+    low = np.minimum(position.astype(np.int64), cells - 1)
+    frac = position - low
+    rows = corners[low] * (1 - frac)[:, None] + corners[low + 1] * frac[:, None]
+    return rows[:, low] * (1 - frac)[None, :] + rows[:, low + 1] * frac[None, :]
+
+
+def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float, unlike: np.ndarray | None = None) -> np.ndarray:
+    """A palette colour blended with another and jittered; with ``unlike``, only from entries far from it."""
+    if unlike is not None:
+        palette = palette[np.linalg.norm(palette - unlike, axis=1) > 0.3]
+    first, second = rng.integers(len(palette), size=2)
+    colour = palette[first] + rng.uniform(0, 0.3) * (palette[second] - palette[first])
+    return np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
+
+
+def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One random face: (image size x size x 3 float32 in [0, 1], part labels size x size uint8).
+
+    Label k > 0 is ``CELEBAMASK_PARTS[k - 1]``; 0 is background. ``l_*`` parts are on the image's left.
+    """
+    uniform = rng.uniform
+    background_top, background_bottom = uniform(0.05, 0.95, (2, 3)).astype(np.float32)
+    height = (_grid(size)[1][..., None] + 1) / 2
+    canvas = _Canvas(background_top + height * (background_bottom - background_top), zoom=uniform(1.2, 1.4))
+    u, v, paint, bottom = canvas.u, canvas.v, canvas.paint, 1.0 / canvas.zoom
+
+    # geometry
+    face_u, face_v = uniform(-0.03, 0.03), uniform(0.0, 0.1)
+    face_ru, face_rv_top, face_rv_chin = uniform(0.34, 0.44), uniform(0.46, 0.54), uniform(0.5, 0.6)
+    eye_v, eye_gap = face_v + uniform(-0.06, 0.0), uniform(0.13, 0.19)
+    eye_ru, eye_rv = uniform(0.065, 0.09), uniform(0.034, 0.048)
+    nose_top, nose_tip = eye_v + 0.03, face_v + uniform(0.17, 0.24)
+    mouth_v = nose_tip + uniform(0.1, 0.14)
+    skin = _pick(rng, SKIN_TONES, 0.04)
+    hair = _pick(rng, HAIR_COLOURS, 0.05, unlike=skin)
+
+    # clothes, hair behind the head (strands: stripes bent by smooth noise)
+    cloth_ru, cloth_rv = uniform(0.75, 1.0), uniform(0.25, 0.35)
+    cloth = uniform(0.05, 0.95, 3)
+    cloth_box = (face_u, bottom + 0.1, cloth_ru, cloth_rv)
+    paint(ellipse_box(*cloth_box), lambda u, v: ellipse(u, v, *cloth_box), cloth, "cloth")
+    strands = 1.0 + 0.08 * np.sin(u * uniform(40, 90) + 2.5 * _smooth_noise(rng, size, 6))
+    hair_field = hair * strands[..., None]
+    head_v, head_ru, head_rv = face_v - 0.1, face_ru * uniform(1.08, 1.2), face_rv_top * uniform(1.1, 1.25)
+    length = rng.choice([face_v, face_v + face_rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)])
+    width = face_ru * uniform(1.15, 1.45)
+
+    def behind_head(u, v):
+        hanging = np.maximum(np.maximum(np.abs(u - face_u) - width, v - length), head_v - v)
+        return np.minimum(ellipse(u, v, face_u, head_v, head_ru, head_rv), hanging)
+
+    reach = max(width, head_ru)
+    paint((face_u - reach, face_u + reach, head_v - head_rv, max(length, head_v + head_rv)), behind_head, hair_field, "hair")
+
+    # neck, ears, face (shaded towards its rim)
+    neck_ru = face_ru * uniform(0.45, 0.6)
+    neck = lambda u, v: np.maximum(np.abs(u - face_u) - neck_ru, face_v - v)  # noqa: E731
+    paint((face_u - neck_ru, face_u + neck_ru, face_v, bottom), neck, skin * 0.82, "neck")
+    for side, part in ((-1, "l_ear"), (1, "r_ear")):
+        ear = (face_u + side * face_ru * 0.97, eye_v + 0.06, 0.06, 0.11)
+        paint(ellipse_box(*ear), lambda u, v: ellipse(u, v, *ear), skin * 0.93, part)
+    def face(u, v):
+        rv = np.where(v < face_v, face_rv_top, face_rv_chin)
+        return (np.sqrt(((u - face_u) / face_ru) ** 2 + ((v - face_v) / rv) ** 2) - 1.0) * face_ru
+
+    shading = 1.0 - 0.16 * (face(u, v) / face_ru + 1.0) ** 2 + 0.03 * _smooth_noise(rng, size, 5)
+    paint((face_u - face_ru, face_u + face_ru, face_v - face_rv_top, face_v + face_rv_chin), face, skin * shading[..., None], "skin")
+
+    # hair cap above a hairline with a parting, swept to one side
+    part_u, forehead, notch, sweep = face_u + uniform(-0.2, 0.2), eye_v - uniform(0.16, 0.34), uniform(0, 0.1), uniform(-0.25, 0.25)
+
+    def cap(u, v):
+        hairline = forehead + 0.5 * (u - face_u) ** 2 - notch * np.exp(-(((u - part_u) / 0.08) ** 2)) + sweep * (u - part_u)
+        return np.maximum(ellipse(u, v, face_u, head_v, head_ru, head_rv), v - hairline)
+
+    paint(ellipse_box(face_u, head_v, head_ru, head_rv), cap, hair_field, "hair")
+
+    # brows and eyes (iris and pupil clipped to the eye white)
+    brow_v, brow_ru, brow_half_thickness = eye_v - uniform(0.08, 0.12), uniform(0.07, 0.1), uniform(0.012, 0.022)
+    arch, brow_colour = uniform(0.5, 3.0), hair * uniform(0.7, 0.9)
+    iris_colour, iris_r = _pick(rng, IRIS_COLOURS, 0.05), eye_rv * uniform(0.75, 0.95)
+    gaze_u, gaze_v = uniform(-0.3, 0.3) * eye_ru, uniform(-0.1, 0.1) * eye_rv
+    for side, brow_part, eye_part in ((-1, "l_brow", "l_eye"), (1, "r_brow", "r_eye")):
+        centre = face_u + side * eye_gap
+        brow_box = (centre - brow_ru, centre + brow_ru, brow_v - brow_half_thickness, brow_v + arch * brow_ru**2 + brow_half_thickness)
+
+        def brow(u, v, centre=centre):
+            return np.maximum(np.abs(v - brow_v - arch * (u - centre) ** 2) - brow_half_thickness, np.abs(u - centre) - brow_ru)
+
+        def eye_white(u, v, centre=centre):
+            return ellipse(u, v, centre, eye_v, eye_ru, eye_rv)
+
+        def iris(u, v, centre=centre, scale=1.0):
+            return np.maximum(ellipse(u, v, centre + gaze_u, eye_v + gaze_v, iris_r * scale, iris_r * scale), eye_white(u, v))
+
+        paint(brow_box, brow, brow_colour, brow_part)
+        eye_box = ellipse_box(centre, eye_v, eye_ru, eye_rv)
+        paint(eye_box, eye_white, (0.93, 0.91, 0.88), eye_part)
+        paint(eye_box, iris, iris_colour)
+        paint(eye_box, lambda u, v, centre=centre: iris(u, v, centre, scale=0.45), (0.24, 0.21, 0.21))
+
+    # nose: a widening bridge ending in rounded wings, darker and redder than the skin, lighter at the tip
+    bridge_width, wing_width = uniform(0.02, 0.035), uniform(0.05, 0.075)
+
+    def along_nose(v):
+        return np.clip((v - nose_top) / (nose_tip - nose_top), 0.0, 1.0)
+
+    def nose(u, v):
+        half_width = bridge_width + (wing_width - bridge_width) * along_nose(v) ** 2
+        bridge = np.maximum(np.maximum(np.abs(u - face_u) - half_width, nose_top - v), v - nose_tip)
+        return np.minimum(bridge, ellipse(u, v, face_u, nose_tip - 0.015, wing_width * 1.1, 0.035))
+
+    nose_colour = (0.7 * skin * np.float32([0.86, 0.74, 0.72]) + np.float32([0.22, 0.12, 0.1])) * (1.0 + 0.12 * along_nose(v)[..., None])
+    paint((face_u - wing_width * 1.1, face_u + wing_width * 1.1, nose_top, nose_tip + 0.02), nose, nose_colour, "nose")
+
+    # lips (a cupid's bow on the upper one) around an optionally open mouth
+    mouth_ru, gap = uniform(0.12, 0.18), rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4])
+    upper_height, lower_height = uniform(0.03, 0.05), uniform(0.035, 0.06)
+    lips = 0.7 * _pick(rng, LIP_COLOURS, 0.05) + 0.3 * skin
+    upper_edge, lower_edge = mouth_v - gap / 2, mouth_v + gap / 2
+
+    def profile(u):
+        return np.clip(1.0 - ((u - face_u) / mouth_ru) ** 2, 0.0, 1.0)
+
+    def upper_lip(u, v):
+        bow = 1.0 - 0.35 * np.exp(-(((u - face_u) / 0.03) ** 2))
+        inside = np.maximum(upper_edge - upper_height * profile(u) * bow - v, v - upper_edge)
+        return np.maximum(inside, np.abs(u - face_u) - mouth_ru)
+
+    def lower_lip(u, v):
+        inside = np.maximum(v - lower_edge - lower_height * profile(u), lower_edge - v)
+        return np.maximum(inside, np.abs(u - face_u) - mouth_ru)
+
+    lips_box = (face_u - mouth_ru, face_u + mouth_ru, upper_edge - upper_height, lower_edge + lower_height)
+    paint(lips_box, upper_lip, lips * 0.92, "u_lip")
+    paint(lips_box, lower_lip, lips, "l_lip")
+    if gap > 0:
+        mouth = (face_u, mouth_v, mouth_ru * 0.8, gap / 2)
+        paint(ellipse_box(*mouth), lambda u, v: ellipse(u, v, *mouth), (0.55, 0.24, 0.24), "mouth")
+
+    # soft directional light, then lift any too-dark part pixel
+    angle, strength = uniform(0, 2 * np.pi), uniform(0.0, 0.2)
+    light = 1.0 + strength * (np.cos(angle) * u + np.sin(angle) * v) / np.sqrt(2)
+    image = np.clip(canvas.image * light[..., None], 0.0, 1.0)
+    lift = np.clip(MIN_PART_BRIGHTNESS - image.mean(axis=-1), 0.0, None) * (canvas.labels > 0)
+    return np.clip(image + lift[..., None], 0.0, 1.0), canvas.labels
+
+
+def _seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
+    return np.random.SeedSequence(seed).spawn(n)
+
+
+def _write_face(root: Path, index: int, image: np.ndarray, labels: np.ndarray) -> None:
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(image_path(root, index), quality=95, subsampling=0)
+    for part in np.unique(labels[labels > 0]):
+        name = CELEBAMASK_PARTS[part - 1]
+        Image.fromarray((labels == part).astype(np.uint8) * 255).save(mask_path(root, index, name), compress_level=1)
+
+
+def _clear_previous_set(out: Path) -> None:
+    """Make ``out`` ready: it must be empty, absent or a previous synthetic set (which is removed)."""
+    if not out.exists():
+        return
+    if (out / MANIFEST_FILE).is_file():
+        (out / MANIFEST_FILE).unlink()  # first, so a half-removed set never looks complete
+        for folder in (IMAGE_DIR, MASK_DIR, DEFAULT_CACHE_FOLDER):
+            shutil.rmtree(out / folder, ignore_errors=True)
+        for file in (MAPPING_FILE, PARTITION_FILE):
+            (out / file).unlink(missing_ok=True)
+    elif any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no {MANIFEST_FILE}; choose an empty or new folder")
+
+
+def generate(out: str | os.PathLike, n: int, size: int = 128, seed: int = 0, partition: bool = False) -> Path:
+    """Draw ``n`` faces of ``size`` px into ``out`` in the CelebAMask-HQ layout; return ``out``.
+
+    Writes ``CelebA-HQ-img/<i>.jpg`` (quality 95, no chroma subsampling), the part masks, the
+    mapping file (CelebA file of image i: ``<i+1:06d>.jpg``), with ``partition`` a CelebA-style
+    ``list_eval_partition.txt`` (80/10/10 by index), and last ``synthfaces.json``, which marks the
+    set complete. A previous synthetic set in ``out`` is replaced; any other content is an error.
+    """
+    if not (isinstance(n, int) and n > 0 and isinstance(size, int) and size >= 8):
+        raise ValueError(f"generate: need n >= 1 and size >= 8, got n={n!r}, size={size!r}")
+    out = Path(out)
+    _clear_previous_set(out)
+    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    for folder in range((n - 1) // 2000 + 1):
+        mask_path(out, folder * 2000, "skin").parent.mkdir(parents=True, exist_ok=True)
+    for index, sequence in enumerate(_seeds(seed, n)):
+        _write_face(out, index, *draw_face(np.random.default_rng(sequence), size))
+    rows = "".join(f"{i} {i} {i + 1:06d}.jpg\n" for i in range(n))
+    atomic_write_bytes(out / MAPPING_FILE, f"idx orig_idx orig_file\n{rows}".encode())
+    if partition:
+        bounds = np.cumsum(PARTITION_FRACTIONS)[:2] * n
+        codes = np.searchsorted(bounds, np.arange(n), side="right")
+        atomic_write_bytes(out / PARTITION_FILE, "".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)).encode())
+    atomic_write_json(out / MANIFEST_FILE, _manifest(n, size, seed, partition))
+    return out
+
+
+def _manifest(n: int, size: int, seed: int, partition: bool) -> dict:
+    return {"generator": "l2sae.data.synthfaces", "version": GENERATOR_VERSION, "n": n, "size": size,
+            "seed": seed, "partition": partition}
+
+
+def ensure_synthfaces(root: str | os.PathLike, n: int, size: int = 128, seed: int = 0, partition: bool = False) -> Path:
+    """Generate the set into ``root`` unless a complete one with these settings is there already.
+
+    The new set is drawn in a temporary folder beside ``root`` and renamed into place, so ``root``
+    never holds a half-written set. Returns ``root``.
+    """
+    root = Path(root)
+    try:
+        if json.loads((root / MANIFEST_FILE).read_text()) == _manifest(n, size, seed, partition):
+            return root
+    except (OSError, ValueError):
+        pass
+    if root.exists() and any(root.iterdir()) and not (root / MANIFEST_FILE).is_file():
+        raise FileExistsError(f"{root} is not empty and holds no {MANIFEST_FILE}; point data.root at another folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    temp = temporary_sibling(root)
+    try:
+        generate(temp, n, size, seed, partition)
+        if root.exists():
+            old = temp.with_suffix(".old")
+            os.replace(root, old)
+            os.replace(temp, root)
+            shutil.rmtree(old)
+        else:
+            os.replace(temp, root)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder to write (empty, new, or a previous synthetic set)")
+    parser.add_argument("--n", type=int, default=800, help="number of faces")
+    parser.add_argument("--size", type=int, default=128, help="image and mask size in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--partition", action="store_true", help="also write a CelebA-style list_eval_partition.txt")
+    args = parser.parse_args(argv)
+    generate(args.out, args.n, args.size, args.seed, args.partition)
+    print(f"wrote {args.n} faces of {args.size} px to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
