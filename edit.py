@@ -1,17 +1,22 @@
-"""Edit face regions: ``python edit.py input=face.png roi=hair mode=style strength=1.5 seed=3 out=edits/``.
+"""Edit face regions (Hydra entry point); settings: conf/edit.yaml.
 
-Other modes: ``mode=swap_style reference=IMAGE``, ``mode=swap_structure donor=IMAGE``; several
-regions: ``roi=[hair,skin]``. Settings and their defaults: conf/edit.yaml.
+    python edit.py input=face.png roi=hair mode=style strength=1.5 seed=3 out=edits/
+    python edit.py input=faces/ roi=[hair,skin] mode=swap_style reference=ref.png
+    python edit.py input=face.png roi=lips_mouth mode=swap_structure donor=donor.png precision=bf16
 """
 
-import hydra
-from omegaconf import DictConfig
+import os
+from pathlib import Path
 
-from l2sae.editing import run
+import hydra
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="edit")
-def main(cfg: DictConfig) -> dict:
+def main(cfg) -> dict:
+    from l2sae.editing import run
+
     return run(cfg)
 
 

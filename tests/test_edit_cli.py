@@ -1,6 +1,5 @@
 """``edit.py`` / ``l2sae.editing.run`` end to end on tiny random-weight checkpoints."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +102,7 @@ def test_swap_modes(checkpoints, faces, tmp_path, mode, partner, extra):
         (["precision=16"], ConfigError, "precision"),
         (["size_mode=stretch"], ConfigError, "size_mode"),
         (["batch_size=0"], ConfigError, "batch_size"),
+        (["device=tpu"], ConfigError, "device"),
     ],
 )
 def test_bad_settings_fail_before_any_work(checkpoints, faces, tmp_path, overrides, error, message):
@@ -142,7 +142,7 @@ def test_edit_py_command_line(checkpoints, faces, tmp_path):
         sys.executable, str(ROOT / "edit.py"), f"input={faces}", f"out={out}", "roi=nose", "mode=style",
         "strength=1.5", "seed=3", f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", f"hydra.run.dir={tmp_path / 'hydra'}",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PROJECT_ROOT": str(tmp_path)}, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "3/3" in done.stderr  # the progress bar of a folder
     assert len(list(out.glob("*_style_nose.png"))) == 3

@@ -45,6 +45,7 @@ class EditJob:
     inputs: list[Path]
     show_progress: bool
     out: Path
+    device: torch.device
     mode: str
     rois: tuple[str, ...]
     strength: float
@@ -56,6 +57,19 @@ class EditJob:
 
     def output_name(self, source: Path, kind: str = "") -> Path:
         return self.out / f"{source.stem}_{self.mode}_{'+'.join(self.rois)}{kind}.png"
+
+
+def _device(name: str) -> torch.device:
+    """``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``; errors name the ``device`` key."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"device: expected auto, cpu or cuda[:N], got {name!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but no GPU is available; use device=cpu or device=auto")
+    return device
 
 
 def _checked_job(cfg: DictConfig) -> EditJob:
@@ -72,6 +86,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
             raise ConfigError(f"roi: unknown region {name!r}; choose from {', '.join(ROI_NAMES)}")
     if not rois:
         raise ConfigError(f"roi: no region given; choose from {', '.join(ROI_NAMES)}")
+    device = _device(cfg.device)
     if str(cfg.precision) not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.size_mode not in SIZE_MODES:
@@ -103,6 +118,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         inputs=inputs,
         show_progress=Path(cfg.input).is_dir(),
         out=Path(cfg.out),
+        device=device,
         mode=cfg.mode,
         rois=rois,
         strength=float(cfg.strength),
@@ -150,7 +166,7 @@ def run(cfg: DictConfig) -> dict:
     editor = L2SAEEditor.from_checkpoints(
         cfg.ckpt.smn,
         cfg.ckpt.smpn,
-        device=cfg.device,
+        device=job.device,
         precision=str(cfg.precision),
         **OmegaConf.to_container(cfg.editor, resolve=True),
     )
