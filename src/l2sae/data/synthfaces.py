@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 from functools import lru_cache
@@ -40,7 +41,10 @@ HAIR_COLOURS = np.array(
      [0.66, 0.30, 0.14], [0.70, 0.70, 0.70], [0.92, 0.90, 0.86]]
 )
 IRIS_COLOURS = np.array([[0.30, 0.50, 0.78], [0.34, 0.56, 0.36], [0.52, 0.34, 0.20], [0.56, 0.46, 0.26], [0.56, 0.61, 0.66]])
-LIP_COLOURS = np.array([[0.80, 0.38, 0.42], [0.70, 0.25, 0.30], [0.78, 0.50, 0.48], [0.58, 0.32, 0.30], [0.86, 0.30, 0.36]])
+LIP_COLOURS = np.array(
+    [[0.80, 0.38, 0.42], [0.70, 0.25, 0.30], [0.78, 0.50, 0.48], [0.58, 0.32, 0.30], [0.86, 0.30, 0.36],
+     [0.62, 0.16, 0.30], [0.92, 0.55, 0.62], [0.92, 0.45, 0.38]]
+)
 
 
 @lru_cache(maxsize=8)
@@ -110,7 +114,8 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
 def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float, unlike: np.ndarray | None = None) -> np.ndarray:
     """A palette colour blended with another and jittered; with ``unlike``, only from entries far from it."""
     if unlike is not None:
-        palette = palette[np.linalg.norm(palette - unlike, axis=1) > 0.3]
+        distance = np.linalg.norm(palette - unlike, axis=1)
+        palette = palette[distance >= min(0.3, distance.max())]
     first, second = rng.integers(len(palette), size=2)
     colour = palette[first] + rng.uniform(0, 0.3) * (palette[second] - palette[first])
     return np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
@@ -145,7 +150,7 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
     strands = 1.0 + 0.08 * np.sin(u * uniform(40, 90) + 2.5 * _smooth_noise(rng, size, 6))
     hair_field = hair * strands[..., None]
     head_v, head_ru, head_rv = face_v - 0.1, face_ru * uniform(1.08, 1.2), face_rv_top * uniform(1.1, 1.25)
-    length = rng.choice([face_v, face_v + face_rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)])
+    length = float(rng.choice([face_v, face_v + face_rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)]))
     width = face_ru * uniform(1.15, 1.45)
 
     def behind_head(u, v):
@@ -213,13 +218,13 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
         bridge = np.maximum(np.maximum(np.abs(u - face_u) - half_width, nose_top - v), v - nose_tip)
         return np.minimum(bridge, ellipse(u, v, face_u, nose_tip - 0.015, wing_width * 1.1, 0.035))
 
-    nose_colour = (0.7 * skin * np.float32([0.86, 0.74, 0.72]) + np.float32([0.22, 0.12, 0.1])) * (1.0 + 0.12 * along_nose(v)[..., None])
+    nose_colour = skin * np.float32([0.86, 0.68, 0.66]) * (1.0 + 0.1 * along_nose(v)[..., None])
     paint((face_u - wing_width * 1.1, face_u + wing_width * 1.1, nose_top, nose_tip + 0.02), nose, nose_colour, "nose")
 
     # lips (a cupid's bow on the upper one) around an optionally open mouth
-    mouth_ru, gap = uniform(0.12, 0.18), rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4])
+    mouth_ru, gap = uniform(0.12, 0.18), float(rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4]))
     upper_height, lower_height = uniform(0.03, 0.05), uniform(0.035, 0.06)
-    lips = 0.7 * _pick(rng, LIP_COLOURS, 0.05) + 0.3 * skin
+    lips = 0.85 * _pick(rng, LIP_COLOURS, 0.05, unlike=skin) + 0.15 * skin
     upper_edge, lower_edge = mouth_v - gap / 2, mouth_v + gap / 2
 
     def profile(u):
@@ -243,7 +248,7 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
 
     # soft directional light, then lift any too-dark part pixel
     angle, strength = uniform(0, 2 * np.pi), uniform(0.0, 0.2)
-    light = 1.0 + strength * (np.cos(angle) * u + np.sin(angle) * v) / np.sqrt(2)
+    light = 1.0 + strength * (math.cos(angle) * u + math.sin(angle) * v) / math.sqrt(2)
     image = np.clip(canvas.image * light[..., None], 0.0, 1.0)
     lift = np.clip(MIN_PART_BRIGHTNESS - image.mean(axis=-1), 0.0, None) * (canvas.labels > 0)
     return np.clip(image + lift[..., None], 0.0, 1.0), canvas.labels
