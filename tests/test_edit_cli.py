@@ -76,6 +76,16 @@ def test_strength_zero_writes_the_input_back(checkpoints, faces, tmp_path):
     assert np.array_equal(written, original)
 
 
+def test_a_null_seed_gives_every_batch_the_same_style_change(checkpoints, faces, tmp_path):
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    for name in ("a.png", "b.png"):
+        (twins / name).write_bytes((faces / "gray.png").read_bytes())
+    out = tmp_path / "out"
+    run(_config(checkpoints, f"input={twins}", f"out={out}", "seed=null", "batch_size=1", "strength=2"))
+    assert (out / "a_style_hair.png").read_bytes() == (out / "b_style_hair.png").read_bytes()
+
+
 @pytest.mark.parametrize(
     "mode, partner, extra",
     [

@@ -49,7 +49,7 @@ class EditJob:
     mode: str
     rois: tuple[str, ...]
     strength: float
-    seed: int | None
+    seed: int  # a null seed in the config is drawn once here, so every batch gets the same style change
     partner: Path | None  # the reference (swap_style) or donor (swap_structure) image
     size_mode: str
     keep_size: bool
@@ -122,7 +122,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         mode=cfg.mode,
         rois=rois,
         strength=float(cfg.strength),
-        seed=cfg.seed,
+        seed=torch.Generator().seed() if cfg.seed is None else cfg.seed,
         partner=partner,
         size_mode=cfg.size_mode,
         keep_size=bool(cfg.keep_size),
@@ -163,6 +163,8 @@ def _batches(items: Sequence, size: int):
 def run(cfg: DictConfig) -> dict:
     """Edit ``cfg.input`` (a file or a folder) and write results into ``cfg.out``; returns timing numbers."""
     job = _checked_job(cfg)
+    if cfg.seed is None:
+        log.info("seed=null: this run uses seed=%d", job.seed)
     editor = L2SAEEditor.from_checkpoints(
         cfg.ckpt.smn,
         cfg.ckpt.smpn,
