@@ -130,6 +130,9 @@ class L2SAEDataModule(pl.LightningDataModule):
             self.make_dataset(split)
 
     def setup(self, stage: str | None = None) -> None:
+        """Open the datasets of ``stage`` (building caches that are missing); draws a missing synthetic set."""
+        if self.synthetic is not None:  # after prepare_data a cheap check of the set's manifest
+            ensure_synthfaces(self.root, **self.synthetic)
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for split in splits.get(stage, ("train", "val", "test")):
             if split not in self.datasets:
