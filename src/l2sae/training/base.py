@@ -1,0 +1,87 @@
+"""What the SMN and SMPN LightningModules share: the SAE, Adam with the official settings, manual steps.
+
+Both modules use Lightning's manual optimisation (a GAN alternates optimisers). Note that Lightning's
+``global_step`` counts optimiser steps, so one training iteration advances it by one per optimiser
+step taken (a D step, a G step and, every ``r1_every`` D steps, the extra lazy-R1 D step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from l2sae.nn import SAEConfig, SwappingAutoencoder, load_sae
+
+
+def build_sae(backbone: Mapping | None, checkpoint: str | None, with_discriminators: bool) -> SwappingAutoencoder:
+    """An SAE from ``checkpoint`` (official ``latest_checkpoint.pth`` or ours) or freshly built from ``backbone``.
+
+    With a checkpoint, its architecture wins: an official file is read by shape, ours carries its config.
+    """
+    if checkpoint:
+        return load_sae(checkpoint, with_discriminators=with_discriminators)
+    if backbone is None:
+        raise ValueError("backbone: give SAEConfig fields (conf/backbone/*.yaml) or a checkpoint to start from")
+    return SwappingAutoencoder(SAEConfig.from_backbone(backbone), with_discriminators=with_discriminators)
+
+
+def lazy_regularisation_adam(
+    parameters: Sequence[nn.Parameter], optimizer: Mapping, r1_every: int
+) -> torch.optim.Adam:
+    """Adam for the discriminators with StyleGAN2's lazy-regularisation correction c = r1_every / (r1_every + 1):
+    lr * c and betas ** c (official: lr 0.002 * 16/17, betas (0, 0.99 ** (16/17)))."""
+    c = r1_every / (r1_every + 1)
+    beta1, beta2 = (float(beta) for beta in optimizer["betas"])
+    return torch.optim.Adam(
+        parameters, lr=optimizer["lr"] * c, betas=(beta1**c, beta2**c), eps=optimizer.get("eps", 1e-8)
+    )
+
+
+class SAETrainingModule(pl.LightningModule):
+    """Base class: owns ``self.sae`` and steps optimisers by hand.
+
+    optimizer: ``{lr, betas, eps}`` of Adam for E + G (official: 0.002, (0, 0.99), 1e-8); the
+        discriminators' Adam gets the lazy-R1 correction.
+    gradient_clip_val: clip the gradient norm of each step to this value (None: no clipping). Lightning's
+        ``Trainer(gradient_clip_val=...)`` is unavailable in manual optimisation, so it lives here.
+    """
+
+    sae: SwappingAutoencoder
+
+    def __init__(self, optimizer: Mapping, gradient_clip_val: float | None = None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.optimizer_settings = dict(optimizer)
+        self.gradient_clip_val = gradient_clip_val
+
+    def generator_optimizer(self) -> torch.optim.Adam:
+        """Adam over G then E parameters, as the official optimiser lists them."""
+        settings = self.optimizer_settings
+        parameters = list(self.sae.G.parameters()) + list(self.sae.E.parameters())
+        return torch.optim.Adam(
+            parameters, lr=settings["lr"], betas=tuple(float(beta) for beta in settings["betas"]), eps=settings.get("eps", 1e-8)
+        )
+
+    def optimize(self, optimizer: pl.core.optimizer.LightningOptimizer, losses: Mapping[str, Tensor]) -> None:
+        """One step on the sum of ``losses`` (scalars): zero grads, backward, optional clipping, step.
+
+        The caller toggles the optimiser so that the other networks' parameters get no gradients.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(sum(losses.values()))
+        if self.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def log_losses(self, losses: Mapping[str, Tensor], prefix: str = "train/") -> dict[str, Tensor]:
+        """Log the loss terms and return them detached (the step's output, read by the NaN guard)."""
+        detached = {name: value.detach() for name, value in losses.items()}
+        self.log_dict({prefix + name: value for name, value in detached.items()}, prog_bar=False)
+        return detached
+
+    def export(self, path: str) -> None:
+        """Write the trained SAE in our checkpoint format (``save_sae``)."""
+        raise NotImplementedError

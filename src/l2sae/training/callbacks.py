@@ -1,0 +1,120 @@
+"""Training callbacks: image grids for every logger, and a guard that stops on a non-finite loss."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+from l2sae.nn import SwappingAutoencoder, load_sae
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the message names the term and the step."""
+
+
+class NaNGuard(pl.Callback):
+    """Stop training when a loss term returned by ``training_step`` is not finite.
+
+    It raises :class:`NonFiniteLossError` naming the first bad term, the global step and the batch, before the
+    checkpoint callback of that batch runs, so the last checkpoint on disk is the last good one. Under DDP all
+    ranks stop together.
+    """
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        bad = [name for name, value in (outputs or {}).items() if not torch.isfinite(value).all()]
+        if not trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            return
+        checkpoints = [c.last_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        last_good = next((path for path in checkpoints if path), None)
+        term = f"loss term {bad[0]!r} = {outputs[bad[0]].item()}" if bad else "a loss term on another rank"
+        raise NonFiniteLossError(
+            f"non-finite {term} at global step {trainer.global_step} (epoch {trainer.current_epoch}, batch "
+            f"{batch_idx}); training stopped. Last good checkpoint: {last_good or 'none saved yet'}"
+        )
+
+
+class ImageGrid(pl.Callback):
+    """After each validation, draw a grid for the first ``num_images`` validation images and log it.
+
+    Columns come from the module's ``visual_columns(images)`` (input | reconstruction | ... in [-1, 1]);
+    for a module with ``predict_masks`` (the SMPN) an ``edit`` column is added: the SMN (the SMPN's
+    ``init_checkpoint``) decodes the image with a noised texture code, composited into the input by the
+    predicted mask of ``edit_roi``. The grid is written atomically to ``<dirpath>/<filename>`` and sent
+    to every logger: W&B and TensorBoard as images, CSV loggers as a PNG per step in their folder.
+    """
+
+    def __init__(
+        self,
+        dirpath: str,
+        filename: str = "grid.png",
+        num_images: int = 4,
+        edit_roi: str | None = "hair",
+        edit_strength: float = 1.5,
+        seed: int = 0,
+    ):
+        self.path = Path(dirpath) / filename
+        self.num_images = num_images
+        self.edit_roi = edit_roi
+        self.edit_strength = edit_strength
+        self.seed = seed
+        self._images: Tensor | None = None
+        self._smn: tuple[str, SwappingAutoencoder] | None = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._images = batch["image"][: self.num_images].detach()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or self._images is None:
+            return
+        columns = pl_module.visual_columns(self._images)
+        if self.edit_roi and hasattr(pl_module, "predict_masks"):
+            columns["edit"] = self.edit(pl_module, self._images)
+        grid = self.draw(columns)
+        self._save(grid)
+        caption = " | ".join(columns)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="grid", images=[grid], caption=[caption], step=trainer.global_step)
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("grid", grid, trainer.global_step)
+            elif isinstance(logger, CSVLogger):
+                path = Path(logger.log_dir) / "images" / f"grid-step{trainer.global_step:07d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_image(grid, path)
+
+    @torch.no_grad()
+    def edit(self, pl_module, images: Tensor) -> Tensor:
+        """A simple local style edit: SMN decode with a noised texture, pasted where the SMPN predicts ``edit_roi``."""
+        smn = self._load_smn(pl_module.hparams.init_checkpoint, images.device)
+        structure, texture = smn.encode(images)
+        noise = torch.randn(texture.shape, generator=torch.Generator().manual_seed(self.seed)).to(texture)
+        edited = smn.decode(structure, texture + self.edit_strength * noise / texture.shape[1] ** 0.5)
+        roi_index = pl_module.roi_names.index(self.edit_roi)
+        matte = pl_module.predict_masks(images)[:, roi_index : roi_index + 1]
+        return matte * edited.clamp(-1, 1) + (1 - matte) * images
+
+    def _load_smn(self, path: str, device: torch.device) -> SwappingAutoencoder:
+        if self._smn is None or self._smn[0] != path:
+            self._smn = (path, load_sae(path, with_discriminators=False).eval())
+        return self._smn[1].to(device)
+
+    @staticmethod
+    def draw(columns: Mapping[str, Tensor]) -> Tensor:
+        """Columns (each B x 3 x H x W in [-1, 1]) -> one 3 x H' x W' image in [0, 1], a row per sample."""
+        stacked = torch.stack([column.float().clamp(-1, 1) for column in columns.values()], dim=1)
+        return make_grid(stacked.flatten(0, 1).add(1).div(2).cpu(), nrow=len(columns), padding=2, pad_value=1.0)
+
+    def _save(self, grid: Tensor) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}.png")
+        save_image(grid, temporary)
+        os.replace(temporary, self.path)

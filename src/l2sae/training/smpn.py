@@ -1,0 +1,192 @@
+"""SMPN (Semantic Mask Prediction Network): an SAE fine-tuned so that its structure channels are sliced per ROI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics.classification import MultilabelJaccardIndex
+
+from l2sae.losses import PerceptualDistance, gan_loss, image_distance, r1_penalty
+from l2sae.nn import save_sae
+from l2sae.regions import ConfigError, SliceScheme, masks_from_region_decodes, region_images
+
+from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
+
+# distinct colours (in [0, 1]) for drawing up to eight ROI masks in one image
+MASK_COLOURS = torch.tensor(
+    [[0.9, 0.6, 0.1], [0.95, 0.8, 0.65], [0.2, 0.7, 0.3], [0.2, 0.5, 0.95], [0.9, 0.2, 0.3],
+     [0.6, 0.3, 0.8], [0.1, 0.8, 0.8], [0.8, 0.8, 0.2]]
+)
+
+
+class SMPNModule(SAETrainingModule):
+    """Fine-tunes an SAE with the paper's Eq. 2.
+
+    For a batch of images x (B x 3 x H x W in [-1, 1]) with ROI masks m (B x R x H x W in {0, 1}):
+    ``loss = rec(G(s, t), x) + sum_r region(G(s * M_r, t), x * m_r on black)``, where (s, t) = E(x) and
+    M_r zeroes every structure channel outside ROI r's slice. The reconstruction and all B x R region
+    decodes go through the generator in one batched call. Each distance is ``l1 * L1 + lpips * LPIPS``;
+    an optional adversarial term (``gan`` > 0) scores the reconstructions with the image discriminator,
+    which is then trained as in the SAE (with lazy R1). The ROI mask of a decode is read off by
+    :func:`masks_from_region_decodes`; validation logs its IoU against the ground truth over all pixels,
+    per ROI (``val/iou_<roi>``) and their mean (``val/mask_miou``).
+
+    init_checkpoint: SAE file to start from (official or ours, e.g. the quick start's ``smn.pt``).
+    slicing: ``{num_channels, channels: {roi: [c, ...]}}`` (``conf/slicing``).
+    roi_names: the dataset's ROIs, in the order of its ``roi_masks``; each needs channels in ``slicing``.
+    loss: ``{reconstruction: {l1, lpips}, region: {l1, lpips}, gan, r1, r1_every, lpips_net,
+        lpips_pretrained}`` (``conf/loss/*.yaml``, key ``smpn``).
+    image_size: training image side, recorded in the exported checkpoint.
+    mask_threshold: brightness threshold of :func:`masks_from_region_decodes`.
+    """
+
+    def __init__(
+        self,
+        init_checkpoint: str,
+        slicing: Mapping,
+        roi_names: Sequence[str],
+        loss: Mapping,
+        optimizer: Mapping,
+        image_size: int,
+        mask_threshold: float = 0.1,
+        gradient_clip_val: float | None = None,
+    ):
+        super().__init__(optimizer, gradient_clip_val)
+        self.save_hyperparameters()
+        self.slice_scheme = SliceScheme.from_dict(slicing, key="slicing")
+        self.roi_names = tuple(roi_names)
+        self.slice_scheme.require(self.roi_names, key="data.regions")
+        self.loss_settings = dict(loss)
+        self.adversarial = loss["gan"] > 0
+        self.sae = build_sae(None, init_checkpoint, with_discriminators=self.adversarial)
+        if self.slice_scheme.num_channels != self.sae.config.structure_channels:
+            raise ConfigError(
+                f"slicing.num_channels: the scheme has {self.slice_scheme.num_channels} channels but the SAE in "
+                f"{init_checkpoint} has a {self.sae.config.structure_channels}-channel structure code"
+            )
+        self.image_size = int(image_size)
+        self.mask_threshold = mask_threshold
+        self.register_buffer("channel_masks", self.slice_scheme.channel_masks(self.roi_names), persistent=False)
+        uses_lpips = loss["reconstruction"]["lpips"] > 0 or loss["region"]["lpips"] > 0
+        self.perceptual = (
+            PerceptualDistance(loss["lpips_net"], pretrained_backbone=loss["lpips_pretrained"]) if uses_lpips else None
+        )
+        self.val_iou = MultilabelJaccardIndex(num_labels=len(self.roi_names), average=None)
+
+    # ---- forward -------------------------------------------------------------------------------
+    def decode_regions(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """images B x 3 x H x W -> (reconstruction B x 3 x H x W, region decodes B x R x 3 x H x W), unbounded.
+
+        One generator call on B * (R + 1) codes: the full structure, then each ROI's sliced structure.
+        """
+        structure, texture = self.sae.encode(images)
+        batch, regions = structure.shape[0], self.channel_masks.shape[0]
+        sliced = structure.unsqueeze(1) * self.channel_masks[None, :, :, None, None]
+        decodes = self.sae.decode(
+            torch.cat([structure, sliced.flatten(0, 1)]), torch.cat([texture, texture.repeat_interleave(regions, 0)])
+        )
+        return decodes[:batch], decodes[batch:].unflatten(0, (batch, regions))
+
+    def predict_masks(self, images: Tensor) -> Tensor:
+        """images B x 3 x H x W -> ROI masks B x R x H x W in {0, 1}, in ``roi_names`` order."""
+        _, region_decodes = self.decode_regions(images)
+        return masks_from_region_decodes(region_decodes.clamp(-1, 1), threshold=self.mask_threshold)
+
+    def eq2_losses(self, images: Tensor, roi_masks: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """The reconstruction and summed region terms; also returns the reconstruction and region decodes."""
+        reconstruction, region_decodes = self.decode_regions(images)
+        targets = region_images(images, roi_masks)
+        settings = self.loss_settings
+        rec, region = settings["reconstruction"], settings["region"]
+        losses = {
+            "rec": image_distance(reconstruction, images, rec["l1"], rec["lpips"], self.perceptual),
+            # image_distance averages over the B * R decodes; Eq. 2 sums over ROIs
+            "region": image_distance(
+                region_decodes.flatten(0, 1), targets.flatten(0, 1), region["l1"], region["lpips"], self.perceptual
+            ) * len(self.roi_names),
+        }
+        return losses, reconstruction, region_decodes
+
+    # ---- training ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizers = [self.generator_optimizer()]
+        if self.adversarial:
+            parameters = list(self.sae.D.parameters())
+            optimizers.append(lazy_regularisation_adam(parameters, self.optimizer_settings, self.loss_settings["r1_every"]))
+        return optimizers
+
+    def training_step(self, batch: Mapping, batch_idx: int) -> dict[str, Tensor]:
+        images, roi_masks = batch["image"], batch["roi_masks"]
+        optimizers = self.optimizers()
+        generator_optimizer = optimizers[0] if isinstance(optimizers, list) else optimizers
+        losses: dict[str, Tensor] = {}
+        if self.adversarial:
+            losses.update(self._discriminator_step(optimizers[1], images))
+        self.toggle_optimizer(generator_optimizer)
+        generator_losses, reconstruction, _ = self.eq2_losses(images, roi_masks)
+        if self.adversarial:
+            weight = self.loss_settings["gan"]
+            generator_losses["G_GAN_rec"] = gan_loss(self.sae.discriminator(reconstruction), real=True).mean() * weight
+        self.optimize(generator_optimizer, generator_losses)
+        self.untoggle_optimizer(generator_optimizer)
+        losses.update(generator_losses)
+        return self.log_losses(losses)
+
+    def _discriminator_step(self, optimizer, images: Tensor) -> dict[str, Tensor]:
+        """Real vs reconstruction for the image discriminator, then lazy R1 every ``r1_every`` steps."""
+        weight, r1_every = self.loss_settings["gan"], self.loss_settings["r1_every"]
+        self.toggle_optimizer(optimizer)
+        with torch.no_grad():
+            reconstruction = self.sae(images)
+        discriminator = self.sae.discriminator
+        losses = {
+            "D_real": gan_loss(discriminator(images), real=True).mean() * weight,
+            "D_rec": gan_loss(discriminator(reconstruction), real=False).mean() * weight,
+        }
+        self.optimize(optimizer, losses)
+        self.sae.num_discriminator_iters += 1
+        if self.loss_settings["r1"] > 0 and int(self.sae.num_discriminator_iters) % r1_every == 0:
+            real = images.detach().requires_grad_(True)
+            penalty = r1_penalty(discriminator(real), real).mean() * (0.5 * self.loss_settings["r1"])
+            self.optimize(optimizer, {"D_R1": penalty * r1_every})
+            losses["D_R1"] = penalty
+        self.untoggle_optimizer(optimizer)
+        return losses
+
+    # ---- validation ----------------------------------------------------------------------------
+    def validation_step(self, batch: Mapping, batch_idx: int) -> None:
+        images, roi_masks = batch["image"], batch["roi_masks"]
+        losses, _, region_decodes = self.eq2_losses(images, roi_masks)
+        self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True)
+        masks = masks_from_region_decodes(region_decodes.clamp(-1, 1), threshold=self.mask_threshold)
+        self.val_iou.update(masks, roi_masks.round().int())
+
+    def on_validation_epoch_end(self) -> None:
+        ious = self.val_iou.compute()
+        self.val_iou.reset()
+        self.log_dict({f"val/iou_{roi}": iou for roi, iou in zip(self.roi_names, ious)})
+        self.log("val/mask_miou", ious.mean(), prog_bar=True)
+
+    # ---- outputs -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def visual_columns(self, images: Tensor) -> dict[str, Tensor]:
+        """Grid columns (B x 3 x H x W in [-1, 1]): input, reconstruction, each ROI's decode, the masks in colour."""
+        reconstruction, region_decodes = self.decode_regions(images)
+        columns = {"input": images, "reconstruction": reconstruction}
+        columns.update({roi: region_decodes[:, r] for r, roi in enumerate(self.roi_names)})
+        masks = masks_from_region_decodes(region_decodes.clamp(-1, 1), threshold=self.mask_threshold)
+        colours = MASK_COLOURS[: len(self.roi_names)].to(images)[None, :, :, None, None]
+        painted = (masks.unsqueeze(2) * colours).sum(1) / masks.sum(1, keepdim=True).clamp(min=1)
+        columns["masks"] = painted * 2 - 1
+        return columns
+
+    def export(self, path: str) -> None:
+        extra = {
+            "kind": "smpn",
+            "slicing": self.slice_scheme.to_dict(),
+            "image_size": self.image_size,
+            "roi_names": list(self.roi_names),
+        }
+        save_sae(self.sae, path, extra=extra)

@@ -1,0 +1,113 @@
+"""Training configs: every group option composes, slicing schemes are valid, config errors name their key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from test_train_helpers import CONF, compose_train, tiny_sae_file
+
+from l2sae.regions import ROI_NAMES, ConfigError, SliceScheme
+from l2sae.training.run import check_config, run, wandb_identity
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return tmp_path / "logs" / "run", tmp_path / "data"
+
+
+def test_default_is_the_quick_start_smn_then_smpn(folders):
+    cfg = compose_train(*folders)
+    assert list(check_config(cfg)) == ["smn", "smpn"]
+    assert cfg.model.smpn.module.init_checkpoint == cfg.model.smn.export == f"{folders[0]}/smn.pt"
+    assert cfg.trainer.accelerator == "cpu" and list(cfg.logger) == ["csv"]
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(folders, experiment):
+    cfg = compose_train(*folders, [f"experiment={experiment}"], tiny_data=False)
+    stages = {name for name, stage in cfg.model.items() if "_target_" in stage.get("module", {})}
+    assert stages and stages <= {"smn", "smpn"}
+    SliceScheme.from_dict(cfg.slicing)
+
+
+@pytest.mark.parametrize("slicing", options("slicing"))
+def test_slicing_schemes_are_valid_and_cover_every_roi(slicing):
+    scheme = SliceScheme.from_dict(yaml.safe_load((CONF / "slicing" / f"{slicing}.yaml").read_text()))
+    assert set(scheme.roi_names) == set(ROI_NAMES)
+    assert scheme.channel_masks().sum(0).max() == 1  # disjoint
+
+
+def test_there_are_ablation_schemes_including_a_16_channel_one():
+    schemes = [yaml.safe_load((CONF / "slicing" / f"{name}.yaml").read_text()) for name in options("slicing")]
+    assert len(schemes) >= 4 and any(scheme["num_channels"] == 16 for scheme in schemes)
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_multinode", "debug"])
+def test_trainer_options(folders, trainer):
+    cfg = compose_train(*folders, [f"trainer={trainer}"])
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    if trainer.startswith("ddp"):
+        assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("slicing.channels.hair=[0,9]", "slicing.channels.hair"),  # out of range
+        ("slicing.channels.skin=[1,2]", "slicing.channels.skin"),  # overlaps hair's channel 1
+        ("+slicing.channels.beard=[7]", "slicing.channels.beard"),  # unknown ROI
+        ("~slicing.channels.nose", "slicing.channels"),  # a ROI of the data without channels
+        ("slicing=sixteen", "slicing.num_channels"),  # 16 channels for an 8-channel backbone
+    ],
+)
+def test_bad_slicing_fails_before_any_work_naming_the_key(folders, override, key):
+    cfg = compose_train(*folders, [override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        run(cfg)
+    assert not folders[0].exists()  # nothing written, nothing trained
+
+
+def test_missing_start_checkpoint_names_the_key(folders):
+    cfg = compose_train(*folders, ["model=smpn", "model.smpn.module.init_checkpoint=/nowhere/smn.pt"])
+    with pytest.raises(ConfigError, match=r"model\.smpn\.module\.init_checkpoint: /nowhere/smn\.pt does not exist"):
+        run(cfg)
+
+
+def test_smpn_alone_takes_an_existing_checkpoint(folders, tmp_path):
+    start = tiny_sae_file(tmp_path / "smn.pt")
+    cfg = compose_train(*folders, ["model=smpn", f"model.smpn.module.init_checkpoint={start}"])
+    assert list(check_config(cfg)) == ["smpn"]
+
+
+def test_bad_image_size_names_the_key(folders):
+    cfg = compose_train(*folders, ["data.image_size=60"])
+    with pytest.raises(ConfigError, match=r"data\.image_size"):
+        run(cfg)
+
+
+def test_wandb_offline_by_default_and_disabled_in_tests(folders, monkeypatch):
+    cfg = compose_train(*folders, ["logger=wandb"])
+    assert cfg.logger.wandb.mode == "disabled"  # tests/conftest.py sets WANDB_MODE=disabled
+    assert cfg.logger.wandb.offline is False  # offline=True would override WANDB_MODE
+    monkeypatch.delenv("WANDB_MODE")
+    cfg = compose_train(*folders, ["logger=wandb"])
+    assert cfg.logger.wandb.mode == "offline"
+
+
+def test_wandb_sweep_jobs_are_runs_grouped_per_sweep_and_tagged(tmp_path):
+    run_dir = tmp_path / "multiruns" / "2026-01-01_00-00-00-000001" / "3"
+    cfg = compose_train(run_dir, tmp_path / "data", ["logger=wandb", "slicing=one_each", "hydra.mode=MULTIRUN"])
+    identity = wandb_identity(cfg, cfg.logger.wandb)
+    assert identity["name"] == "2026-01-01_00-00-00-000001-3"
+    assert identity["group"] == "train-2026-01-01_00-00-00-000001"
+    assert "slicing=one_each" in identity["tags"] and "experiment=quickstart" in identity["tags"]
+
+
+def test_run_folders_carry_a_time_stamp_with_microseconds():
+    hydra_layout = yaml.safe_load((CONF / "hydra" / "default.yaml").read_text())
+    assert "%f" in hydra_layout["run"]["dir"] and hydra_layout["sweep"]["subdir"] == "${hydra.job.num}"
+    assert Path(CONF / "train.yaml").read_text().count("experiment: quickstart") == 1

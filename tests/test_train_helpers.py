@@ -1,0 +1,51 @@
+"""Helpers of the training tests (no tests here): compose conf/train.yaml for a temporary run folder, tiny SAE files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+# a tiny synthetic set, fast CPU steps: 2-image batches, no workers, a single validation batch
+TINY_DATA = [
+    "data.synthetic.n=24",
+    "data.val_size=4",
+    "data.test_size=4",
+    "data.batch_size=2",
+    "data.num_workers=0",
+]
+
+
+def compose_train(run_dir: Path, data_dir: Path, overrides: list[str] = (), tiny_data: bool = True) -> DictConfig:
+    """conf/train.yaml with ``overrides``, writing into ``run_dir`` (run folder) and its parent (log dir).
+
+    ``tiny_data``: shrink the synthetic face set and the batches (:data:`TINY_DATA`).
+    Hydra's own config is set too, so ``${hydra:...}`` interpolations and W&B tags resolve as in a real run.
+    """
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[*(TINY_DATA if tiny_data else []), f"paths.data_dir={data_dir}", f"paths.log_dir={run_dir.parent}", *overrides],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def tiny_sae_file(path: Path) -> Path:
+    """A freshly initialised tiny SAE (with discriminators) in our checkpoint format."""
+    return save_sae(SwappingAutoencoder(SAEConfig.preset("tiny")), path, extra={"kind": "smn"})
