@@ -85,7 +85,9 @@ def tree(tmp_path):
 
 
 def dataset(root, split="all", **options):
-    return CelebAMaskHQ(root, split=split, image_size=SIZE, split_scheme=options.pop("split_scheme", "celeba"), **options)
+    return CelebAMaskHQ(
+        root, split=split, image_size=SIZE, split_scheme=options.pop("split_scheme", "celeba"), **options
+    )
 
 
 def sample_of(data, index):
@@ -120,7 +122,9 @@ def test_regions_from_config_in_config_order(tree):
     regions = {"eyes": ["l_eye", "r_eye", "l_brow", "r_brow"], "hair": ["hair"]}
     sample = sample_of(dataset(tree, regions=regions), 0)
     assert sample["roi_names"] == ("eyes", "hair")
-    assert torch.equal(sample["roi_masks"][0].bool(), torch.from_numpy(region_at_sample_size(["l_eye", "r_eye", "l_brow"])))
+    assert torch.equal(
+        sample["roi_masks"][0].bool(), torch.from_numpy(region_at_sample_size(["l_eye", "r_eye", "l_brow"]))
+    )
     with pytest.raises(ConfigError, match=r"data\.regions\.eyes: unknown part 'pupil'"):
         dataset(tree, regions={"eyes": ["pupil"]})
 
@@ -150,7 +154,9 @@ def test_images_are_antialiased_and_masks_nearest(tmp_path, tree):
     sample = sample_of(dataset(tree, cache=False), 2001)
     assert sample["image"].abs().max() < 0.1  # a 1-px checkerboard averages to mid grey
     stripes_at_sample_size = torch.from_numpy(np.arange(SIZE) % 2 == 0).float()
-    assert torch.equal(sample["roi_masks"][2, 16:22], stripes_at_sample_size.expand(6, SIZE))  # rows no later part covers
+    assert torch.equal(
+        sample["roi_masks"][2, 16:22], stripes_at_sample_size.expand(6, SIZE)
+    )  # rows no later part covers
 
 
 def test_hflip_flips_image_and_masks_together(tree, monkeypatch):
@@ -236,7 +242,7 @@ def test_cache_is_read_without_decoding_the_originals(tree, monkeypatch):
     first = dataset(tree, "train")
     reference = [first[i] for i in range(len(first))]
     uncached = dataset(tree, "train", cache=False)
-    for cached, decoded in zip(reference, (uncached[i] for i in range(len(uncached)))):
+    for cached, decoded in zip(reference, (uncached[i] for i in range(len(uncached))), strict=True):
         assert torch.equal(cached["image"], decoded["image"]) and torch.equal(cached["roi_masks"], decoded["roi_masks"])
 
     def no_decoding(*args, **kwargs):
@@ -246,10 +252,16 @@ def test_cache_is_read_without_decoding_the_originals(tree, monkeypatch):
     monkeypatch.setattr(celebamask_module, "read_mask", no_decoding)
     again = dataset(tree, "train")
     for i, expected in enumerate(reference):
-        assert torch.equal(again[i]["image"], expected["image"]) and torch.equal(again[i]["roi_masks"], expected["roi_masks"])
+        assert torch.equal(again[i]["image"], expected["image"]) and torch.equal(
+            again[i]["roi_masks"], expected["roi_masks"]
+        )
     folders = sorted(p.name for p in (tree / DEFAULT_CACHE_FOLDER).iterdir())
     assert len(folders) == 1 and folders[0].startswith("celebamask_hq-train-32px-")  # no temporary folder left
-    assert sorted(p.name for p in (tree / DEFAULT_CACHE_FOLDER / folders[0]).iterdir()) == ["images.npy", "labels.npy", "meta.json"]
+    assert sorted(p.name for p in (tree / DEFAULT_CACHE_FOLDER / folders[0]).iterdir()) == [
+        "images.npy",
+        "labels.npy",
+        "meta.json",
+    ]
 
 
 def test_cache_key_changes_with_size_split_and_files(tree):

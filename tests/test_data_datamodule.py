@@ -17,8 +17,9 @@ SYNTHETIC = {"n": 36, "size": 32, "seed": 0}
 
 
 def module(root, **options):
-    settings = dict(image_size=32, batch_size=4, num_workers=0, split_scheme="index", val_size=6, test_size=4,
-                    synthetic=SYNTHETIC)
+    settings = dict(
+        image_size=32, batch_size=4, num_workers=0, split_scheme="index", val_size=6, test_size=4, synthetic=SYNTHETIC
+    )
     return L2SAEDataModule(root, **(settings | options))
 
 
@@ -112,8 +113,10 @@ def test_image_folder_layout_gives_images_only(tmp_path):
     assert set(batch) == {"image", "path"} and batch["image"].shape == (4, 3, 32, 32)
 
 
-@pytest.mark.parametrize("name, layout, rois", [
-    ("synthfaces", "celebamask_hq", 5), ("celebamask_hq", "celebamask_hq", 5), ("ffhq", "image_folder", 0)])
+@pytest.mark.parametrize(
+    "name, layout, rois",
+    [("synthfaces", "celebamask_hq", 5), ("celebamask_hq", "celebamask_hq", 5), ("ffhq", "image_folder", 0)],
+)
 def test_hydra_configs_instantiate(tmp_path, name, layout, rois):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(overrides=[f"+data={name}", f"+paths.data_dir={tmp_path}"])
@@ -127,7 +130,9 @@ def test_hydra_configs_instantiate(tmp_path, name, layout, rois):
 
 def test_region_groupings_are_chosen_by_name(tmp_path):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(overrides=["+data=synthfaces", f"+paths.data_dir={tmp_path}", "data/regions=with_brows_and_glasses"])
+        cfg = compose(
+            overrides=["+data=synthfaces", f"+paths.data_dir={tmp_path}", "data/regions=with_brows_and_glasses"]
+        )
     data = instantiate(cfg.data)
     assert data.region_parts["eyes"] == ("l_eye", "r_eye", "l_brow", "r_brow", "eye_g")
     assert data.synthetic["size"] == data.image_size == 64
@@ -145,13 +150,22 @@ def test_lightning_trainer_runs_the_hooks(tmp_path):
             return ((batch["image"] * batch["roi_masks"][:, :1]).mean() - self.weight) ** 2
 
         def validation_step(self, batch, batch_index):
-            self.log("val/mean", batch["image"].mean())
+            self.log("val/mean", batch["image"].mean(), batch_size=len(batch["path"]))
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[LogSkippedFiles()], default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[LogSkippedFiles()],
+        default_root_dir=tmp_path,
+    )
     trainer.fit(MeanImage(), datamodule=module(tmp_path / "synthfaces"))
     assert trainer.callback_metrics["data/skipped_train"] == 0 and "val/mean" in trainer.callback_metrics

@@ -12,8 +12,13 @@ from l2sae.data import BadFileError, ImageFolder
 
 def make_folder(root: Path) -> Path:
     """Five images in nested folders (png, JPG, jpeg, webp), a hidden folder and a text file."""
-    for relative, colour in [("a.png", (255, 0, 0)), ("sub/b.JPG", (0, 255, 0)), ("sub/deeper/c.jpeg", (0, 0, 255)),
-                             ("sub/d.webp", (255, 255, 255)), ("e.png", (0, 0, 0))]:
+    for relative, colour in [
+        ("a.png", (255, 0, 0)),
+        ("sub/b.JPG", (0, 255, 0)),
+        ("sub/deeper/c.jpeg", (0, 0, 255)),
+        ("sub/d.webp", (255, 255, 255)),
+        ("e.png", (0, 0, 0)),
+    ]:
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (48, 48), colour).save(root / relative, quality=100, lossless=True)
     (root / ".hidden").mkdir()
@@ -49,7 +54,9 @@ def test_non_square_images_are_centre_cropped(tmp_path):
 
 
 def test_index_splits_and_subset(folder):
-    sizes = {split: len(ImageFolder(folder, 16, split, val_size=2, test_size=1)) for split in ("train", "val", "test", "all")}
+    sizes = {
+        split: len(ImageFolder(folder, 16, split, val_size=2, test_size=1)) for split in ("train", "val", "test", "all")
+    }
     assert sizes == {"train": 2, "val": 2, "test": 1, "all": 5}
     val = ImageFolder(folder, 16, "val", val_size=2, test_size=1)
     assert names(val, folder) == ["sub/b.JPG", "sub/d.webp"]
@@ -59,7 +66,9 @@ def test_index_splits_and_subset(folder):
 def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "readme.txt").write_text("no images")
-    with pytest.raises(FileNotFoundError, match=r"no images \(\.jpg, \.jpeg, \.png, \.webp\) found under .*empty.*data/README\.md"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no images \(\.jpg, \.jpeg, \.png, \.webp\) found under .*empty.*data/README\.md"
+    ):
         ImageFolder(tmp_path / "empty", 16)
     with pytest.raises(FileNotFoundError, match=r"missing.*does not exist"):
         ImageFolder(tmp_path / "missing", 16)

@@ -10,15 +10,21 @@ from l2sae.regions import ConfigError
 def fake_celeba_files(folder, count=40, seed=0):
     """A mapping of ``count`` HQ images onto scattered CelebA files and a CelebA-style partition of them."""
     rng = np.random.default_rng(seed)
-    originals = rng.choice(202599, size=count, replace=False)
+    originals = rng.choice(150000, size=count, replace=False)
     codes = rng.integers(0, 3, size=count)
     mapping = folder / "mapping.txt"
-    mapping.write_text("idx orig_idx orig_file\n" + "".join(f"{i} {o} {o + 1:06d}.jpg\n" for i, o in enumerate(originals)))
+    mapping.write_text(
+        "idx orig_idx orig_file\n" + "".join(f"{i} {o} {o + 1:06d}.jpg\n" for i, o in enumerate(originals))
+    )
     partition = folder / "partition.txt"
     # CelebA lists every one of its files; include some that no HQ image maps to
-    others = [f"{o + 1:06d}.jpg {c}\n" for o, c in zip(rng.choice(202599, size=10), rng.integers(0, 3, size=10))]
-    partition.write_text("".join(f"{o + 1:06d}.jpg {c}\n" for o, c in zip(originals, codes)) + "".join(others))
-    expected = {name: [i for i in range(count) if codes[i] == code] for code, name in enumerate(("train", "val", "test"))}
+    others = [f"{o + 1:06d}.jpg {o % 3}\n" for o in range(150000, 150010)]
+    partition.write_text(
+        "".join(f"{o + 1:06d}.jpg {c}\n" for o, c in zip(originals, codes, strict=True)) + "".join(others)
+    )
+    expected = {
+        name: [i for i in range(count) if codes[i] == code] for code, name in enumerate(("train", "val", "test"))
+    }
     return mapping, partition, expected
 
 

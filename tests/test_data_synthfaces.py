@@ -7,8 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from l2sae.data import CelebAMaskHQ, ensure_synthfaces
-from l2sae.data import synthfaces
+from l2sae.data import CelebAMaskHQ, ensure_synthfaces, synthfaces
 from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE
 from l2sae.data.synthfaces import MANIFEST_FILE, MIN_PART_BRIGHTNESS, draw_face, generate
 from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS
@@ -37,7 +36,10 @@ def test_writes_the_celebamask_layout(tmp_path):
     codes = [line.split()[1] for line in (out / PARTITION_FILE).read_text().splitlines()]
     assert codes == ["0"] * 8 + ["1", "2"]
     assert json.loads((out / MANIFEST_FILE).read_text())["n"] == 10
-    sizes = [len(CelebAMaskHQ(out, split, image_size=32, split_scheme="celeba", cache=False)) for split in ("train", "val", "test")]
+    sizes = [
+        len(CelebAMaskHQ(out, split, image_size=32, split_scheme="celeba", cache=False))
+        for split in ("train", "val", "test")
+    ]
     assert sizes == [8, 1, 1]
 
 

@@ -158,7 +158,7 @@ def _fill(temp: Path, decode, items, paths, image_size, with_labels, on_bad_file
     skipped: list[str] = []
     log.info("decoding %d images into the cache %s (once)", count, temp.parent)
     loader = DataLoader(_DecodeJobs(decode, items), batch_size=None, num_workers=workers, collate_fn=_keep)
-    for path, result in tqdm(zip(paths, loader), total=count, desc=f"caching {desc}", disable=None):
+    for path, result in tqdm(zip(paths, loader, strict=True), total=count, desc=f"caching {desc}", disable=None):
         if isinstance(result, BadFileError):
             if on_bad_file == "error":
                 raise result

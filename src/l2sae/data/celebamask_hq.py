@@ -128,7 +128,10 @@ class CelebAMaskHQ(Dataset):
             decode=PartLabelDecoder(root, image_size),
             items=items,
             paths=[path for _, path in items],
-            key=lambda: {"root": str(root.resolve()), "images": [[images[i].name, *file_stamp(images[i])] for i in indices]},
+            key=lambda: {
+                "root": str(root.resolve()),
+                "images": [[images[i].name, *file_stamp(images[i])] for i in indices],
+            },
             image_size=image_size,
             with_labels=True,
             cache=cache,

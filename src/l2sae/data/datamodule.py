@@ -83,13 +83,20 @@ class L2SAEDataModule(pl.LightningDataModule):
         check_even_batch(batch_size, "data.batch_size")
         if eval_batch_size is not None:
             check_even_batch(eval_batch_size, "data.eval_batch_size")
-        check_sizes(num_workers=num_workers, val_size=val_size, test_size=test_size,
-                    train_subset_size=train_subset_size, eval_subset_size=eval_subset_size)
+        check_sizes(
+            num_workers=num_workers,
+            val_size=val_size,
+            test_size=test_size,
+            train_subset_size=train_subset_size,
+            eval_subset_size=eval_subset_size,
+        )
         check_scheme(split_scheme)
         check_on_bad_file(on_bad_file, cache)
         self.region_parts = {}
         if layout == "celebamask_hq":
-            self.region_parts = validate_region_parts(DEFAULT_REGION_PARTS if regions is None else regions, "data.regions")
+            self.region_parts = validate_region_parts(
+                DEFAULT_REGION_PARTS if regions is None else regions, "data.regions"
+            )
             if hflip:
                 check_flip_symmetric(self.region_parts)
         self.synthetic = _check_synthetic(synthetic)
@@ -97,11 +104,20 @@ class L2SAEDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.pin_memory, self.hflip = num_workers, pin_memory, hflip
         self.split_options = {
-            "val_size": val_size, "test_size": test_size, "subset_seed": subset_seed, "on_bad_file": on_bad_file,
-            "cache": cache, "cache_dir": cache_dir, "cache_workers": num_workers,
+            "val_size": val_size,
+            "test_size": test_size,
+            "subset_seed": subset_seed,
+            "on_bad_file": on_bad_file,
+            "cache": cache,
+            "cache_dir": cache_dir,
+            "cache_workers": num_workers,
         }
         if layout == "celebamask_hq":
-            self.split_options |= {"regions": self.region_parts, "split_scheme": split_scheme, "partition_file": partition_file}
+            self.split_options |= {
+                "regions": self.region_parts,
+                "split_scheme": split_scheme,
+                "partition_file": partition_file,
+            }
         self.subset_sizes = {"train": train_subset_size, "val": eval_subset_size, "test": eval_subset_size}
         self.datasets: dict[str, CelebAMaskHQ | ImageFolder] = {}
 
@@ -112,7 +128,11 @@ class L2SAEDataModule(pl.LightningDataModule):
 
     def make_dataset(self, split: str) -> CelebAMaskHQ | ImageFolder:
         """The dataset of ``split`` ('train' | 'val' | 'test'); only training images are flipped."""
-        options = {**self.split_options, "subset_size": self.subset_sizes[split], "hflip": self.hflip and split == "train"}
+        options = {
+            **self.split_options,
+            "subset_size": self.subset_sizes[split],
+            "hflip": self.hflip and split == "train",
+        }
         dataset_class = CelebAMaskHQ if self.layout == "celebamask_hq" else ImageFolder
         try:
             return dataset_class(self.root, split=split, image_size=self.image_size, **options)

@@ -62,4 +62,3 @@ def list_images(root: Path) -> dict[int, os.DirEntry]:
     if not images:
         raise FileNotFoundError(f"{root / IMAGE_DIR} holds no images named <i>.jpg or <i>.png; {README_HINT}")
     return dict(sorted(images.items()))
-

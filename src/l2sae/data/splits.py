@@ -47,7 +47,9 @@ def read_partition(path: Path) -> dict[str, str]:
     """CelebA's list_eval_partition.txt -> {CelebA file name: 'train' | 'val' | 'test'}."""
     hint = "download it from CelebA's Eval folder (data/README.md), or set data.split_scheme=index"
     rows = _table(path, "CelebA partition file", hint)
-    partition = {row[0]: CELEBA_PARTITION_CODES[row[1]] for row in rows if len(row) == 2 and row[1] in CELEBA_PARTITION_CODES}
+    partition = {
+        row[0]: CELEBA_PARTITION_CODES[row[1]] for row in rows if len(row) == 2 and row[1] in CELEBA_PARTITION_CODES
+    }
     if not partition:
         raise ValueError(f"{path} has no '<file> <0|1|2>' rows; {hint}")
     return partition

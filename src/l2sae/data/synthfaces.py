@@ -35,15 +35,35 @@ MIN_PART_BRIGHTNESS = 0.2  # channel mean in [0, 1] of every pixel that belongs 
 PARTITION_FRACTIONS = (0.8, 0.1, 0.1)  # train / val / test of the optional list_eval_partition.txt
 LABEL = {part: label for label, part in enumerate(CELEBAMASK_PARTS, start=1)}
 
-SKIN_TONES = np.array([[0.97, 0.84, 0.74], [0.89, 0.70, 0.56], [0.76, 0.55, 0.40], [0.56, 0.38, 0.26], [0.42, 0.28, 0.20]])
-HAIR_COLOURS = np.array(
-    [[0.88, 0.76, 0.48], [0.72, 0.55, 0.33], [0.52, 0.35, 0.21], [0.36, 0.25, 0.18], [0.28, 0.23, 0.22],
-     [0.66, 0.30, 0.14], [0.70, 0.70, 0.70], [0.92, 0.90, 0.86]]
+SKIN_TONES = np.array(
+    [[0.97, 0.84, 0.74], [0.89, 0.70, 0.56], [0.76, 0.55, 0.40], [0.56, 0.38, 0.26], [0.42, 0.28, 0.20]]
 )
-IRIS_COLOURS = np.array([[0.30, 0.50, 0.78], [0.34, 0.56, 0.36], [0.52, 0.34, 0.20], [0.56, 0.46, 0.26], [0.56, 0.61, 0.66]])
+HAIR_COLOURS = np.array(
+    [
+        [0.88, 0.76, 0.48],
+        [0.72, 0.55, 0.33],
+        [0.52, 0.35, 0.21],
+        [0.36, 0.25, 0.18],
+        [0.28, 0.23, 0.22],
+        [0.66, 0.30, 0.14],
+        [0.70, 0.70, 0.70],
+        [0.92, 0.90, 0.86],
+    ]
+)
+IRIS_COLOURS = np.array(
+    [[0.30, 0.50, 0.78], [0.34, 0.56, 0.36], [0.52, 0.34, 0.20], [0.56, 0.46, 0.26], [0.56, 0.61, 0.66]]
+)
 LIP_COLOURS = np.array(
-    [[0.80, 0.38, 0.42], [0.70, 0.25, 0.30], [0.78, 0.50, 0.48], [0.58, 0.32, 0.30], [0.86, 0.30, 0.36],
-     [0.62, 0.16, 0.30], [0.92, 0.55, 0.62], [0.92, 0.45, 0.38]]
+    [
+        [0.80, 0.38, 0.42],
+        [0.70, 0.25, 0.30],
+        [0.78, 0.50, 0.48],
+        [0.58, 0.32, 0.30],
+        [0.86, 0.30, 0.36],
+        [0.62, 0.16, 0.30],
+        [0.92, 0.55, 0.62],
+        [0.92, 0.45, 0.38],
+    ]
 )
 
 
@@ -145,8 +165,8 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
     # clothes, hair behind the head (strands: stripes bent by smooth noise)
     cloth_ru, cloth_rv = uniform(0.75, 1.0), uniform(0.25, 0.35)
     cloth = uniform(0.05, 0.95, 3)
-    cloth_box = (face_u, bottom + 0.1, cloth_ru, cloth_rv)
-    paint(ellipse_box(*cloth_box), lambda u, v: ellipse(u, v, *cloth_box), cloth, "cloth")
+    cloth_ellipse = (face_u, bottom + 0.1, cloth_ru, cloth_rv)
+    paint(ellipse_box(*cloth_ellipse), lambda u, v: ellipse(u, v, *cloth_ellipse), cloth, "cloth")
     strands = 1.0 + 0.08 * np.sin(u * uniform(40, 90) + 2.5 * _smooth_noise(rng, size, 6))
     hair_field = hair * strands[..., None]
     head_v, head_ru, head_rv = face_v - 0.1, face_ru * uniform(1.08, 1.2), face_rv_top * uniform(1.1, 1.25)
@@ -158,27 +178,48 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
         return np.minimum(ellipse(u, v, face_u, head_v, head_ru, head_rv), hanging)
 
     reach = max(width, head_ru)
-    paint((face_u - reach, face_u + reach, head_v - head_rv, max(length, head_v + head_rv)), behind_head, hair_field, "hair")
+    paint(
+        (face_u - reach, face_u + reach, head_v - head_rv, max(length, head_v + head_rv)),
+        behind_head,
+        hair_field,
+        "hair",
+    )
 
     # neck, ears, face (shaded towards its rim)
     neck_ru = face_ru * uniform(0.45, 0.6)
-    neck = lambda u, v: np.maximum(np.abs(u - face_u) - neck_ru, face_v - v)  # noqa: E731
+
+    def neck(u, v):
+        return np.maximum(np.abs(u - face_u) - neck_ru, face_v - v)
+
     paint((face_u - neck_ru, face_u + neck_ru, face_v, bottom), neck, skin * 0.82, "neck")
     for side, part in ((-1, "l_ear"), (1, "r_ear")):
         ear = (face_u + side * face_ru * 0.97, eye_v + 0.06, 0.06, 0.11)
-        paint(ellipse_box(*ear), lambda u, v: ellipse(u, v, *ear), skin * 0.93, part)
+        paint(ellipse_box(*ear), lambda u, v, ear=ear: ellipse(u, v, *ear), skin * 0.93, part)
+
     def face(u, v):
         rv = np.where(v < face_v, face_rv_top, face_rv_chin)
         return (np.sqrt(((u - face_u) / face_ru) ** 2 + ((v - face_v) / rv) ** 2) - 1.0) * face_ru
 
     shading = 1.0 - 0.16 * (face(u, v) / face_ru + 1.0) ** 2 + 0.03 * _smooth_noise(rng, size, 5)
-    paint((face_u - face_ru, face_u + face_ru, face_v - face_rv_top, face_v + face_rv_chin), face, skin * shading[..., None], "skin")
+    paint(
+        (face_u - face_ru, face_u + face_ru, face_v - face_rv_top, face_v + face_rv_chin),
+        face,
+        skin * shading[..., None],
+        "skin",
+    )
 
     # hair cap above a hairline with a parting, swept to one side
-    part_u, forehead, notch, sweep = face_u + uniform(-0.2, 0.2), eye_v - uniform(0.16, 0.34), uniform(0, 0.1), uniform(-0.25, 0.25)
+    part_u, forehead, notch, sweep = (
+        face_u + uniform(-0.2, 0.2),
+        eye_v - uniform(0.16, 0.34),
+        uniform(0, 0.1),
+        uniform(-0.25, 0.25),
+    )
 
     def cap(u, v):
-        hairline = forehead + 0.5 * (u - face_u) ** 2 - notch * np.exp(-(((u - part_u) / 0.08) ** 2)) + sweep * (u - part_u)
+        hairline = (
+            forehead + 0.5 * (u - face_u) ** 2 - notch * np.exp(-(((u - part_u) / 0.08) ** 2)) + sweep * (u - part_u)
+        )
         return np.maximum(ellipse(u, v, face_u, head_v, head_ru, head_rv), v - hairline)
 
     paint(ellipse_box(face_u, head_v, head_ru, head_rv), cap, hair_field, "hair")
@@ -190,16 +231,25 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
     gaze_u, gaze_v = uniform(-0.3, 0.3) * eye_ru, uniform(-0.1, 0.1) * eye_rv
     for side, brow_part, eye_part in ((-1, "l_brow", "l_eye"), (1, "r_brow", "r_eye")):
         centre = face_u + side * eye_gap
-        brow_box = (centre - brow_ru, centre + brow_ru, brow_v - brow_half_thickness, brow_v + arch * brow_ru**2 + brow_half_thickness)
+        brow_box = (
+            centre - brow_ru,
+            centre + brow_ru,
+            brow_v - brow_half_thickness,
+            brow_v + arch * brow_ru**2 + brow_half_thickness,
+        )
 
         def brow(u, v, centre=centre):
-            return np.maximum(np.abs(v - brow_v - arch * (u - centre) ** 2) - brow_half_thickness, np.abs(u - centre) - brow_ru)
+            return np.maximum(
+                np.abs(v - brow_v - arch * (u - centre) ** 2) - brow_half_thickness, np.abs(u - centre) - brow_ru
+            )
 
         def eye_white(u, v, centre=centre):
             return ellipse(u, v, centre, eye_v, eye_ru, eye_rv)
 
         def iris(u, v, centre=centre, scale=1.0):
-            return np.maximum(ellipse(u, v, centre + gaze_u, eye_v + gaze_v, iris_r * scale, iris_r * scale), eye_white(u, v))
+            return np.maximum(
+                ellipse(u, v, centre + gaze_u, eye_v + gaze_v, iris_r * scale, iris_r * scale), eye_white(u, v)
+            )
 
         paint(brow_box, brow, brow_colour, brow_part)
         eye_box = ellipse_box(centre, eye_v, eye_ru, eye_rv)
@@ -301,14 +351,22 @@ def generate(out: str | os.PathLike, n: int, size: int = 128, seed: int = 0, par
     if partition:
         bounds = np.cumsum(PARTITION_FRACTIONS)[:2] * n
         codes = np.searchsorted(bounds, np.arange(n), side="right")
-        atomic_write_bytes(out / PARTITION_FILE, "".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)).encode())
+        atomic_write_bytes(
+            out / PARTITION_FILE, "".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)).encode()
+        )
     atomic_write_json(out / MANIFEST_FILE, _manifest(n, size, seed, partition))
     return out
 
 
 def _manifest(n: int, size: int, seed: int, partition: bool) -> dict:
-    return {"generator": "l2sae.data.synthfaces", "version": GENERATOR_VERSION, "n": n, "size": size,
-            "seed": seed, "partition": partition}
+    return {
+        "generator": "l2sae.data.synthfaces",
+        "version": GENERATOR_VERSION,
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "partition": partition,
+    }
 
 
 def ensure_synthfaces(root: str | os.PathLike, n: int, size: int = 128, seed: int = 0, partition: bool = False) -> Path:
