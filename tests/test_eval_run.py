@@ -1,0 +1,190 @@
+"""``evaluate.py`` / ``l2sae.evaluation.run``: our edits scored per batch, config checks, the whole run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from l2sae.editing import AlphaMatting, L2SAEEditor
+from l2sae.evaluation.lpips_metric import build_lpips
+from l2sae.evaluation.run import OURS, Plan, check_config, score_batch
+from l2sae.evaluation.scoring import EditScores
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
+from l2sae.regions import ConfigError, SliceScheme
+from test_eval_metrics import ChannelStatistics
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 64
+SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
+EXTRACTOR = "test_eval_metrics.ChannelStatistics"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny random-weight SMN and SMPN saved like a training run exports them."""
+    folder = tmp_path_factory.mktemp("run")
+    networks = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        networks.append(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False))
+    smn = save_sae(networks[0], folder / "smn.pt", extra={"kind": "smn"})
+    extra = {"kind": "smpn", "slicing": SLICING.to_dict(), "image_size": SIZE}
+    return smn, save_sae(networks[1], folder / "smpn.pt", extra=extra)
+
+
+def left_half_masks(monkeypatch, editor):
+    """Make the SMPN draw every region on the left half, so masks and mattes are known."""
+
+    def decode(structure, texture):
+        images = -torch.ones(structure.shape[0], 3, SIZE, SIZE)
+        images[..., : SIZE // 2] = 1.0
+        return images
+
+    monkeypatch.setattr(editor.smpn, "decode", decode)
+
+
+@pytest.fixture(scope="module")
+def lpips_model():
+    return build_lpips(random_backbone=True)
+
+
+def test_our_edits_leave_every_pixel_outside_the_matte_unchanged(checkpoints, lpips_model, monkeypatch):
+    editor = L2SAEEditor.from_checkpoints(*checkpoints, matting=AlphaMatting(kernel_size=9))
+    left_half_masks(monkeypatch, editor)
+    images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    plan = Plan(("hair", "nose"), 2.0, (5,), False, {}, torch.device("cpu"), 0, 0)
+    faces = editor.encode(images)
+    mattes = torch.cat([editor.edit_style(faces, roi, 2.0, 5).matte for roi in plan.rois], dim=1)
+    assert 0 < (mattes > 0).float().mean() < 1  # a matte that covers part of the image
+    batch = {"image": images, "roi_masks": (mattes > 0).float(), "path": ["a/0.jpg", "a/1.jpg"]}
+    scores = EditScores([OURS], plan.rois, ChannelStatistics(), lpips_model)
+    score_batch(editor, scores, {}, plan, batch, roi_index=[0, 1])
+    rows = {row["region"]: row for row in scores.rows()}
+    for region in ("hair", "nose", "all"):
+        assert rows[region]["leakage_outside"] == 0.0  # bit-exact outside the matte
+        assert rows[region]["leakage_inside"] > 0.01
+        assert rows[region]["leakage_pairs"] == (2 if region != "all" else 4)
+    assert rows["hair"]["mask_iou"] < 1.0  # the blurred matte is wider than the predicted half
+    # against the sharp half instead of the matte, the blur's spill shows as (small) leakage
+    scores = EditScores([OURS], plan.rois, ChannelStatistics(), lpips_model)
+    halves = torch.zeros(2, 2, SIZE, SIZE)
+    halves[..., : SIZE // 2] = 1.0
+    score_batch(editor, scores, {}, plan, batch | {"roi_masks": halves}, roi_index=[0, 1])
+    hair = scores.rows()[0]
+    assert hair["mask_iou"] == 1.0
+    assert 0 < hair["leakage_outside"] < hair["leakage_inside"]
+
+
+def write_png(path, size=SIZE):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), (120, 90, 60)).save(path)
+
+
+@pytest.fixture
+def baseline(tmp_path):
+    """A SemanticStyleGAN-style folder: hair edits of test images 6-8 at 2x size, no image 9, an extra image
+    0 (not in the test split), a flat-layout nose edit, reconstructions, and a timing file."""
+    folder = tmp_path / "ssg"
+    for stem in ("6", "7", "8", "0"):
+        write_png(folder / "hair" / f"{stem}.png", size=2 * SIZE)
+    write_png(folder / "9_nose.jpg")
+    write_png(folder / "recon" / "6.png")
+    (folder / "timing.json").write_text('{"seconds_per_edit": [0.5, 0.7, 0.6]}')
+    return folder
+
+
+def overrides(tmp_path, checkpoints, *extra):
+    smn, smpn = checkpoints
+    return [
+        f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", "device=cpu",
+        f"data.root={tmp_path / 'faces'}", "data.synthetic.n=10", "data.val_size=2", "data.test_size=4",
+        "data.batch_size=2", "data.num_workers=0",
+        f"+metrics.fid.feature_extractor._target_={EXTRACTOR}", "metrics.lpips.random_backbone=true",
+        "timing.images=1", "timing.warmup=0", "rois=[hair,nose]", "seeds=[0,1]",
+        *extra,
+    ]  # fmt: skip
+
+
+def evaluate_config(tmp_path, checkpoints, *extra):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("evaluate", overrides=overrides(tmp_path, checkpoints, f"paths.output_dir={tmp_path / 'out'}", *extra))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("rois=[hair,beard]", "rois: expected distinct regions"),
+        ("rois=[hair,hair]", "rois: expected distinct regions"),
+        ("seeds=[]", "seeds: expected a non-empty list"),
+        ("strength=strong", "strength: expected a number"),
+        ("metrics.fid.antialias=maybe", "metrics.fid.antialias"),
+        ("timing.images=-1", "timing.images: expected an integer >= 0"),
+        ("device=tpu", "device: expected auto, cpu or cuda"),
+        ("+baselines.l2sae.dir=/x", "baselines.l2sae: the name is taken"),
+    ],
+)
+def test_bad_settings_fail_before_any_work_naming_the_key(tmp_path, checkpoints, override, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(evaluate_config(tmp_path, checkpoints, override))
+
+
+def test_missing_inputs_and_bad_editor_settings_fail_before_any_output(tmp_path, checkpoints):
+    from l2sae.evaluation import run
+
+    with pytest.raises(FileNotFoundError, match="SMN checkpoint .*nope.pt not found; train"):
+        run(evaluate_config(tmp_path, checkpoints, f"ckpt.smn={tmp_path / 'nope.pt'}"))
+    with pytest.raises(ConfigError, match="baselines.semanticstylegan.dir=.*no such folder"):
+        run(evaluate_config(tmp_path, checkpoints, f"baselines.semanticstylegan.dir={tmp_path / 'nowhere'}"))
+    with pytest.raises(ConfigError, match="precision: expected one of"):
+        run(evaluate_config(tmp_path, checkpoints, "precision=16"))
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseline, capsys):
+    from l2sae.evaluation import run
+
+    metrics = run(evaluate_config(tmp_path, checkpoints, f"baselines.semanticstylegan.dir={baseline}"))
+    out = tmp_path / "out"
+    report = json.loads((out / "evaluation.json").read_text())
+    rows = {(row["method"], row["region"]): row for row in report["rows"]}
+    assert list(rows) == [(m, r) for m in ("l2sae", "sae_global", "semanticstylegan") for r in ("hair", "nose", "all")]
+    ours = rows[("l2sae", "all")]
+    assert ours["fid_images"] == ours["lpips_pairs"] == ours["leakage_pairs"] == 4 * 2 * 2  # images x regions x seeds
+    assert ours["mask_iou_images"] == 4 and ours["time_samples"] == 2  # 1 timed image x 2 regions
+    assert rows[("l2sae", "hair")]["time_samples"] == 1 and rows[("l2sae", "hair")]["time_median_s"] > 0
+    ssg_hair, ssg_nose = rows[("semanticstylegan", "hair")], rows[("semanticstylegan", "nose")]
+    assert ssg_hair["lpips_pairs"] == 3 and ssg_nose["lpips_pairs"] == 1 and ssg_nose["fid_images"] == 1
+    assert ssg_nose["fid"] is None  # one image is too few for FID
+    assert rows[("semanticstylegan", "all")]["recon_pairs"] == 1
+    assert rows[("semanticstylegan", "all")]["time_median_s"] == pytest.approx(0.6)
+    files = report["baselines"]["semanticstylegan"]
+    assert files["missing"] == 4 and files["missing_examples"] == ["nose/6", "nose/7", "hair/9", "nose/8"]
+    assert (files["extra"], files["extra_examples"]) == (1, ["hair/0.png"])
+    assert files["missing_recons"] == 3
+    assert metrics["l2sae/all/fid_images"] == 16 and metrics["semanticstylegan/hair/lpips_pairs"] == 3
+    printed = capsys.readouterr().out
+    assert "## Table 1: all regions (hair, nose)" in printed and "| semanticstylegan |" in printed
+    assert (out / "evaluation.md").read_text() in printed
+    assert (out / "csv").is_dir()  # the CSV logger's metrics
+    assert len((out / "evaluation.csv").read_text().splitlines()) == 1 + 9
+
+
+@pytest.mark.slow
+def test_evaluate_py_runs_from_the_command_line(tmp_path, checkpoints):
+    out = tmp_path / "cli"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), *overrides(tmp_path, checkpoints, f"hydra.run.dir={out}")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ |" in result.stdout
+    assert {"evaluation.md", "evaluation.csv", "evaluation.json"} <= {path.name for path in out.iterdir()}
