@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
-from l2sae.editing.matting import composite
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ROI_NAMES, ConfigError, SliceScheme
 
@@ -140,7 +139,7 @@ def test_cached_codes_encode_once_and_reuse_masks(monkeypatch, editor, images):
     smn_encodes = _spy(monkeypatch, editor.smn, "encode")
     smpn_encodes = _spy(monkeypatch, editor.smpn, "encode")
     smpn_decodes = _spy(monkeypatch, editor.smpn, "decode")
-    counts = lambda: (len(smn_encodes), len(smpn_encodes), len(smpn_decodes))  # noqa: E731
+    counts = lambda: (len(smn_encodes), len(smpn_encodes), len(smpn_decodes))
     faces = editor.encode(images, rois=ROI_NAMES)
     assert counts() == (1, 1, 1)
     from_faces = [editor.edit_style(faces, roi, seed=1) for roi in ROI_NAMES]
@@ -183,7 +182,7 @@ def test_swap_structure_swaps_only_the_regions_channels_inside_both_regions(monk
     donor.region_masks["hair"][:, : SIZE // 4, SIZE // 2 :] = 1.0  # the donor's hair: top right
     decodes = _spy(monkeypatch, editor.smn, "decode")
     result = editor.swap_structure(faces, donor, "hair")
-    (structure, _), = decodes
+    ((structure, _),) = decodes
     assert torch.equal(structure[:, :2], donor.smn_structure[:, :2].expand(2, -1, -1, -1))
     assert torch.equal(structure[:, 2:], faces.smn_structure[:, 2:])
     covered = result.matte[:, 0] > 0

@@ -39,8 +39,7 @@ def list_images(path: str | os.PathLike) -> list[Path]:
     if path.is_file():
         return [path]
     images = sorted(
-        p for p in path.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not images:
         raise ImageFileError(

@@ -136,7 +136,9 @@ def _checked_job(cfg: DictConfig) -> EditJob:
     for path in inputs:
         for output in (job.output_name(path), job.output_name(path, "_grid")):
             if output.resolve() in sources:
-                raise ImageFileError(f"{output}: an output would overwrite this input image; choose another out= folder")
+                raise ImageFileError(
+                    f"{output}: an output would overwrite this input image; choose another out= folder"
+                )
     return job
 
 
@@ -186,7 +188,9 @@ def run(cfg: DictConfig) -> dict:
             result = _edit(editor, job, images, partner)
             edited = result.images.cpu()
             for index, (path, original, placement) in enumerate(zip(paths, originals, placements)):
-                output = paste_back(original, images[index], edited[index], placement) if job.keep_size else edited[index]
+                output = (
+                    paste_back(original, images[index], edited[index], placement) if job.keep_size else edited[index]
+                )
                 write_image(output, job.output_name(path))
                 write_image(_grid(images, result, index), job.output_name(path, "_grid"))
             progress.update(len(paths))
