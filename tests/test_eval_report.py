@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
+from test_eval_metrics import ChannelStatistics, random_images
 
 from l2sae.evaluation.lpips_metric import build_lpips
 from l2sae.evaluation.report import COLUMNS, log_tables, write_report
 from l2sae.evaluation.scoring import EditScores
-from test_eval_metrics import ChannelStatistics, random_images
 
 ROIS = ("hair", "eyes")
 
@@ -62,12 +62,25 @@ def test_report_files_markdown_csv_json(lpips_model, tmp_path):
     rows = scored(lpips_model).rows()
     settings = {"images": 4, "fid antialias": True}
     baselines = {
-        "other": {"folder": "/x", "timing_file": None, "missing": 7, "missing_examples": ["hair/1", "hair/2"],
-                  "missing_recons": 0, "missing_recons_examples": [], "extra": 1, "extra_examples": ["9_hair.png"],
-                  "ignored": 0, "ignored_examples": []}
-    }  # fmt: skip
+        "other": {
+            "folder": "/x",
+            "timing_file": None,
+            "missing": 7,
+            "missing_examples": ["hair/1", "hair/2"],
+            "missing_recons": 0,
+            "missing_recons_examples": [],
+            "extra": 1,
+            "extra_examples": ["9_hair.png"],
+            "ignored": 0,
+            "ignored_examples": [],
+        }
+    }
     paths = write_report(tmp_path / "run", rows, settings, baselines)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["evaluation.csv", "evaluation.json", "evaluation.md"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "evaluation.csv",
+        "evaluation.json",
+        "evaluation.md",
+    ]
     markdown = paths["markdown"].read_text()
     assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ |" in markdown
     table1 = markdown.split("## Table 1")[1].split("## hair")[0]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from test_eval_metrics import ChannelStatistics
 
 from l2sae.editing import AlphaMatting, L2SAEEditor
 from l2sae.evaluation.lpips_metric import build_lpips
@@ -16,7 +17,6 @@ from l2sae.evaluation.run import OURS, Plan, check_config, score_batch
 from l2sae.evaluation.scoring import EditScores
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ConfigError, SliceScheme
-from test_eval_metrics import ChannelStatistics
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -103,18 +103,30 @@ def baseline(tmp_path):
 def overrides(tmp_path, checkpoints, *extra):
     smn, smpn = checkpoints
     return [
-        f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", "device=cpu",
-        f"data.root={tmp_path / 'faces'}", "data.synthetic.n=10", "data.val_size=2", "data.test_size=4",
-        "data.batch_size=2", "data.num_workers=0",
-        f"+metrics.fid.feature_extractor._target_={EXTRACTOR}", "metrics.lpips.random_backbone=true",
-        "timing.images=1", "timing.warmup=0", "rois=[hair,nose]", "seeds=[0,1]",
+        f"ckpt.smn={smn}",
+        f"ckpt.smpn={smpn}",
+        "device=cpu",
+        f"data.root={tmp_path / 'faces'}",
+        "data.synthetic.n=10",
+        "data.val_size=2",
+        "data.test_size=4",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        f"+metrics.fid.feature_extractor._target_={EXTRACTOR}",
+        "metrics.lpips.random_backbone=true",
+        "timing.images=1",
+        "timing.warmup=0",
+        "rois=[hair,nose]",
+        "seeds=[0,1]",
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def evaluate_config(tmp_path, checkpoints, *extra):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("evaluate", overrides=overrides(tmp_path, checkpoints, f"paths.output_dir={tmp_path / 'out'}", *extra))
+        return compose(
+            "evaluate", overrides=overrides(tmp_path, checkpoints, f"paths.output_dir={tmp_path / 'out'}", *extra)
+        )
 
 
 @pytest.mark.parametrize(
@@ -183,8 +195,12 @@ def test_evaluate_py_runs_from_the_command_line(tmp_path, checkpoints):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), *overrides(tmp_path, checkpoints, f"hydra.run.dir={out}")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ |" in result.stdout
     assert {"evaluation.md", "evaluation.csv", "evaluation.json"} <= {path.name for path in out.iterdir()}

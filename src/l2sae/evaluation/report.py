@@ -18,13 +18,26 @@ from pathlib import Path
 from l2sae.data.io import atomic_write_bytes, atomic_write_json
 
 COLUMNS: tuple[str, ...] = (
-    "method", "region",
-    "fid", "fid_images",
-    "lpips", "lpips_pairs",
-    "recon_lpips", "recon_pairs",
-    "leakage_outside", "leakage_inside", "leakage_ratio", "leakage_pairs",
-    "mask_iou", "mask_iou_images",
-    "time_median_s", "time_min_s", "time_max_s", "time_q1_s", "time_q3_s", "time_samples",
+    "method",
+    "region",
+    "fid",
+    "fid_images",
+    "lpips",
+    "lpips_pairs",
+    "recon_lpips",
+    "recon_pairs",
+    "leakage_outside",
+    "leakage_inside",
+    "leakage_ratio",
+    "leakage_pairs",
+    "mask_iou",
+    "mask_iou_images",
+    "time_median_s",
+    "time_min_s",
+    "time_max_s",
+    "time_q1_s",
+    "time_q3_s",
+    "time_samples",
 )
 REPORT_FILES = {"markdown": "evaluation.md", "csv": "evaluation.csv", "json": "evaluation.json"}
 ALL_REGIONS = "all"
@@ -58,17 +71,24 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
     parts += [f"- {key}: {value}" for key, value in settings.items()]
     parts += [
         "",
-        "Numbers in parentheses: images or pairs the value was computed from. Time per edit: median seconds "
-        "[min–max] over the timed edits.",
+        (
+            "Numbers in parentheses: images or pairs the value was computed from. Time per edit: median seconds "
+            "[min–max] over the timed edits."
+        ),
         "",
         f"## Table 1: all regions ({', '.join(regions)})",
         "",
         _table(
             ["Method", "FID ↓", "LPIPS ↓", "Time per edit (s) ↓"],
             (
-                [row["method"], _number(row["fid"], 2, row["fid_images"]),
-                 _number(row["lpips"], 4, row["lpips_pairs"]), _time(row)]
-                for row in rows if row["region"] == ALL_REGIONS
+                [
+                    row["method"],
+                    _number(row["fid"], 2, row["fid_images"]),
+                    _number(row["lpips"], 4, row["lpips_pairs"]),
+                    _time(row),
+                ]
+                for row in rows
+                if row["region"] == ALL_REGIONS
             ),
         ),
     ]
@@ -78,15 +98,29 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
             f"## {region}",
             "",
             _table(
-                ["Method", "FID ↓", "LPIPS ↓", "Change outside ↓", "Change inside", "Outside / inside ↓",
-                 "Mask IoU ↑", "Time per edit (s)"],
+                [
+                    "Method",
+                    "FID ↓",
+                    "LPIPS ↓",
+                    "Change outside ↓",
+                    "Change inside",
+                    "Outside / inside ↓",
+                    "Mask IoU ↑",
+                    "Time per edit (s)",
+                ],
                 (
-                    [row["method"], _number(row["fid"], 2, row["fid_images"]),
-                     _number(row["lpips"], 4, row["lpips_pairs"]),
-                     _number(row["leakage_outside"], 4, row["leakage_pairs"]),
-                     _number(row["leakage_inside"], 4), _number(row["leakage_ratio"], 3),
-                     _number(row["mask_iou"], 3, row["mask_iou_images"]), _time(row)]
-                    for row in rows if row["region"] == region
+                    [
+                        row["method"],
+                        _number(row["fid"], 2, row["fid_images"]),
+                        _number(row["lpips"], 4, row["lpips_pairs"]),
+                        _number(row["leakage_outside"], 4, row["leakage_pairs"]),
+                        _number(row["leakage_inside"], 4),
+                        _number(row["leakage_ratio"], 3),
+                        _number(row["mask_iou"], 3, row["mask_iou_images"]),
+                        _time(row),
+                    ]
+                    for row in rows
+                    if row["region"] == region
                 ),
             ),
         ]
@@ -94,10 +128,18 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
     if recon:
         parts += ["", "## Reconstruction (input vs. the method's inversion)", ""]
         parts.append(
-            _table(["Method", "LPIPS ↓"], ([row["method"], _number(row["recon_lpips"], 4, row["recon_pairs"])] for row in recon))
+            _table(
+                ["Method", "LPIPS ↓"],
+                ([row["method"], _number(row["recon_lpips"], 4, row["recon_pairs"])] for row in recon),
+            )
         )
     for name, summary in baselines.items():
-        parts += ["", f"## Baseline files: {name}", "", f"Folder: `{summary['folder']}`; timing: {summary['timing_file']}."]
+        parts += [
+            "",
+            f"## Baseline files: {name}",
+            "",
+            f"Folder: `{summary['folder']}`; timing: {summary['timing_file']}.",
+        ]
         for what in ("missing", "missing_recons", "extra", "ignored"):
             if summary[what]:
                 examples = ", ".join(summary[f"{what}_examples"])

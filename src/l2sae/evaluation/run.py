@@ -139,7 +139,9 @@ def time_edits(editor: L2SAEEditor, images: Sequence[Tensor], plan: Plan, scores
     images = [image[None].to(plan.device) for image in images]  # the copy to the GPU is not timed
     pooled = []
     for roi in plan.rois:
-        calls = [lambda image=image, roi=roi: editor.edit_style(image, roi, plan.strength, plan.seeds[0]) for image in images]
+        calls = [
+            lambda image=image, roi=roi: editor.edit_style(image, roi, plan.strength, plan.seeds[0]) for image in images
+        ]
         seconds = measure_seconds(calls, plan.device, plan.timing_warmup)
         scores.set_timing(OURS, roi, seconds)
         pooled += seconds
@@ -203,13 +205,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 scores.set_timing(name, region, stats)
 
     rows = scores.rows()
+    fid = cfg.metrics.fid
+    fid_setting = f"torchmetrics Inception-v3 pool {fid.num_features}, resize antialias={fid.antialias}"
+    if fid.get("feature_extractor"):
+        fid_setting = f"injected feature extractor {fid.feature_extractor.get('_target_')}"
     settings = {
         "evaluation images": f"{num_images} (data test split, {cfg.data.image_size} px)",
         "regions": ", ".join(plan.rois),
         "L2SAE strength / seeds": f"{plan.strength} / {list(plan.seeds)}",
         "checkpoints": f"{cfg.ckpt.smn}, {cfg.ckpt.smpn}",
-        "FID": "injected feature extractor" if cfg.metrics.fid.get("feature_extractor")
-        else f"torchmetrics Inception-v3 pool {cfg.metrics.fid.num_features}, resize antialias={cfg.metrics.fid.antialias}",
+        "FID": fid_setting,
         "LPIPS": f"lpips {lpips.net}" + (" (random backbone: test only)" if lpips.random_backbone else ""),
         "timing": f"{len(timing_images)} images one at a time, {plan.timing_warmup} warm-up edits, {plan.device}",
         "images of another size": "resized to the evaluation size (antialiased) before every metric",
@@ -217,7 +222,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     baselines = {name: pairing.summary() for name, pairing in pairings.items()}
     for name, summary in baselines.items():
         if summary["missing"]:
-            log.warning("%s: %d edits missing, e.g. %s", name, summary["missing"], ", ".join(summary["missing_examples"]))
+            log.warning(
+                "%s: %d edits missing, e.g. %s", name, summary["missing"], ", ".join(summary["missing_examples"])
+            )
     paths = write_report(cfg.paths.output_dir, rows, settings, baselines)
     print(paths["markdown"].read_text())
     log.info("report written to %s", paths["markdown"])

@@ -42,7 +42,9 @@ def local_weights(filename: str, configured_path: str | Path | None, key: str) -
     if configured_path is not None:
         path = Path(configured_path).expanduser()
         if not path.is_file():
-            raise MissingWeightsError(f"{key}={configured_path}: no such file. " + missing_weights_message(filename, key))
+            raise MissingWeightsError(
+                f"{key}={configured_path}: no such file. " + missing_weights_message(filename, key)
+            )
         return path
     cached = hub_checkpoint_path(filename)
     return cached if cached.is_file() else None
