@@ -129,3 +129,8 @@ def test_command_line(tmp_path, capsys):
     synthfaces.main(["--out", str(tmp_path / "cli"), "--n", "2", "--size", "16", "--seed", "3"])
     assert "wrote 2 faces" in capsys.readouterr().out
     assert json.loads((tmp_path / "cli" / MANIFEST_FILE).read_text())["seed"] == 3
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        synthfaces.main(["--out", str(tmp_path / "other"), "--n", "2"])
+    assert exit_info.value.code == 2 and "holds no synthfaces.json" in capsys.readouterr().err

@@ -407,7 +407,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--partition", action="store_true", help="also write a CelebA-style list_eval_partition.txt")
     args = parser.parse_args(argv)
-    generate(args.out, args.n, args.size, args.seed, args.partition)
+    try:
+        generate(args.out, args.n, args.size, args.seed, args.partition)
+    except (FileExistsError, ValueError) as error:
+        parser.error(str(error))
     print(f"wrote {args.n} faces of {args.size} px to {args.out}")
 
 
