@@ -1,5 +1,6 @@
 """``evaluate.py`` / ``l2sae.evaluation.run``: our edits scored per batch, config checks, the whole run."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -71,10 +72,11 @@ def test_our_edits_leave_every_pixel_outside_the_matte_unchanged(checkpoints, lp
         assert rows[region]["leakage_pairs"] == (2 if region != "all" else 4)
     assert rows["hair"]["mask_iou"] < 1.0  # the blurred matte is wider than the predicted half
     # against the sharp half instead of the matte, the blur's spill shows as (small) leakage
-    scores = EditScores([OURS], plan.rois, ChannelStatistics(), lpips_model)
-    halves = torch.zeros(2, 2, SIZE, SIZE)
-    halves[..., : SIZE // 2] = 1.0
-    score_batch(editor, scores, {}, plan, batch | {"roi_masks": halves}, roi_index=[0, 1])
+    hair_only = dataclasses.replace(plan, rois=("hair",))
+    scores = EditScores([OURS], hair_only.rois, ChannelStatistics(), lpips_model)
+    half = torch.zeros(2, 1, SIZE, SIZE)
+    half[..., : SIZE // 2] = 1.0
+    score_batch(editor, scores, {}, hair_only, batch | {"roi_masks": half}, roi_index=[0])
     hair = scores.rows()[0]
     assert hair["mask_iou"] == 1.0
     assert 0 < hair["leakage_outside"] < hair["leakage_inside"]
@@ -189,12 +191,19 @@ def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseli
     assert len((out / "evaluation.csv").read_text().splitlines()) == 1 + 9
 
 
+CLI_SMALL = ("rois=[hair]", "seeds=[0]", "global_edit=false", "timing.images=0")
+
+
 @pytest.mark.slow
 def test_evaluate_py_runs_from_the_command_line(tmp_path, checkpoints):
     out = tmp_path / "cli"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "evaluate.py"), *overrides(tmp_path, checkpoints, f"hydra.run.dir={out}")],
+        [
+            sys.executable,
+            str(ROOT / "evaluate.py"),
+            *overrides(tmp_path, checkpoints, *CLI_SMALL, f"hydra.run.dir={out}"),
+        ],
         capture_output=True,
         text=True,
         env=env,
