@@ -94,6 +94,28 @@ def test_inception_weights_missing_offline_name_the_file_and_the_place(offline_e
     assert "metrics.fid.feature_extractor_weights_path" in message
 
 
+def test_inception_weights_come_from_the_configured_path_then_the_hub_cache(offline_empty_cache, tmp_path, monkeypatch):
+    import torchmetrics.image.fid
+
+    built = []
+
+    def inception_spy(**kwargs):
+        built.append(kwargs)
+        return nn.Identity()
+
+    monkeypatch.setattr(torchmetrics.image.fid, "NoTrainInceptionV3", inception_spy)
+    offline_empty_cache.mkdir(parents=True)
+    cached = offline_empty_cache / INCEPTION_WEIGHTS
+    cached.touch()
+    configured = tmp_path / "my_inception.pth"
+    configured.touch()
+    inception_features(weights_path=configured, antialias=False)
+    inception_features(num_features=768)
+    assert [kwargs["feature_extractor_weights_path"] for kwargs in built] == [str(configured), str(cached)]
+    assert [kwargs["antialias"] for kwargs in built] == [False, True]
+    assert built[1]["features_list"] == ["768"]
+
+
 def test_inception_weights_path_that_does_not_exist_names_the_key(tmp_path):
     with pytest.raises(MissingWeightsError, match="feature_extractor_weights_path=.*no such file"):
         inception_features(weights_path=tmp_path / "nope.pth")
