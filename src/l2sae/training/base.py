@@ -76,10 +76,10 @@ class SAETrainingModule(pl.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()
 
-    def log_losses(self, losses: Mapping[str, Tensor], prefix: str = "train/") -> dict[str, Tensor]:
-        """Log the loss terms and return them detached (the step's output, read by the NaN guard)."""
+    def log_losses(self, losses: Mapping[str, Tensor], batch_size: int) -> dict[str, Tensor]:
+        """Log the loss terms as ``train/<term>`` and return them detached (the step's output, read by the NaN guard)."""
         detached = {name: value.detach() for name, value in losses.items()}
-        self.log_dict({prefix + name: value for name, value in detached.items()}, prog_bar=False)
+        self.log_dict({f"train/{name}": value for name, value in detached.items()}, batch_size=batch_size)
         return detached
 
     def export(self, path: str) -> None:

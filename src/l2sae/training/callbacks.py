@@ -23,10 +23,16 @@ class NonFiniteLossError(RuntimeError):
 class NaNGuard(pl.Callback):
     """Stop training when a loss term returned by ``training_step`` is not finite.
 
-    It raises :class:`NonFiniteLossError` naming the first bad term, the global step and the batch, before the
-    checkpoint callback of that batch runs, so the last checkpoint on disk is the last good one. Under DDP all
-    ranks stop together.
+    It raises :class:`NonFiniteLossError` naming the first bad term and the global step at which the batch
+    started, before the checkpoint callback of that batch runs, so the last checkpoint on disk is the last
+    good one. Under DDP all ranks stop together.
     """
+
+    def __init__(self):
+        self._batch_start_step = 0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
+        self._batch_start_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         bad = [name for name, value in (outputs or {}).items() if not torch.isfinite(value).all()]
@@ -36,8 +42,8 @@ class NaNGuard(pl.Callback):
         last_good = next((path for path in checkpoints if path), None)
         term = f"loss term {bad[0]!r} = {outputs[bad[0]].item()}" if bad else "a loss term on another rank"
         raise NonFiniteLossError(
-            f"non-finite {term} at global step {trainer.global_step} (epoch {trainer.current_epoch}, batch "
-            f"{batch_idx}); training stopped. Last good checkpoint: {last_good or 'none saved yet'}"
+            f"non-finite {term} at global step {self._batch_start_step} (epoch {trainer.current_epoch}, "
+            f"batch {batch_idx}); training stopped. Last good checkpoint: {last_good or 'none saved yet'}"
         )
 
 

@@ -76,12 +76,12 @@ class SMNModule(SAETrainingModule):
         self.optimize(generator_optimizer, generator_losses)
         self.untoggle_optimizer(generator_optimizer)
         losses.update(generator_losses)
-        return self.log_losses(losses)
+        return self.log_losses(losses, batch_size=len(batch["image"]))
 
     def validation_step(self, batch: Mapping, batch_idx: int) -> None:
         real = batch["image"]
         reconstruction = self.sae(real)
-        self.log("val/rec_l1", (reconstruction - real).abs().mean(), sync_dist=True, prog_bar=True)
+        self.log("val/rec_l1", (reconstruction - real).abs().mean(), sync_dist=True, prog_bar=True, batch_size=len(real))
 
     @torch.no_grad()
     def visual_columns(self, images: Tensor) -> dict[str, Tensor]:

@@ -132,7 +132,7 @@ class SMPNModule(SAETrainingModule):
         self.optimize(generator_optimizer, generator_losses)
         self.untoggle_optimizer(generator_optimizer)
         losses.update(generator_losses)
-        return self.log_losses(losses)
+        return self.log_losses(losses, batch_size=len(batch["image"]))
 
     def _discriminator_step(self, optimizer, images: Tensor) -> dict[str, Tensor]:
         """Real vs reconstruction for the image discriminator, then lazy R1 every ``r1_every`` steps."""
@@ -159,7 +159,7 @@ class SMPNModule(SAETrainingModule):
     def validation_step(self, batch: Mapping, batch_idx: int) -> None:
         images, roi_masks = batch["image"], batch["roi_masks"]
         losses, _, region_decodes = self.eq2_losses(images, roi_masks)
-        self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True)
+        self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True, batch_size=len(images))
         masks = masks_from_region_decodes(region_decodes.clamp(-1, 1), threshold=self.mask_threshold)
         self.val_iou.update(masks, roi_masks.round().int())
 

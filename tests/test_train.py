@@ -1,0 +1,131 @@
+"""Training runs on tiny configs: fast_dev_run of both modules, resume with ``ckpt_path=last``, the NaN guard."""
+
+import copy
+import json
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from test_train_helpers import compose_train, tiny_sae_file
+
+from l2sae.nn import load_sae, read_extra
+from l2sae.regions import ROI_NAMES
+from l2sae.training import NonFiniteLossError, SMPNModule, run
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")  # the synthetic faces are drawn once per module
+
+
+@pytest.fixture(scope="module")
+def start_checkpoint(tmp_path_factory):
+    return tiny_sae_file(tmp_path_factory.mktemp("start") / "smn.pt")
+
+
+def test_fast_dev_run_smn_exports_a_loadable_sae(tmp_path, data_dir):
+    run_dir = tmp_path / "logs" / "run"
+    metrics = run(compose_train(run_dir, data_dir, ["model=smn", "trainer=debug"]))
+    assert set(metrics) == {"val/rec_l1"} and 0 < metrics["val/rec_l1"] < 2
+    smn = load_sae(run_dir / "smn.pt")
+    assert smn.has_discriminators and read_extra(run_dir / "smn.pt") == {"kind": "smn"}
+    assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert (tmp_path / "logs" / "latest").resolve() == run_dir.resolve()
+
+
+def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_dir, start_checkpoint):
+    run_dir = tmp_path / "logs" / "run"
+    overrides = ["model=smpn", "trainer=debug", f"model.smpn.module.init_checkpoint={start_checkpoint}"]
+    metrics = run(compose_train(run_dir, data_dir, overrides))
+    assert {f"val/iou_{roi}" for roi in ROI_NAMES} | {"val/mask_miou", "val/rec", "val/region"} == set(metrics)
+    ious = [metrics[f"val/iou_{roi}"] for roi in ROI_NAMES]
+    assert metrics["val/mask_miou"] == pytest.approx(sum(ious) / len(ious))
+    extra = read_extra(run_dir / "smpn.pt")
+    assert extra["kind"] == "smpn" and extra["image_size"] == 64 and extra["roi_names"] == list(ROI_NAMES)
+    assert extra["slicing"]["channels"]["hair"] == [0, 1]
+    assert not load_sae(run_dir / "smpn.pt").has_discriminators
+
+
+class CrashAfter(pl.Callback):
+    """Simulates a killed run: raises once the global step reaches ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            raise RuntimeError("simulated crash")
+
+
+class RecordStart(pl.Callback):
+    """Keeps the global step, optimiser states and weights seen when training (re)starts."""
+
+    records: list = []
+
+    def on_train_start(self, trainer, pl_module):
+        RecordStart.records.append(
+            {
+                "global_step": trainer.global_step,
+                "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in trainer.optimizers],
+                "weights": {name: value.clone() for name, value in pl_module.state_dict().items()},
+            }
+        )
+
+
+def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(tmp_path, data_dir):
+    run_dir = tmp_path / "logs" / "run"
+    common = [
+        "model=smn",
+        "model.smn.trainer.max_steps=8",  # 4 batches: a D step and a G step each
+        "callbacks.model_checkpoint.every_n_train_steps=2",
+        "callbacks.image_grid=null",
+        "+callbacks.record._target_=test_train.RecordStart",
+    ]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(compose_train(run_dir, data_dir, [*common, "+callbacks.crash._target_=test_train.CrashAfter", "+callbacks.crash.step=6"]))
+    last = run_dir / "checkpoints" / "smn" / "last.ckpt"
+    saved = torch.load(last, weights_only=False)
+    assert saved["global_step"] == 4  # the crash came before the step-6 checkpoint
+
+    RecordStart.records.clear()
+    run(compose_train(run_dir, data_dir, [*common, "ckpt_path=last"]))
+    resumed = RecordStart.records[0]
+    assert resumed["global_step"] == 4
+    assert int(resumed["weights"]["sae.num_discriminator_iters"]) == 2
+    for name, value in saved["state_dict"].items():
+        assert torch.equal(resumed["weights"][name], value), name
+    assert len(resumed["optimizers"]) == len(saved["optimizer_states"]) == 2
+    for restored, stored in zip(resumed["optimizers"], saved["optimizer_states"]):
+        assert restored["param_groups"] == stored["param_groups"]
+        for index, state in stored["state"].items():
+            for key, value in state.items():
+                assert torch.equal(restored["state"][index][key], value), (index, key)
+    assert torch.load(last, weights_only=False)["global_step"] == 8
+
+
+def test_nan_guard_names_the_term_and_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, data_dir, start_checkpoint, monkeypatch
+):
+    eq2_losses = SMPNModule.eq2_losses
+
+    def poisoned(self, images, roi_masks):
+        losses, reconstruction, region_decodes = eq2_losses(self, images, roi_masks)
+        if self.training and self.global_step == 3:
+            losses["region"] = losses["region"] * float("nan")
+        return losses, reconstruction, region_decodes
+
+    monkeypatch.setattr(SMPNModule, "eq2_losses", poisoned)
+    run_dir = tmp_path / "logs" / "run"
+    overrides = [
+        "model=smpn",
+        f"model.smpn.module.init_checkpoint={start_checkpoint}",
+        "model.smpn.trainer.max_steps=10",
+        "callbacks.model_checkpoint.every_n_train_steps=2",
+        "callbacks.image_grid=null",
+    ]
+    with pytest.raises(NonFiniteLossError, match=r"'region' = nan at global step 3 .*Last good checkpoint: .*last\.ckpt"):
+        run(compose_train(run_dir, data_dir, overrides))
+    saved = torch.load(run_dir / "checkpoints" / "smpn" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 2
+    assert all(torch.isfinite(value).all() for value in saved["state_dict"].values() if value.is_floating_point())
+    assert not (run_dir / "smpn.pt").exists()
