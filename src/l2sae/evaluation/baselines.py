@@ -55,8 +55,17 @@ class BaselineFolder:
 
 def _add(found: dict, key, path: Path) -> None:
     if key in found:
-        raise ValueError(f"{found[key]} and {path} are both the edit of {key}; keep one of them")
+        raise ValueError(f"{found[key]} and {path} are both the image of {key}; keep one of them")
     found[key] = path
+
+
+def _collect(directory: Path, found: dict, key_of_stem, ignored: list[Path]) -> None:
+    """Add the images of ``directory`` to ``found`` under ``key_of_stem(stem)``; list everything else as ignored."""
+    for path in sorted(directory.iterdir()):
+        if _is_image(path):
+            _add(found, key_of_stem(path.stem), path)
+        else:
+            ignored.append(path)
 
 
 def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) -> BaselineFolder:
@@ -71,17 +80,9 @@ def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) ->
     by_suffix = sorted(rois, key=len, reverse=True)  # "a_b" before "b" when matching flat names
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry.name in rois:
-            for path in sorted(entry.iterdir()):
-                if _is_image(path):
-                    _add(folder.edits, (entry.name, path.stem), path)
-                else:
-                    folder.ignored.append(path)
+            _collect(entry, folder.edits, lambda stem, roi=entry.name: (roi, stem), folder.ignored)
         elif entry.is_dir() and entry.name == RECON_FOLDER:
-            for path in sorted(entry.iterdir()):
-                if _is_image(path):
-                    _add(folder.recons, path.stem, path)
-                else:
-                    folder.ignored.append(path)
+            _collect(entry, folder.recons, lambda stem: stem, folder.ignored)
         elif entry.name in (TIMING_CSV, TIMING_JSON):
             continue
         else:
