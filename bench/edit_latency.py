@@ -1,0 +1,303 @@
+"""Latency of L2SAE editing at batch 1: encode, decode, a region edit, the five masks, further regions.
+
+    python bench/edit_latency.py                          # 256 and 512 px, float32 and bfloat16
+    python bench/edit_latency.py --sizes 256 --profile    # plus the top ops of the 256 px region edit
+    python bench/edit_latency.py --sizes 64 --runs 2      # smoke run on the tiny preset (seconds)
+
+Random weights (speed does not depend on them): an SMN and an SMPN of the size's preset
+(``benchlib.PRESET_FOR_SIZE``), noise off, the default slicing scheme. Each operation is timed
+``--runs`` times after ``--warmup`` untimed calls (median, min, max); its FLOPs come from
+``torch.utils.flop_counter`` and give the achieved GFLOP/s. bfloat16 runs the editor with
+``precision="bf16"`` (CPU autocast); its outputs are compared with float32 (PSNR, mask agreement).
+Prints one table per size and writes everything to ``bench/results/edit_latency-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from benchlib import PRESET_FOR_SIZE, count_flops, format_table, machine_info, psnr, write_results
+from l2sae.data.synthfaces import draw_face
+from l2sae.editing import EncodedFaces, L2SAEEditor
+from l2sae.evaluation.timing import TimingStats, measure_seconds
+from l2sae.nn import SAEConfig, SwappingAutoencoder
+from l2sae.regions import ROI_NAMES, SliceScheme
+
+# conf/slicing/default.yaml: the paper's 8-channel structure code
+DEFAULT_SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "eyes": (4,), "nose": (5,), "lips_mouth": (6,)}, 8)
+EDIT_ROI, FURTHER_ROI = "hair", "skin"
+
+TABLE_COLUMNS = (
+    ("operation", "operation"),
+    ("precision", "prec"),
+    ("median_s", "median s"),
+    ("min_s", "min s"),
+    ("max_s", "max s"),
+    ("gflop", "GFLOP"),
+    ("gflop_per_s", "GFLOP/s"),
+    ("psnr_vs_fp32_db", "PSNR dB"),
+    ("psnr_own_range_db", "PSNR own dB"),
+    ("mask_agreement", "mask agree"),
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One timed call. ``run`` returns what is compared across precisions: images B x 3 x H x W
+    (``kind="image"``), an EditResult (``"edit"``), masks B x R x H x W (``"mask"``) or nothing (None)."""
+
+    name: str
+    run: Callable[[], object]
+    kind: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Networks:
+    """What one table is measured on: an SMN, an SMPN, their slicing, the image side and a label."""
+
+    label: str
+    size: int
+    smn: SwappingAutoencoder
+    smpn: SwappingAutoencoder
+    slicing: SliceScheme
+
+    def editor(self, precision: str, channels_last: bool) -> L2SAEEditor:
+        return L2SAEEditor(
+            self.smn, self.smpn, self.slicing, precision=precision, channels_last=channels_last, image_size=self.size
+        )
+
+
+def random_sae(preset: str, seed: int) -> SwappingAutoencoder:
+    """An SAE of ``preset`` with random weights, no discriminators, deterministic (zero) noise."""
+    torch.manual_seed(seed)
+    network = SwappingAutoencoder(SAEConfig.preset(preset), with_discriminators=False)
+    return network.eval().requires_grad_(False).set_noise("zero")
+
+
+def random_networks(size: int, device: torch.device) -> Networks:
+    preset = PRESET_FOR_SIZE[size]
+    smn, smpn = random_sae(preset, seed=0).to(device), random_sae(preset, seed=1).to(device)
+    return Networks(f"{preset}, random weights", size, smn, smpn, DEFAULT_SLICING)
+
+
+def trained_networks(smn_path: str, smpn_path: str, device: torch.device) -> Networks:
+    editor = L2SAEEditor.from_checkpoints(smn_path, smpn_path, device=device)
+    return Networks(f"checkpoints {smn_path} + {smpn_path}", editor.image_size, editor.smn, editor.smpn, editor.slicing)
+
+
+def face_image(size: int, device: torch.device) -> torch.Tensor:
+    """One synthetic face (l2sae.data.synthfaces), 1 x 3 x size x size in [-1, 1]."""
+    image, _ = draw_face(np.random.default_rng(0), size)
+    return torch.from_numpy(image).permute(2, 0, 1)[None].to(device) * 2 - 1
+
+
+def network_context(editor: L2SAEEditor) -> contextlib.ExitStack:
+    """inference_mode plus, for precision bf16, the CPU/GPU bfloat16 autocast the editor itself uses."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(
+        torch.autocast(editor.device.type, dtype=torch.bfloat16, enabled=editor.precision == "bf16")
+    )
+    return stack
+
+
+def operations(editor: L2SAEEditor, images: torch.Tensor) -> list[Operation]:
+    """The benchmarked calls on one batch of images (B x 3 x H x W in [-1, 1])."""
+    memory_format = torch.channels_last if editor.channels_last else torch.contiguous_format
+    network_images = images.contiguous(memory_format=memory_format)
+    with torch.inference_mode():
+        encoded = editor.encode(images)
+        all_masks = editor.encode(images, rois=ROI_NAMES)
+        with network_context(editor):
+            structure, texture = editor.smn.encode(network_images)
+        structure = structure.float().contiguous(memory_format=memory_format)
+        texture = texture.float()
+        global_edit = editor.edit_style(encoded, EDIT_ROI, seed=0).global_edit
+        region = editor.masks(encoded, EDIT_ROI)
+
+    def without_masks() -> EncodedFaces:
+        return dataclasses.replace(encoded, region_masks={})
+
+    def encode():
+        with network_context(editor):
+            return editor.smn.encode(network_images)
+
+    def decode():
+        with network_context(editor):
+            return editor.smn.decode(structure, texture).float()
+
+    def matting():
+        with torch.inference_mode():
+            return editor.matting(images, global_edit, region)[0]
+
+    return [
+        Operation("encode", encode, None, "SMN encoder, one image"),
+        Operation("decode", decode, "image", "SMN generator, one image"),
+        Operation(
+            "region edit",
+            lambda: editor.edit_style(images, EDIT_ROI, strength=1.0, seed=0),
+            "edit",
+            "Algorithm 1+2 from raw pixels: SMN and SMPN encode, one SMPN region decode, SMN decode, matting",
+        ),
+        Operation(
+            "5 masks",
+            lambda: editor.masks(without_masks(), ROI_NAMES),
+            "mask",
+            "all five ROI masks from cached codes: one batched SMPN decode of 5 sliced codes",
+        ),
+        Operation(
+            "further region",
+            lambda: editor.edit_style(all_masks, FURTHER_ROI, strength=1.0, seed=1),
+            "edit",
+            "another region on cached codes and masks: SMN decode + matting",
+        ),
+        Operation(
+            "further region, mask unread",
+            lambda: editor.edit_style(without_masks(), FURTHER_ROI, strength=1.0, seed=1),
+            "edit",
+            "another region on cached codes whose mask was not read yet: SMPN + SMN decode + matting",
+        ),
+        Operation("matting", matting, None, "Algorithm 2 alone (blur the mask, composite, smooth the seam)"),
+    ]
+
+
+def compare(kind: str | None, output, reference) -> dict:
+    """bf16 output vs the float32 reference: PSNR of images (over [-1, 1], and over the reference's own
+    range: of the decode itself, or of an edit's global edit), fraction of equal mask pixels."""
+    if kind == "image":
+        return {"psnr_vs_fp32_db": psnr(output, reference), "psnr_own_range_db": psnr(output, reference, None)}
+    if kind == "edit":
+        return {
+            "psnr_vs_fp32_db": psnr(output.images, reference.images),
+            "psnr_own_range_db": psnr(output.global_edit, reference.global_edit, None),
+        }
+    if kind == "mask":
+        return {"mask_agreement": (output == reference).float().mean().item()}
+    return {}
+
+
+def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Time every operation at each precision; FLOPs and reference outputs come from float32."""
+    images = face_image(networks.size, device)
+    reference_operations = operations(networks.editor("32", args.channels_last), images)
+    flops = {op.name: count_flops(op.run) for op in reference_operations}
+    references = {op.name: op.run() for op in reference_operations if op.kind}
+    rows = []
+    for precision in args.precision:
+        for op in operations(networks.editor(precision, args.channels_last), images):
+            if args.only and op.name not in args.only:
+                continue
+            seconds = measure_seconds([op.run] * args.runs, device=device, warmup=args.warmup)
+            stats = TimingStats.from_seconds(seconds)
+            row = {
+                "size": networks.size,
+                "networks": networks.label,
+                "operation": op.name,
+                "description": op.description,
+                "precision": "fp32" if precision == "32" else "bf16",
+                "channels_last": args.channels_last,
+                **stats.to_dict(),
+                "seconds": seconds,
+                "gflop": flops[op.name] / 1e9,
+                "gflop_per_s": flops[op.name] / 1e9 / stats.median_s,
+                "load_average_1min": os.getloadavg()[0],
+            }
+            if precision != "32":
+                row.update(compare(op.kind, op.run(), references.get(op.name)))
+            rows.append(row)
+            print(f"  {networks.size} px {row['precision']:>4} {op.name:<28} median {stats.median_s:.3f} s", flush=True)
+    return rows
+
+
+def profile_region_edit(networks: Networks, precision: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Top ops by self CPU time of one region edit (after warm-up), from torch.profiler."""
+    editor = networks.editor(precision, args.channels_last)
+    images = face_image(networks.size, device)
+    for _ in range(max(1, args.warmup)):
+        editor.edit_style(images, EDIT_ROI, seed=0)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        editor.edit_style(images, EDIT_ROI, seed=0)
+    events = sorted(profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+    total_us = sum(event.self_cpu_time_total for event in events)
+    return [
+        {
+            "op": event.key,
+            "calls": event.count,
+            "self_cpu_ms": event.self_cpu_time_total / 1e3,
+            "self_cpu_percent": 100.0 * event.self_cpu_time_total / total_us,
+        }
+        for event in events[: args.profile_top]
+    ]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], choices=sorted(PRESET_FOR_SIZE),
+                        help="image sides (64: tiny preset, for smoke runs)")
+    parser.add_argument("--runs", type=int, default=7, help="timed calls per operation (default 7)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
+    parser.add_argument("--precision", nargs="+", default=["32", "bf16"], choices=["32", "bf16"],
+                        help="editor precisions to time (PSNR always compares with float32)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="feed the networks channels-last tensors (default: on)")
+    parser.add_argument("--only", nargs="+", default=None, help="time only these operations (by name)")
+    parser.add_argument("--profile", action="store_true", help="also profile one region edit per size and precision")
+    parser.add_argument("--profile-top", type=int, default=15, help="ops listed per profile (default 15)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")
+    parser.add_argument("--smpn", help="the SMPN checkpoint that goes with --smn (slicing read from it)")
+    args = parser.parse_args()
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("--runs must be >= 1 and --warmup >= 0")
+    if bool(args.smn) != bool(args.smpn):
+        parser.error("--smn and --smpn go together")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    machine = machine_info(device)
+    print(
+        f"{machine['cpu_model']} ({', '.join(machine['cpu_features']) or 'no avx512/amx'}), "
+        f"{machine['torch_threads']} torch threads, torch {machine['torch_version']}, device {device}, "
+        f"load average {machine['load_average_1_5_15'][0]}",
+        flush=True,
+    )
+    results = {"benchmark": "edit_latency", "machine": machine, "settings": vars(args), "rows": [], "profiles": []}
+    if args.smn:
+        setups = [lambda: trained_networks(args.smn, args.smpn, device)]
+    else:
+        setups = [lambda size=size: random_networks(size, device) for size in args.sizes]
+    for setup in setups:
+        networks = setup()
+        rows = benchmark(networks, args, device)
+        results["rows"].extend(rows)
+        print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={args.channels_last}, "
+              f"load average now {os.getloadavg()[0]:.2f}")
+        print(format_table(rows, TABLE_COLUMNS) + "\n", flush=True)
+        if args.profile:
+            for precision in args.precision:
+                top = profile_region_edit(networks, precision, args, device)
+                results["profiles"].append({"size": networks.size, "precision": precision, "top_ops": top})
+                print(f"top ops by self CPU time, region edit, {networks.size} px, precision {precision}")
+                print(format_table(top, (("op", "op"), ("calls", "calls"), ("self_cpu_ms", "self ms"),
+                                         ("self_cpu_percent", "%"))) + "\n", flush=True)
+    results["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
+    print(f"results: {write_results('edit_latency', results)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Time and peak memory of one SMN and one SMPN training step (the modules' own ``training_step``).
+
+    python bench/train_step.py                               # tiny and ffhq256, batch 2, fp32 and bf16-mixed
+    python bench/train_step.py --presets tiny --runs 2       # smoke run (seconds)
+
+Each case (network x preset x precision) runs in its own Python process: the modules are built from
+``conf/train.yaml`` with Hydra exactly as ``train.py`` builds them (``model.smn.module`` /
+``model.smpn.module``, default loss and slicing, random weights), then a ``pytorch_lightning.Trainer``
+runs ``--warmup + --runs`` batches of random images and masks and a callback times each batch
+(``on_train_batch_start`` to ``on_train_batch_end``: the whole manual-optimisation step). Peak memory is
+the process's peak resident set size (``ru_maxrss``) minus its resident size just before ``fit``, so
+it counts activations, gradients and Adam state, not the model and the libraries. An SMN step with
+discriminators runs the lazy R1 regulariser every ``r1_every`` (16) steps; the counter is set so
+that the last batch runs it, and that batch is reported apart (``r1_step_s``).
+Prints a table and writes ``bench/results/train_step-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import format_table, machine_info, write_results
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
+NETWORKS = ("smn", "smpn")
+PRESETS = ("tiny", "ffhq256")
+
+TABLE_COLUMNS = (
+    ("network", "network"),
+    ("preset", "preset"),
+    ("precision", "precision"),
+    ("median_s", "median s"),
+    ("min_s", "min s"),
+    ("max_s", "max s"),
+    ("r1_step_s", "R1 step s"),
+    ("peak_step_mib", "step peak MiB"),
+    ("peak_rss_mib", "process peak MiB"),
+)
+
+
+def current_rss_mib() -> float:
+    """Resident set size now (Linux /proc/self/statm), MiB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux), MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_module(network: str, preset: str, workdir: Path):
+    """The LightningModule ``train.py`` would build for ``network`` with backbone ``preset``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
+    from l2sae.regions import ROI_NAMES
+
+    overrides = [f"backbone={preset}", f"model={network}"]
+    if network == "smpn":
+        init = workdir / "init.pt"  # the SAE an SMPN starts from: a random one of the preset
+        save_sae(SwappingAutoencoder(SAEConfig.preset(preset), with_discriminators=False), init)
+        roi_list = ",".join(ROI_NAMES)
+        overrides += [
+            f"model.smpn.module.init_checkpoint={init}",
+            f"model.smpn.module.roi_names=[{roi_list}]",
+            f"model.smpn.module.image_size={SAEConfig.preset(preset).crop_size}",
+        ]
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    return instantiate(cfg.model[network].module)
+
+
+def run_case(network: str, preset: str, precision: str, batch: int, warmup: int, runs: int) -> dict:
+    """Build the module, fit ``warmup + runs`` (+1 lazy-R1) batches, return timings and memory."""
+    import pytorch_lightning as pl
+    import torch
+
+    from l2sae.evaluation.timing import TimingStats
+    from l2sae.regions import ROI_NAMES
+
+    class StepTimer(pl.Callback):
+        def __init__(self):
+            self.seconds: list[float] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        module = build_module(network, preset, Path(workdir))
+    size = module.sae.config.crop_size
+    with_r1 = network == "smn" and module.trains_discriminators
+    steps = warmup + runs + int(with_r1)
+    if with_r1:  # the R1 step runs when the counter reaches a multiple of r1_every: make it the last batch
+        module.sae.num_discriminator_iters.fill_((module.r1_every - steps) % module.r1_every)
+    generator = torch.Generator().manual_seed(0)
+    samples = [
+        {
+            "image": torch.rand(3, size, size, generator=generator) * 2 - 1,
+            "roi_masks": (torch.rand(len(ROI_NAMES), size, size, generator=generator) > 0.7).float(),
+        }
+        for _ in range(batch * steps)
+    ]
+    loader = torch.utils.data.DataLoader(samples, batch_size=batch, shuffle=False, drop_last=True)
+    timer = StepTimer()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision=PRECISIONS[precision],
+        max_epochs=1,
+        limit_train_batches=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    rss_before = current_rss_mib()
+    trainer.fit(module, train_dataloaders=loader)
+    timed = timer.seconds[warmup : warmup + runs]
+    stats = TimingStats.from_seconds(timed)
+    return {
+        "network": network,
+        "preset": preset,
+        "image_size": size,
+        "batch": batch,
+        "precision": PRECISIONS[precision],
+        **stats.to_dict(),
+        "seconds": timed,
+        "r1_step_s": timer.seconds[-1] if with_r1 else None,
+        "rss_before_fit_mib": rss_before,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_step_mib": peak_rss_mib() - rss_before,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_in_subprocess(case: tuple[str, str, str], args: argparse.Namespace) -> dict:
+    """Run one case in a fresh interpreter so that its peak RSS is its own."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "case.json"
+        command = [sys.executable, __file__, "--case", *case, "--batch", str(args.batch), "--warmup", str(args.warmup),
+                   "--runs", str(args.runs), "--case-output", str(out)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise RuntimeError(f"case {' '.join(case)} failed:\n{completed.stderr[-4000:]}")
+        return json.loads(out.read_text())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument("--precision", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    parser.add_argument("--batch", type=int, default=2, help="images per step (even; default 2)")
+    parser.add_argument("--runs", type=int, default=5, help="timed steps per case (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--case", nargs=3, metavar=("NETWORK", "PRESET", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--case-output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.batch < 2 or args.batch % 2:
+        parser.error("--batch must be even and >= 2 (the SAE swaps codes within pairs)")
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("--runs must be >= 1 and --warmup >= 0")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.case:  # child process: one case
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = run_case(*args.case, batch=args.batch, warmup=args.warmup, runs=args.runs)
+        args.case_output.write_text(json.dumps(result))
+        return
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    machine = machine_info(torch.device("cpu"))
+    print(f"{machine['cpu_model']} ({', '.join(machine['cpu_features'])}), {machine['torch_threads']} torch threads, "
+          f"load average {machine['load_average_1_5_15'][0]}", flush=True)
+    rows = []
+    for preset in args.presets:
+        for network in args.networks:
+            for precision in args.precision:
+                row = run_in_subprocess((network, preset, precision), args)
+                rows.append(row)
+                print(f"  {network} {preset} {row['precision']}: median {row['median_s']:.3f} s, "
+                      f"step peak {row['peak_step_mib']:.0f} MiB", flush=True)
+    print(f"\ntraining step, batch {args.batch}, load average now {os.getloadavg()[0]:.2f}")
+    print(format_table(rows, TABLE_COLUMNS))
+    machine["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
+    results = {"benchmark": "train_step", "machine": machine, "settings": vars(args) | {"case_output": None}, "rows": rows}
+    print(f"results: {write_results('train_step', results)}")
+
+
+if __name__ == "__main__":
+    main()
