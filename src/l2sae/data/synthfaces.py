@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -141,167 +142,197 @@ def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float, unlike: 
     return np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _Face:
+    """Where the face and its features sit (drawing units: u right, v down) and its skin and hair colours."""
+
+    u: float
+    v: float
+    ru: float
+    rv_top: float
+    rv_chin: float
+    eye_v: float
+    eye_gap: float
+    eye_ru: float
+    eye_rv: float
+    nose_top: float
+    nose_tip: float
+    mouth_v: float
+    skin: np.ndarray
+    hair: np.ndarray
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> _Face:
+        uniform = rng.uniform
+        u, v = uniform(-0.03, 0.03), uniform(0.0, 0.1)
+        ru, rv_top, rv_chin = uniform(0.34, 0.44), uniform(0.46, 0.54), uniform(0.5, 0.6)
+        eye_v, eye_gap = v + uniform(-0.06, 0.0), uniform(0.13, 0.19)
+        eye_ru, eye_rv = uniform(0.065, 0.09), uniform(0.034, 0.048)
+        nose_top, nose_tip = eye_v + 0.03, v + uniform(0.17, 0.24)
+        mouth_v = nose_tip + uniform(0.1, 0.14)
+        skin = _pick(rng, SKIN_TONES, 0.04)
+        hair = _pick(rng, HAIR_COLOURS, 0.05, unlike=skin)
+        return cls(u, v, ru, rv_top, rv_chin, eye_v, eye_gap, eye_ru, eye_rv, nose_top, nose_tip, mouth_v, skin, hair)
+
+
 def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One random face: (image size x size x 3 float32 in [0, 1], part labels size x size uint8).
 
     Label k > 0 is ``CELEBAMASK_PARTS[k - 1]``; 0 is background. ``l_*`` parts are on the image's left.
     """
-    uniform = rng.uniform
-    background_top, background_bottom = uniform(0.05, 0.95, (2, 3)).astype(np.float32)
+    background_top, background_bottom = rng.uniform(0.05, 0.95, (2, 3)).astype(np.float32)
     height = (_grid(size)[1][..., None] + 1) / 2
-    canvas = _Canvas(background_top + height * (background_bottom - background_top), zoom=uniform(1.2, 1.4))
-    u, v, paint, bottom = canvas.u, canvas.v, canvas.paint, 1.0 / canvas.zoom
+    canvas = _Canvas(background_top + height * (background_bottom - background_top), zoom=rng.uniform(1.2, 1.4))
+    face = _Face.random(rng)
+    hair_field, head = _paint_clothes_and_hair_behind(canvas, face, rng)
+    _paint_head(canvas, face, rng, hair_field, head)
+    _paint_brows_and_eyes(canvas, face, rng)
+    _paint_nose(canvas, face, rng)
+    _paint_lips_and_mouth(canvas, face, rng)
+    return _lit(canvas, rng), canvas.labels
 
-    # geometry
-    face_u, face_v = uniform(-0.03, 0.03), uniform(0.0, 0.1)
-    face_ru, face_rv_top, face_rv_chin = uniform(0.34, 0.44), uniform(0.46, 0.54), uniform(0.5, 0.6)
-    eye_v, eye_gap = face_v + uniform(-0.06, 0.0), uniform(0.13, 0.19)
-    eye_ru, eye_rv = uniform(0.065, 0.09), uniform(0.034, 0.048)
-    nose_top, nose_tip = eye_v + 0.03, face_v + uniform(0.17, 0.24)
-    mouth_v = nose_tip + uniform(0.1, 0.14)
-    skin = _pick(rng, SKIN_TONES, 0.04)
-    hair = _pick(rng, HAIR_COLOURS, 0.05, unlike=skin)
 
-    # clothes, hair behind the head (strands: stripes bent by smooth noise)
+def _paint_clothes_and_hair_behind(canvas: _Canvas, face: _Face, rng: np.random.Generator):
+    """Clothes, then hair behind the head (a cap ellipse and hair hanging to a random length).
+
+    Returns the hair colour field (strands: stripes bent by smooth noise) and the head ellipse.
+    """
+    uniform, bottom = rng.uniform, 1.0 / canvas.zoom
     cloth_ru, cloth_rv = uniform(0.75, 1.0), uniform(0.25, 0.35)
     cloth = uniform(0.05, 0.95, 3)
-    cloth_ellipse = (face_u, bottom + 0.1, cloth_ru, cloth_rv)
-    paint(ellipse_box(*cloth_ellipse), lambda u, v: ellipse(u, v, *cloth_ellipse), cloth, "cloth")
-    strands = 1.0 + 0.08 * np.sin(u * uniform(40, 90) + 2.5 * _smooth_noise(rng, size, 6))
-    hair_field = hair * strands[..., None]
-    head_v, head_ru, head_rv = face_v - 0.1, face_ru * uniform(1.08, 1.2), face_rv_top * uniform(1.1, 1.25)
-    length = float(rng.choice([face_v, face_v + face_rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)]))
-    width = face_ru * uniform(1.15, 1.45)
+    cloth_ellipse = (face.u, bottom + 0.1, cloth_ru, cloth_rv)
+    canvas.paint(ellipse_box(*cloth_ellipse), lambda u, v: ellipse(u, v, *cloth_ellipse), cloth, "cloth")
+    strands = 1.0 + 0.08 * np.sin(canvas.u * uniform(40, 90) + 2.5 * _smooth_noise(rng, canvas.size, 6))
+    hair_field = face.hair * strands[..., None]
+    head = (face.u, face.v - 0.1, face.ru * uniform(1.08, 1.2), face.rv_top * uniform(1.1, 1.25))
+    length = float(rng.choice([face.v, face.v + face.rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)]))
+    width = face.ru * uniform(1.15, 1.45)
 
     def behind_head(u, v):
-        hanging = np.maximum(np.maximum(np.abs(u - face_u) - width, v - length), head_v - v)
-        return np.minimum(ellipse(u, v, face_u, head_v, head_ru, head_rv), hanging)
+        hanging = np.maximum(np.maximum(np.abs(u - face.u) - width, v - length), head[1] - v)
+        return np.minimum(ellipse(u, v, *head), hanging)
 
-    reach = max(width, head_ru)
-    paint(
-        (face_u - reach, face_u + reach, head_v - head_rv, max(length, head_v + head_rv)),
-        behind_head,
-        hair_field,
-        "hair",
-    )
+    reach = max(width, head[2])
+    box = (face.u - reach, face.u + reach, head[1] - head[3], max(length, head[1] + head[3]))
+    canvas.paint(box, behind_head, hair_field, "hair")
+    return hair_field, head
 
-    # neck, ears, face (shaded towards its rim)
-    neck_ru = face_ru * uniform(0.45, 0.6)
+
+def _paint_head(canvas: _Canvas, face: _Face, rng: np.random.Generator, hair_field: np.ndarray, head) -> None:
+    """Neck, ears, the face (shaded towards its rim), and the hair cap above a parted, swept hairline."""
+    uniform = rng.uniform
+    neck_ru = face.ru * uniform(0.45, 0.6)
 
     def neck(u, v):
-        return np.maximum(np.abs(u - face_u) - neck_ru, face_v - v)
+        return np.maximum(np.abs(u - face.u) - neck_ru, face.v - v)
 
-    paint((face_u - neck_ru, face_u + neck_ru, face_v, bottom), neck, skin * 0.82, "neck")
+    canvas.paint((face.u - neck_ru, face.u + neck_ru, face.v, 1.0 / canvas.zoom), neck, face.skin * 0.82, "neck")
     for side, part in ((-1, "l_ear"), (1, "r_ear")):
-        ear = (face_u + side * face_ru * 0.97, eye_v + 0.06, 0.06, 0.11)
-        paint(ellipse_box(*ear), lambda u, v, ear=ear: ellipse(u, v, *ear), skin * 0.93, part)
+        ear = (face.u + side * face.ru * 0.97, face.eye_v + 0.06, 0.06, 0.11)
+        canvas.paint(ellipse_box(*ear), lambda u, v, ear=ear: ellipse(u, v, *ear), face.skin * 0.93, part)
 
-    def face(u, v):
-        rv = np.where(v < face_v, face_rv_top, face_rv_chin)
-        return (np.sqrt(((u - face_u) / face_ru) ** 2 + ((v - face_v) / rv) ** 2) - 1.0) * face_ru
+    def skin(u, v):
+        rv = np.where(v < face.v, face.rv_top, face.rv_chin)
+        return (np.sqrt(((u - face.u) / face.ru) ** 2 + ((v - face.v) / rv) ** 2) - 1.0) * face.ru
 
-    shading = 1.0 - 0.16 * (face(u, v) / face_ru + 1.0) ** 2 + 0.03 * _smooth_noise(rng, size, 5)
-    paint(
-        (face_u - face_ru, face_u + face_ru, face_v - face_rv_top, face_v + face_rv_chin),
-        face,
-        skin * shading[..., None],
-        "skin",
-    )
+    rim = (skin(canvas.u, canvas.v) / face.ru + 1.0) ** 2
+    shading = 1.0 - 0.16 * rim + 0.03 * _smooth_noise(rng, canvas.size, 5)
+    box = (face.u - face.ru, face.u + face.ru, face.v - face.rv_top, face.v + face.rv_chin)
+    canvas.paint(box, skin, face.skin * shading[..., None], "skin")
 
-    # hair cap above a hairline with a parting, swept to one side
-    part_u, forehead, notch, sweep = (
-        face_u + uniform(-0.2, 0.2),
-        eye_v - uniform(0.16, 0.34),
-        uniform(0, 0.1),
-        uniform(-0.25, 0.25),
-    )
+    part_u, forehead = face.u + uniform(-0.2, 0.2), face.eye_v - uniform(0.16, 0.34)
+    notch, sweep = uniform(0, 0.1), uniform(-0.25, 0.25)
 
     def cap(u, v):
-        hairline = (
-            forehead + 0.5 * (u - face_u) ** 2 - notch * np.exp(-(((u - part_u) / 0.08) ** 2)) + sweep * (u - part_u)
-        )
-        return np.maximum(ellipse(u, v, face_u, head_v, head_ru, head_rv), v - hairline)
+        parting = notch * np.exp(-(((u - part_u) / 0.08) ** 2))
+        hairline = forehead + 0.5 * (u - face.u) ** 2 - parting + sweep * (u - part_u)
+        return np.maximum(ellipse(u, v, *head), v - hairline)
 
-    paint(ellipse_box(face_u, head_v, head_ru, head_rv), cap, hair_field, "hair")
+    canvas.paint(ellipse_box(*head), cap, hair_field, "hair")
 
-    # brows and eyes (iris and pupil clipped to the eye white)
-    brow_v, brow_ru, brow_half_thickness = eye_v - uniform(0.08, 0.12), uniform(0.07, 0.1), uniform(0.012, 0.022)
-    arch, brow_colour = uniform(0.5, 3.0), hair * uniform(0.7, 0.9)
-    iris_colour, iris_r = _pick(rng, IRIS_COLOURS, 0.05), eye_rv * uniform(0.75, 0.95)
-    gaze_u, gaze_v = uniform(-0.3, 0.3) * eye_ru, uniform(-0.1, 0.1) * eye_rv
+
+def _paint_brows_and_eyes(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
+    """Arched brows, then eye whites with an iris and a pupil clipped to them."""
+    uniform = rng.uniform
+    brow_v, brow_ru, brow_half_thickness = face.eye_v - uniform(0.08, 0.12), uniform(0.07, 0.1), uniform(0.012, 0.022)
+    arch, brow_colour = uniform(0.5, 3.0), face.hair * uniform(0.7, 0.9)
+    iris_colour, iris_r = _pick(rng, IRIS_COLOURS, 0.05), face.eye_rv * uniform(0.75, 0.95)
+    gaze_u, gaze_v = uniform(-0.3, 0.3) * face.eye_ru, uniform(-0.1, 0.1) * face.eye_rv
     for side, brow_part, eye_part in ((-1, "l_brow", "l_eye"), (1, "r_brow", "r_eye")):
-        centre = face_u + side * eye_gap
-        brow_box = (
-            centre - brow_ru,
-            centre + brow_ru,
-            brow_v - brow_half_thickness,
-            brow_v + arch * brow_ru**2 + brow_half_thickness,
-        )
+        centre = face.u + side * face.eye_gap
+        brow_bottom = brow_v + arch * brow_ru**2 + brow_half_thickness
+        brow_box = (centre - brow_ru, centre + brow_ru, brow_v - brow_half_thickness, brow_bottom)
 
         def brow(u, v, centre=centre):
-            return np.maximum(
-                np.abs(v - brow_v - arch * (u - centre) ** 2) - brow_half_thickness, np.abs(u - centre) - brow_ru
-            )
+            band = np.abs(v - brow_v - arch * (u - centre) ** 2) - brow_half_thickness
+            return np.maximum(band, np.abs(u - centre) - brow_ru)
 
         def eye_white(u, v, centre=centre):
-            return ellipse(u, v, centre, eye_v, eye_ru, eye_rv)
+            return ellipse(u, v, centre, face.eye_v, face.eye_ru, face.eye_rv)
 
         def iris(u, v, centre=centre, scale=1.0):
-            return np.maximum(
-                ellipse(u, v, centre + gaze_u, eye_v + gaze_v, iris_r * scale, iris_r * scale), eye_white(u, v)
-            )
+            disc = ellipse(u, v, centre + gaze_u, face.eye_v + gaze_v, iris_r * scale, iris_r * scale)
+            return np.maximum(disc, eye_white(u, v))
 
-        paint(brow_box, brow, brow_colour, brow_part)
-        eye_box = ellipse_box(centre, eye_v, eye_ru, eye_rv)
-        paint(eye_box, eye_white, (0.93, 0.91, 0.88), eye_part)
-        paint(eye_box, iris, iris_colour)
-        paint(eye_box, lambda u, v, centre=centre: iris(u, v, centre, scale=0.45), (0.24, 0.21, 0.21))
+        canvas.paint(brow_box, brow, brow_colour, brow_part)
+        eye_box = ellipse_box(centre, face.eye_v, face.eye_ru, face.eye_rv)
+        canvas.paint(eye_box, eye_white, (0.93, 0.91, 0.88), eye_part)
+        canvas.paint(eye_box, iris, iris_colour)
+        canvas.paint(eye_box, lambda u, v, centre=centre: iris(u, v, centre, scale=0.45), (0.24, 0.21, 0.21))
 
-    # nose: a widening bridge ending in rounded wings, darker and redder than the skin, lighter at the tip
-    bridge_width, wing_width = uniform(0.02, 0.035), uniform(0.05, 0.075)
+
+def _paint_nose(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
+    """A widening bridge ending in rounded wings, darker and redder than the skin, lighter at the tip."""
+    bridge_width, wing_width = rng.uniform(0.02, 0.035), rng.uniform(0.05, 0.075)
 
     def along_nose(v):
-        return np.clip((v - nose_top) / (nose_tip - nose_top), 0.0, 1.0)
+        return np.clip((v - face.nose_top) / (face.nose_tip - face.nose_top), 0.0, 1.0)
 
     def nose(u, v):
         half_width = bridge_width + (wing_width - bridge_width) * along_nose(v) ** 2
-        bridge = np.maximum(np.maximum(np.abs(u - face_u) - half_width, nose_top - v), v - nose_tip)
-        return np.minimum(bridge, ellipse(u, v, face_u, nose_tip - 0.015, wing_width * 1.1, 0.035))
+        bridge = np.maximum(np.maximum(np.abs(u - face.u) - half_width, face.nose_top - v), v - face.nose_tip)
+        return np.minimum(bridge, ellipse(u, v, face.u, face.nose_tip - 0.015, wing_width * 1.1, 0.035))
 
-    nose_colour = skin * np.float32([0.86, 0.68, 0.66]) * (1.0 + 0.1 * along_nose(v)[..., None])
-    paint((face_u - wing_width * 1.1, face_u + wing_width * 1.1, nose_top, nose_tip + 0.02), nose, nose_colour, "nose")
+    colour = face.skin * np.float32([0.86, 0.68, 0.66]) * (1.0 + 0.1 * along_nose(canvas.v)[..., None])
+    box = (face.u - wing_width * 1.1, face.u + wing_width * 1.1, face.nose_top, face.nose_tip + 0.02)
+    canvas.paint(box, nose, colour, "nose")
 
-    # lips (a cupid's bow on the upper one) around an optionally open mouth
+
+def _paint_lips_and_mouth(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
+    """Lips (a cupid's bow on the upper one) around a mouth that is open 40% of the time."""
+    uniform = rng.uniform
     mouth_ru, gap = uniform(0.12, 0.18), float(rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4]))
     upper_height, lower_height = uniform(0.03, 0.05), uniform(0.035, 0.06)
-    lips = 0.85 * _pick(rng, LIP_COLOURS, 0.05, unlike=skin) + 0.15 * skin
-    upper_edge, lower_edge = mouth_v - gap / 2, mouth_v + gap / 2
+    lips = 0.85 * _pick(rng, LIP_COLOURS, 0.05, unlike=face.skin) + 0.15 * face.skin
+    upper_edge, lower_edge = face.mouth_v - gap / 2, face.mouth_v + gap / 2
 
     def profile(u):
-        return np.clip(1.0 - ((u - face_u) / mouth_ru) ** 2, 0.0, 1.0)
+        return np.clip(1.0 - ((u - face.u) / mouth_ru) ** 2, 0.0, 1.0)
 
     def upper_lip(u, v):
-        bow = 1.0 - 0.35 * np.exp(-(((u - face_u) / 0.03) ** 2))
+        bow = 1.0 - 0.35 * np.exp(-(((u - face.u) / 0.03) ** 2))
         inside = np.maximum(upper_edge - upper_height * profile(u) * bow - v, v - upper_edge)
-        return np.maximum(inside, np.abs(u - face_u) - mouth_ru)
+        return np.maximum(inside, np.abs(u - face.u) - mouth_ru)
 
     def lower_lip(u, v):
         inside = np.maximum(v - lower_edge - lower_height * profile(u), lower_edge - v)
-        return np.maximum(inside, np.abs(u - face_u) - mouth_ru)
+        return np.maximum(inside, np.abs(u - face.u) - mouth_ru)
 
-    lips_box = (face_u - mouth_ru, face_u + mouth_ru, upper_edge - upper_height, lower_edge + lower_height)
-    paint(lips_box, upper_lip, lips * 0.92, "u_lip")
-    paint(lips_box, lower_lip, lips, "l_lip")
+    lips_box = (face.u - mouth_ru, face.u + mouth_ru, upper_edge - upper_height, lower_edge + lower_height)
+    canvas.paint(lips_box, upper_lip, lips * 0.92, "u_lip")
+    canvas.paint(lips_box, lower_lip, lips, "l_lip")
     if gap > 0:
-        mouth = (face_u, mouth_v, mouth_ru * 0.8, gap / 2)
-        paint(ellipse_box(*mouth), lambda u, v: ellipse(u, v, *mouth), (0.55, 0.24, 0.24), "mouth")
+        mouth = (face.u, face.mouth_v, mouth_ru * 0.8, gap / 2)
+        canvas.paint(ellipse_box(*mouth), lambda u, v: ellipse(u, v, *mouth), (0.55, 0.24, 0.24), "mouth")
 
-    # soft directional light, then lift any too-dark part pixel
-    angle, strength = uniform(0, 2 * np.pi), uniform(0.0, 0.2)
-    light = 1.0 + strength * (math.cos(angle) * u + math.sin(angle) * v) / math.sqrt(2)
+
+def _lit(canvas: _Canvas, rng: np.random.Generator) -> np.ndarray:
+    """The canvas under soft directional light, with every part pixel lifted to ``MIN_PART_BRIGHTNESS``."""
+    angle, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.2)
+    light = 1.0 + strength * (math.cos(angle) * canvas.u + math.sin(angle) * canvas.v) / math.sqrt(2)
     image = np.clip(canvas.image * light[..., None], 0.0, 1.0)
     lift = np.clip(MIN_PART_BRIGHTNESS - image.mean(axis=-1), 0.0, None) * (canvas.labels > 0)
-    return np.clip(image + lift[..., None], 0.0, 1.0), canvas.labels
+    return np.clip(image + lift[..., None], 0.0, 1.0)
 
 
 def _seeds(seed: int, n: int) -> list[np.random.SeedSequence]:
