@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
+from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ROI_NAMES, ConfigError, SliceScheme
 
@@ -147,6 +148,22 @@ def test_cached_codes_encode_once_and_reuse_masks(monkeypatch, editor, images):
     assert counts() == (1, 1, 1)  # no further encode, masks reused
     from_images = editor.edit_style(images, "nose", seed=1)
     assert torch.equal(from_faces[2].images, from_images.images)
+
+
+def test_further_regions_with_a_known_style_change_cost_no_decode(monkeypatch, editor, images):
+    faces = editor.encode(images, rois=ROI_NAMES)
+    first = editor.edit_style(faces, "hair", strength=1.0, seed=9)
+    smn_decodes = _spy(monkeypatch, editor.smn, "decode")
+    smpn_decodes = _spy(monkeypatch, editor.smpn, "decode")
+    further = editor.edit_style(faces, "eyes", strength=1.0, seed=9)
+    assert not smn_decodes and not smpn_decodes
+    assert torch.equal(further.global_edit, first.global_edit)
+    assert torch.equal(further.images, editor.edit_style(images, "eyes", strength=1.0, seed=9).images)
+    editor.edit_style(faces, "eyes", strength=1.0, seed=None)  # a fresh direction is never remembered
+    assert len(smn_decodes) == 2 and len(faces.global_edits) == 1
+    for seed in range(GLOBAL_EDITS_REMEMBERED + 2):  # the memory stays bounded, oldest out first
+        editor.edit_style(faces, "eyes", strength=1.0, seed=seed)
+    assert list(faces.global_edits) == [(1.0, seed) for seed in range(2, GLOBAL_EDITS_REMEMBERED + 2)]
 
 
 def test_swap_with_itself_is_the_identity_up_to_the_matte(editor, images):

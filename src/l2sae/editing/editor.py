@@ -6,9 +6,9 @@ Algorithm 1 (style edit of a region r of images x):
 
 Every public method takes images (B x 3 x H x W in [-1, 1]) or the :class:`EncodedFaces` that
 :meth:`L2SAEEditor.encode` returns, so callers that edit several regions encode each image once
-per network. Region masks are read from one batched SMPN decode of all requested regions and are
-remembered in the ``EncodedFaces``: a further region on cached faces costs one SMN decode (plus one
-SMPN decode when its mask was not read yet).
+per network. Region masks are read from one batched SMPN decode of all requested regions, and
+masks and style edits are remembered in the ``EncodedFaces``: a further region on cached faces costs
+one SMPN decode if its mask is new and one SMN decode if its style change is new, none otherwise.
 
 Several regions in one call are edited as their union: the masks are combined with a pixel-wise
 maximum before the matte is blurred, and one global edit is composited inside it.
@@ -31,6 +31,7 @@ from l2sae.nn.sae import SwappingAutoencoder
 from l2sae.regions import ConfigError, SliceScheme, masks_from_region_decodes
 
 PRECISIONS: tuple[str, ...] = ("32", "bf16")
+GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class EncodedFaces:
     """A batch of faces encoded once by both networks (made by :meth:`L2SAEEditor.encode`).
 
     images: B x 3 x H x W in [-1, 1] on the editor's device; smn_structure / smpn_structure:
-    B x C x H/2^k x W/2^k; smn_texture / smpn_texture: B x T. ``region_masks`` remembers the
-    masks read so far (ROI name -> B x H x W in [0, 1]) for the editor that made these faces.
+    B x C x H/2^k x W/2^k; smn_texture / smpn_texture: B x T. The editor that made these faces
+    remembers in them the masks read so far (``region_masks``: ROI name -> B x H x W in [0, 1]) and
+    its latest style edits (``global_edits``: (strength, seed) -> B x 3 x H x W).
     """
 
     images: torch.Tensor
@@ -58,6 +60,7 @@ class EncodedFaces:
     smpn_structure: torch.Tensor
     smpn_texture: torch.Tensor
     region_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    global_edits: dict[tuple[float, int], torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -238,6 +241,30 @@ class L2SAEEditor:
         rois = self.slicing.validate_rois(rois)
         return self._read_masks(self._faces(images), rois)
 
+    def _restyle(self, faces: EncodedFaces, strength: float, seed: int | None) -> torch.Tensor:
+        """Algorithm 1's global edit: the SMN decode with the texture moved along the seed's direction.
+
+        Remembered in ``faces`` per (strength, seed), so further regions with the same style change
+        cost no decode; a seed of None draws a fresh direction and is not remembered.
+        """
+        key = (float(strength), seed)
+        if seed is not None and key in faces.global_edits:
+            return faces.global_edits[key]
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        texture = faces.smn_texture
+        direction = normalize(torch.randn(1, texture.shape[1], generator=generator)).to(texture.device)
+        texture = normalize(texture + float(strength) * self.style_sigma * direction)
+        global_edit = self._decode(self.smn, faces.smn_structure, texture)
+        if seed is not None:
+            if len(faces.global_edits) >= GLOBAL_EDITS_REMEMBERED:
+                del faces.global_edits[next(iter(faces.global_edits))]  # the oldest
+            faces.global_edits[key] = global_edit
+        return global_edit
+
     @torch.inference_mode()
     def edit_style(
         self, images: Faces, roi: str | Sequence[str], strength: float = 1.0, seed: int | None = None
@@ -250,15 +277,7 @@ class L2SAEEditor:
         """
         rois = self.slicing.validate_rois(roi)
         faces = self._faces(images)
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
-        texture = faces.smn_texture
-        direction = normalize(torch.randn(1, texture.shape[1], generator=generator)).to(texture.device)
-        texture = normalize(texture + float(strength) * self.style_sigma * direction)
-        global_edit = self._decode(self.smn, faces.smn_structure, texture)
+        global_edit = self._restyle(faces, strength, seed)
         region = self._region(faces, rois) if strength != 0 else torch.zeros_like(global_edit[:, :1])
         return self._composite(faces, global_edit, region)
 
