@@ -22,6 +22,8 @@ from torchvision.transforms.functional import pil_to_tensor, resize, to_pil_imag
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
 SIZE_MODES: tuple[str, ...] = ("resize", "center_crop")
 _SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# what PIL raises for files that are not (whole, sane) images
+_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
 
 
 class ImageFileError(ValueError):
@@ -75,7 +77,7 @@ def check_image(path: str | os.PathLike) -> None:
     try:
         with Image.open(path) as image:
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except _DECODE_ERRORS as error:
         raise _unreadable(path, error) from error
 
 
@@ -87,7 +89,7 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             image = _to_rgb(ImageOps.exif_transpose(image))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except _DECODE_ERRORS as error:
         raise _unreadable(path, error) from error
     return pil_to_tensor(image).float() / 127.5 - 1.0
 
