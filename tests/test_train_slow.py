@@ -1,0 +1,94 @@
+"""End-to-end training runs (slow): the quick-start pipeline cut short, DDP on two CPU processes, a sweep."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+from PIL import Image
+from test_train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
+
+from l2sae.nn import load_sae, read_extra
+from l2sae.regions import ROI_NAMES
+from l2sae.training import run
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path):
+    run_dir = tmp_path / "logs" / "run"
+    metrics = run(compose_train(run_dir, tmp_path / "data", ["experiment=smoke"]))
+    assert "smn/val/rec_l1" in metrics and "val/mask_miou" in metrics
+    assert {f"val/iou_{roi}" for roi in ROI_NAMES} <= set(metrics)
+    assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
+    resolved = (run_dir / "config.yaml").read_text()
+    assert "${" not in resolved and yaml.safe_load(resolved)["model"]["smpn"]["module"]["init_checkpoint"] == str(run_dir / "smn.pt")
+    assert read_extra(run_dir / "smn.pt")["kind"] == "smn"
+    smpn = load_sae(run_dir / "smpn.pt", with_discriminators=False)
+    assert smpn.config.crop_size == 64 and read_extra(run_dir / "smpn.pt")["roi_names"] == list(ROI_NAMES)
+    for stage in ("smn", "smpn"):
+        assert (run_dir / "checkpoints" / stage / "last.ckpt").is_file()
+    columns = 2 + len(ROI_NAMES) + 2  # input | reconstruction | ROI decodes | masks | edit
+    rows = 2  # the first validation batch (2 images here; up to callbacks.image_grid.num_images)
+    assert Image.open(run_dir / "grid.png").size == (columns * 66 + 2, rows * 66 + 2)
+    assert os.readlink(tmp_path / "logs" / "latest") == "run"
+
+
+class DumpRankWeights(pl.Callback):
+    """Each DDP rank writes its SAE weights when training ends."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def on_train_end(self, trainer, pl_module):
+        torch.save(pl_module.sae.state_dict(), os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
+
+
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
+    start = tiny_sae_file(tmp_path / "start.pt")
+    overrides = [
+        "model=smn",
+        f"backbone.checkpoint={start}",
+        "loss.sae.r1_every=2",  # the lazy R1 step runs too
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+        "model.smn.trainer.max_steps=5",  # D, R1 (2nd D step), G over two batches
+        "trainer.limit_val_batches=1",
+        "callbacks.image_grid=null",
+        "+callbacks.dump._target_=test_train_slow.DumpRankWeights",
+        f"+callbacks.dump.folder={tmp_path}",
+    ]
+    run(compose_train(tmp_path / "logs" / "run", tmp_path / "data", overrides))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
+    initial = load_sae(start).state_dict()
+    assert int(rank0["num_discriminator_iters"]) == 2
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    assert not torch.equal(rank0["G.ToRGB.bias"], initial["G.ToRGB.bias"])  # they trained
+    assert not torch.equal(rank0["D.stylegan2_D.final_linear.1.bias"], initial["D.stylegan2_D.final_linear.1.bias"])
+
+
+def test_two_job_sweep_puts_each_job_in_its_own_folder(tmp_path):
+    start = tiny_sae_file(tmp_path / "start.pt")
+    command = [
+        sys.executable, str(REPO / "train.py"), "-m",
+        "slicing=default,one_each",
+        "model=smpn", f"model.smpn.module.init_checkpoint={start}", "trainer=debug",
+        f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}", *TINY_DATA,
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(tmp_path)}
+    subprocess.run(command, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and path.name.isdigit())
+    assert [job.name for job in jobs] == ["0", "1"]
+    for job, scheme in zip(jobs, ("default", "one_each")):
+        expected = yaml.safe_load((REPO / "conf" / "slicing" / f"{scheme}.yaml").read_text())
+        assert yaml.safe_load((job / "config.yaml").read_text())["slicing"] == expected
+        assert read_extra(job / "smpn.pt")["slicing"]["channels"] == expected["channels"]
+        assert "val/mask_miou" in json.loads((job / "metrics.json").read_text())
