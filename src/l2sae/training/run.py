@@ -125,6 +125,7 @@ def train_stage(cfg: DictConfig, name: str, stage: DictConfig, logger_prefix: st
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
         module.export(stage.export)
+    trainer.strategy.barrier("export")  # the next stage may start from this export, on every rank
     return {key: float(value) for key, value in (results[0] if results else {}).items()}
 
 
