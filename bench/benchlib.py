@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +65,43 @@ def machine_info(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu_model"] = torch.cuda.get_device_name(device)
     return info
+
+
+def cpu_pressure() -> tuple[float, int] | None:
+    """Linux pressure stall information: (% of the last 10 s in which some task waited for a CPU,
+    cumulative waiting time in µs), or None where /proc/pressure/cpu is missing."""
+    try:
+        fields = dict(item.split("=") for item in Path("/proc/pressure/cpu").read_text().split()[1:5])
+    except (OSError, ValueError):
+        return None
+    return float(fields["avg10"]), int(fields["total"])
+
+
+class StallMeter:
+    """How busy the machine was while a block ran: ``percent`` of its wall time in which some task waited
+    for a CPU (0 on an otherwise idle machine when torch uses at most one thread per core; None when
+    unknown). Other jobs running at the same time show up here and inflate timings."""
+
+    def __enter__(self) -> "StallMeter":
+        self.start, self.pressure = time.perf_counter(), cpu_pressure()
+        self.percent = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        end = cpu_pressure()
+        if self.pressure is not None and end is not None:
+            wall_us = (time.perf_counter() - self.start) * 1e6
+            self.percent = round(100.0 * (end[1] - self.pressure[1]) / wall_us, 1)
+
+
+def wait_until_quiet(max_seconds: float, threshold: float = 10.0) -> float | None:
+    """Sleep (at most ``max_seconds``) until the 10 s CPU pressure drops below ``threshold`` %; return it."""
+    deadline = time.monotonic() + max_seconds
+    pressure = cpu_pressure()
+    while pressure is not None and pressure[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(2.0)
+        pressure = cpu_pressure()
+    return None if pressure is None else pressure[0]
 
 
 def count_flops(call: Callable[[], object]) -> int:

@@ -9,6 +9,8 @@ Random weights (speed does not depend on them): an SMN and an SMPN of the size's
 ``--runs`` times after ``--warmup`` untimed calls (median, min, max); its FLOPs come from
 ``torch.utils.flop_counter`` and give the achieved GFLOP/s. bfloat16 runs the editor with
 ``precision="bf16"`` (CPU autocast); its outputs are compared with float32 (PSNR, mask agreement).
+``stall %`` is the share of the timing's wall time in which some task waited for a CPU: well above 0,
+other jobs shared the machine and the times are inflated (re-run, or use ``--wait-quiet``).
 Prints one table per size and writes everything to ``bench/results/edit_latency-<time>.json``.
 """
 
@@ -24,7 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchlib import PRESET_FOR_SIZE, count_flops, format_table, machine_info, psnr, write_results
+from benchlib import (
+    PRESET_FOR_SIZE,
+    StallMeter,
+    count_flops,
+    format_table,
+    machine_info,
+    psnr,
+    wait_until_quiet,
+    write_results,
+)
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import EncodedFaces, L2SAEEditor
 from l2sae.evaluation.timing import TimingStats, measure_seconds
@@ -46,6 +57,7 @@ TABLE_COLUMNS = (
     ("psnr_vs_fp32_db", "PSNR dB"),
     ("psnr_own_range_db", "PSNR own dB"),
     ("mask_agreement", "mask agree"),
+    ("cpu_stall_percent", "stall %"),
 )
 
 
@@ -196,7 +208,9 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
         for op in operations(networks.editor(precision, args.channels_last), images):
             if args.only and op.name not in args.only:
                 continue
-            seconds = measure_seconds([op.run] * args.runs, device=device, warmup=args.warmup)
+            wait_until_quiet(args.wait_quiet)
+            with StallMeter() as stall:
+                seconds = measure_seconds([op.run] * args.runs, device=device, warmup=args.warmup)
             stats = TimingStats.from_seconds(seconds)
             row = {
                 "size": networks.size,
@@ -209,6 +223,7 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
                 "seconds": seconds,
                 "gflop": flops[op.name] / 1e9,
                 "gflop_per_s": flops[op.name] / 1e9 / stats.median_s,
+                "cpu_stall_percent": stall.percent,
                 "load_average_1min": os.getloadavg()[0],
             }
             if precision != "32":
@@ -254,6 +269,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="also profile one region edit per size and precision")
     parser.add_argument("--profile-top", type=int, default=15, help="ops listed per profile (default 15)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each operation wait up to SECONDS for other jobs to leave the CPU "
+                             "(10 s CPU pressure < 10%%; Linux only); default 0")
     parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")
     parser.add_argument("--smpn", help="the SMPN checkpoint that goes with --smn (slicing read from it)")
     args = parser.parse_args()
