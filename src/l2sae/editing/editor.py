@@ -98,7 +98,9 @@ class L2SAEEditor:
     at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
     (:func:`l2sae.regions.masks_from_region_decodes`). matting: Algorithm 2's settings.
     precision: "32" or "bf16" (networks run under bfloat16 autocast; masks and matting stay float32).
-    channels_last: feed the networks channels-last tensors (the convolutions then keep that layout).
+    channels_last: decode from channels-last structure codes (the generator's convolutions then keep that
+        layout; on a 2-core AVX-512 CPU this made decodes 5-10% faster, while it slowed the encoder, which
+        therefore always gets contiguous images).
     image_size: the side the networks were trained at (default: the SMPN's crop size); images of that
     size are what :mod:`l2sae.editing.image_io` prepares.
     """
@@ -114,7 +116,7 @@ class L2SAEEditor:
         soft_masks: bool = False,
         matting: AlphaMatting | Mapping | None = None,
         precision: str | int = "32",
-        channels_last: bool = False,
+        channels_last: bool = True,
         image_size: int | None = None,
     ) -> None:
         self.slicing = slicing if isinstance(slicing, SliceScheme) else SliceScheme.from_dict(slicing)
@@ -180,19 +182,16 @@ class L2SAEEditor:
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
-    def _prepare(self, tensor: torch.Tensor) -> torch.Tensor:
-        tensor = tensor.to(self.device, torch.float32)
-        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
-
     def _encode(self, network: SwappingAutoencoder, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
-            structure, texture = network.encode(self._prepare(images))
+            structure, texture = network.encode(images.to(self.device, torch.float32))
         return structure.float(), texture.float()
 
     def _decode(self, network: SwappingAutoencoder, structure: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
         """Decoded images B x 3 x H x W, float32, clamped to [-1, 1]."""
         with self._autocast():
-            images = network.decode(self._prepare(structure), texture)
+            layout = torch.channels_last if self.channels_last else torch.contiguous_format
+            images = network.decode(structure.contiguous(memory_format=layout), texture)
         return images.float().clamp(-1.0, 1.0).contiguous()
 
     @torch.inference_mode()
