@@ -40,7 +40,7 @@ class RegionIoU:
         per_region = (self.intersection / self.union).tolist()  # 0 / 0 = NaN: region never present
         defined = [value for value in per_region if not math.isnan(value)]
         result: dict[str, float | int | None] = {
-            roi: None if math.isnan(value) else value for roi, value in zip(self.rois, per_region)
+            roi: None if math.isnan(value) else value for roi, value in zip(self.rois, per_region, strict=True)
         }
         result["mean"] = sum(defined) / len(defined) if defined else None
         result["images"] = self.num_images
