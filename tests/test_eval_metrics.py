@@ -1,5 +1,6 @@
 """Evaluation metrics: FID against a direct Fréchet distance, LPIPS, weights errors offline, timing, IoU, leakage."""
 
+import logging
 import math
 import socket
 
@@ -14,7 +15,7 @@ from l2sae.evaluation.leakage import EditLeakage
 from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips, lpips_distance
 from l2sae.evaluation.masks import RegionIoU
 from l2sae.evaluation.timing import TimingStats, measure_seconds
-from l2sae.evaluation.weights import MissingWeightsError
+from l2sae.evaluation.weights import MissingWeightsError, check_enabled, optional_metric
 from l2sae.regions import ConfigError
 
 
@@ -154,6 +155,56 @@ def test_lpips_loads_the_backbone_from_a_configured_torchvision_file(offline_emp
     offline_empty_cache.mkdir(parents=True)
     path.rename(offline_empty_cache / path.name)
     assert torch.equal(getattr(build_lpips("alex").net.slice2, "3").weight, alexnet.features[3].weight)
+
+
+def weights_warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "l2sae.evaluation.weights"]
+
+
+@pytest.mark.parametrize(
+    "name, build, weights_file",
+    [
+        ("FID", inception_features, INCEPTION_WEIGHTS),
+        ("LPIPS", lambda: build_lpips("alex"), BACKBONE_WEIGHTS["alex"]),
+    ],
+)
+def test_auto_skips_a_metric_without_weights_with_one_warning(offline_empty_cache, caplog, name, build, weights_file):
+    key = f"metrics.{name.lower()}.enabled"
+    with caplog.at_level(logging.WARNING):
+        network, note = optional_metric(name, "auto", key, build)
+    assert network is None
+    assert note == f"{name} skipped: {weights_file} not found in {offline_empty_cache} and it could not be downloaded."
+    (warning,) = weights_warnings(caplog)
+    assert note in warning and f"{key}=true makes this an error" in warning
+
+
+def test_enabled_true_raises_false_skips_silently_auto_builds_what_it_can(offline_empty_cache, caplog):
+    with pytest.raises(MissingWeightsError, match=INCEPTION_WEIGHTS):
+        optional_metric("FID", True, "metrics.fid.enabled", inception_features)
+
+    def must_not_build():
+        raise AssertionError("a disabled metric is not built")
+
+    with caplog.at_level(logging.WARNING):
+        assert optional_metric("FID", False, "metrics.fid.enabled", must_not_build) == (
+            None,
+            "FID not computed (metrics.fid.enabled=false).",
+        )
+        extractor = ChannelStatistics()
+        assert optional_metric("FID", "auto", "metrics.fid.enabled", lambda: extractor) == (extractor, None)
+    assert weights_warnings(caplog) == []
+
+
+def test_auto_keeps_a_configured_path_that_does_not_exist_an_error(tmp_path):
+    with pytest.raises(MissingWeightsError, match="feature_extractor_weights_path=.*nope.pth: no such file"):
+        optional_metric("FID", "auto", "metrics.fid.enabled", lambda: inception_features(tmp_path / "nope.pth"))
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", None, 1])
+def test_enabled_accepts_only_auto_true_false(value):
+    assert [check_enabled(ok, "metrics.fid.enabled") for ok in ("auto", True, False)] == ["auto", True, False]
+    with pytest.raises(ConfigError, match="metrics.fid.enabled: expected auto, true or false"):
+        check_enabled(value, "metrics.fid.enabled")
 
 
 def test_lpips_rejects_an_unknown_backbone_and_a_wrong_file(tmp_path):
