@@ -19,8 +19,9 @@ def lpips_model():
     return build_lpips("alex", random_backbone=True)
 
 
-def scored(lpips_model) -> EditScores:
-    scores = EditScores(["ours", "other"], ROIS, ChannelStatistics(), lpips_model)
+def scored(fid_extractor, lpips_model) -> EditScores:
+    """Two methods' edits of two regions; ``None`` for either network leaves that metric out."""
+    scores = EditScores(["ours", "other"], ROIS, fid_extractor, lpips_model)
     inputs = random_images(4, size=32)
     masks = torch.zeros(4, 2, 32, 32)
     masks[:, 0, :16] = 1  # hair: top half
@@ -40,7 +41,7 @@ def scored(lpips_model) -> EditScores:
 
 
 def test_rows_hold_every_metric_with_its_count(lpips_model):
-    rows = {(row["method"], row["region"]): row for row in scored(lpips_model).rows()}
+    rows = {(row["method"], row["region"]): row for row in scored(ChannelStatistics(), lpips_model).rows()}
     assert list(rows) == [(m, r) for m in ("ours", "other") for r in ("hair", "eyes", "all")]
     hair = rows[("ours", "hair")]
     assert hair["leakage_outside"] == 0.0 and hair["leakage_inside"] > 0 and hair["leakage_ratio"] == 0.0
@@ -59,7 +60,7 @@ def test_rows_hold_every_metric_with_its_count(lpips_model):
 
 
 def test_report_files_markdown_csv_json(lpips_model, tmp_path):
-    rows = scored(lpips_model).rows()
+    rows = scored(ChannelStatistics(), lpips_model).rows()
     settings = {"images": 4, "fid antialias": True}
     baselines = {
         "other": {
@@ -99,8 +100,37 @@ def test_report_files_markdown_csv_json(lpips_model, tmp_path):
     assert data["rows"][0]["lpips"] == pytest.approx(rows[0]["lpips"])
 
 
+def test_a_skipped_metric_reads_n_a_with_its_note_and_the_other_numbers_stay(tmp_path):
+    rows = scored(None, None).rows()
+    by_key = {(row["method"], row["region"]): row for row in rows}
+    hair = by_key[("ours", "hair")]
+    assert all(hair[column] is None for column in ("fid", "fid_images", "lpips", "lpips_pairs"))
+    assert by_key[("other", "all")]["recon_lpips"] is None  # the reconstruction LPIPS is skipped as well
+    assert hair["leakage_outside"] == 0.0 and hair["leakage_inside"] > 0 and hair["mask_iou"] == 1.0
+    assert hair["time_median_s"] == pytest.approx(0.2)
+    skipped = {"fid": "FID skipped: weights.pth not found in /hub.", "lpips": "LPIPS not computed (x=false)."}
+    paths = write_report(tmp_path, rows, {"FID": "not computed (see notes)"}, {}, skipped)
+    markdown = paths["markdown"].read_text()
+    assert "## Notes\n\n- FID skipped: weights.pth not found in /hub.\n- LPIPS not computed (x=false).\n" in markdown
+    table1 = markdown.split("## Table 1")[1].split("## hair")[0]
+    assert "| ours | n/a | n/a | – |" in table1  # not timed over all regions: "–", not "n/a"
+    hair_table = markdown.split("## hair")[1].split("## eyes")[0]
+    assert "| ours | n/a | n/a | 0.0000 (4) |" in hair_table
+    assert "| 1.000 (4) | 0.2000 [0.1000–0.3000] (3) |" in hair_table
+    with paths["csv"].open() as file:
+        table = list(csv.DictReader(file))
+    for column in ("fid", "fid_images", "lpips", "lpips_pairs", "recon_lpips", "recon_pairs"):
+        assert {line[column] for line in table} == {"n/a"}
+    assert float(table[0]["leakage_outside"]) == 0.0 and float(table[0]["mask_iou"]) == 1.0
+    assert table[3]["mask_iou"] == ""  # undefined (method "other" has no masks): empty, not "n/a"
+    data = json.loads(paths["json"].read_text())
+    assert data["notes"] == skipped
+    assert data["rows"][0]["fid"] is None and data["rows"][0]["lpips"] is None
+    assert data["rows"][0]["mask_iou"] == 1.0
+
+
 def test_tables_go_to_loggers_that_have_log_table(lpips_model):
-    rows = scored(lpips_model).rows()
+    rows = scored(ChannelStatistics(), lpips_model).rows()
 
     class TableLogger:
         def __init__(self):

@@ -5,7 +5,8 @@ A result row holds the metrics of one method on one region (or ``"all"`` regions
 ``leakage_outside``/``leakage_inside``/``leakage_ratio``/``leakage_pairs``, ``mask_iou``/``mask_iou_images``
 and ``time_median_s``, ``time_min_s``, ``time_max_s``, ``time_q1_s``, ``time_q3_s``, ``time_samples``.
 Missing values are None (empty in the CSV, "–" in Markdown); counts say how many images or pairs
-each number used.
+each number used. A metric that was not computed (``skipped``: FID or LPIPS without weights, or
+disabled) shows "n/a" in its columns (null in the JSON), and the report's notes say why.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ COLUMNS: tuple[str, ...] = (
 )
 REPORT_FILES = {"markdown": "evaluation.md", "csv": "evaluation.csv", "json": "evaluation.json"}
 ALL_REGIONS = "all"
+METRIC_COLUMNS = {"fid": ("fid", "fid_images"), "lpips": ("lpips", "lpips_pairs", "recon_lpips", "recon_pairs")}
+NOT_COMPUTED = "n/a"
+
+
+def _not_computed(skipped: Iterable[str]) -> set[str]:
+    """The columns of the skipped metrics (names of :data:`METRIC_COLUMNS`)."""
+    return {column for metric in skipped for column in METRIC_COLUMNS[metric]}
 
 
 def _number(value: float | None, digits: int, count: int | None = None) -> str:
@@ -64,11 +72,23 @@ def _table(header: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
 
 
-def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mapping[str, Mapping]) -> str:
-    """The report as Markdown: settings, Table 1 (all regions), one table per region, baseline file notes."""
+def markdown_report(
+    rows: Sequence[Mapping], settings: Mapping, baselines: Mapping[str, Mapping], skipped: Mapping[str, str]
+) -> str:
+    """The report as Markdown: settings, notes on skipped metrics, Table 1 (all regions), one table per
+    region, baseline file notes."""
     regions = list(dict.fromkeys(row["region"] for row in rows if row["region"] != ALL_REGIONS))
+    not_computed = _not_computed(skipped)
+
+    def metric(row: Mapping, column: str, digits: int, count_column: str | None = None) -> str:
+        if column in not_computed:
+            return NOT_COMPUTED
+        return _number(row[column], digits, None if count_column is None else row[count_column])
+
     parts = ["# L2SAE evaluation", ""]
     parts += [f"- {key}: {value}" for key, value in settings.items()]
+    if skipped:
+        parts += ["", "## Notes", "", *(f"- {note}" for note in skipped.values())]
     parts += [
         "",
         (
@@ -83,8 +103,8 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
             (
                 [
                     row["method"],
-                    _number(row["fid"], 2, row["fid_images"]),
-                    _number(row["lpips"], 4, row["lpips_pairs"]),
+                    metric(row, "fid", 2, "fid_images"),
+                    metric(row, "lpips", 4, "lpips_pairs"),
                     _time(row),
                 ]
                 for row in rows
@@ -111,12 +131,12 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
                 (
                     [
                         row["method"],
-                        _number(row["fid"], 2, row["fid_images"]),
-                        _number(row["lpips"], 4, row["lpips_pairs"]),
-                        _number(row["leakage_outside"], 4, row["leakage_pairs"]),
-                        _number(row["leakage_inside"], 4),
-                        _number(row["leakage_ratio"], 3),
-                        _number(row["mask_iou"], 3, row["mask_iou_images"]),
+                        metric(row, "fid", 2, "fid_images"),
+                        metric(row, "lpips", 4, "lpips_pairs"),
+                        metric(row, "leakage_outside", 4, "leakage_pairs"),
+                        metric(row, "leakage_inside", 4),
+                        metric(row, "leakage_ratio", 3),
+                        metric(row, "mask_iou", 3, "mask_iou_images"),
                         _time(row),
                     ]
                     for row in rows
@@ -130,7 +150,7 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
         parts.append(
             _table(
                 ["Method", "LPIPS ↓"],
-                ([row["method"], _number(row["recon_lpips"], 4, row["recon_pairs"])] for row in recon),
+                ([row["method"], metric(row, "recon_lpips", 4, "recon_pairs")] for row in recon),
             )
         )
     for name, summary in baselines.items():
@@ -148,25 +168,45 @@ def markdown_report(rows: Sequence[Mapping], settings: Mapping, baselines: Mappi
     return "\n".join(parts) + "\n"
 
 
-def csv_report(rows: Sequence[Mapping]) -> str:
+def _complete_rows(rows: Sequence[Mapping], skipped: Iterable[str], not_computed_value: str | None) -> list[dict]:
+    """The rows with exactly the :data:`COLUMNS`, the skipped metrics' columns set to ``not_computed_value``."""
+    not_computed = _not_computed(skipped)
+    return [
+        {column: not_computed_value if column in not_computed else row.get(column) for column in COLUMNS}
+        for row in rows
+    ]
+
+
+def csv_report(rows: Sequence[Mapping], skipped: Iterable[str]) -> str:
+    """The rows as CSV: a None is an empty cell, a skipped metric's columns read "n/a"."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({column: row.get(column) for column in COLUMNS} for row in rows)
+    writer.writerows(_complete_rows(rows, skipped, NOT_COMPUTED))
     return buffer.getvalue()
 
 
 def write_report(
-    out_dir: str | Path, rows: Sequence[Mapping], settings: Mapping, baselines: Mapping[str, Mapping]
+    out_dir: str | Path,
+    rows: Sequence[Mapping],
+    settings: Mapping,
+    baselines: Mapping[str, Mapping],
+    skipped: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
-    """Write evaluation.md, evaluation.csv and evaluation.json into ``out_dir`` atomically; return their paths."""
+    """Write evaluation.md, evaluation.csv and evaluation.json into ``out_dir`` atomically; return their paths.
+
+    ``skipped`` maps each metric not computed ("fid", "lpips") to the note saying why (the JSON's ``notes``).
+    """
+    skipped = dict(skipped or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
-    atomic_write_bytes(paths["markdown"], markdown_report(rows, settings, baselines).encode())
-    atomic_write_bytes(paths["csv"], csv_report(rows).encode())
-    rows = [{column: row.get(column) for column in COLUMNS} for row in rows]
-    atomic_write_json(paths["json"], {"settings": dict(settings), "rows": rows, "baselines": dict(baselines)})
+    atomic_write_bytes(paths["markdown"], markdown_report(rows, settings, baselines, skipped).encode())
+    atomic_write_bytes(paths["csv"], csv_report(rows, skipped).encode())
+    rows = _complete_rows(rows, skipped, None)
+    atomic_write_json(
+        paths["json"], {"settings": dict(settings), "notes": skipped, "rows": rows, "baselines": dict(baselines)}
+    )
     return paths
 
 

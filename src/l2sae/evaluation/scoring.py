@@ -47,13 +47,20 @@ class EditScores:
     """Accumulates the scores of ``methods`` over ``rois`` batch by batch; :meth:`rows` gives the results.
 
     fid_extractor: uint8 images -> features (see :func:`l2sae.evaluation.fid.inception_features`);
-    lpips_model: from :func:`l2sae.evaluation.lpips_metric.build_lpips`.
+    lpips_model: from :func:`l2sae.evaluation.lpips_metric.build_lpips`. Either may be None: that metric
+    is not computed and its columns stay None.
     """
 
-    def __init__(self, methods: Sequence[str], rois: Sequence[str], fid_extractor: nn.Module, lpips_model: nn.Module):
+    def __init__(
+        self,
+        methods: Sequence[str],
+        rois: Sequence[str],
+        fid_extractor: nn.Module | None,
+        lpips_model: nn.Module | None,
+    ) -> None:
         self.methods, self.rois = tuple(methods), tuple(rois)
         self.groups = [(method, region) for method in self.methods for region in (*self.rois, ALL_REGIONS)]
-        self.fid = GroupedFID(fid_extractor, self.groups)
+        self.fid = None if fid_extractor is None else GroupedFID(fid_extractor, self.groups)
         self.lpips_model = lpips_model
         self.lpips = {group: RunningMean() for group in self.groups}
         self.leakage = {group: EditLeakage() for group in self.groups}
@@ -63,7 +70,8 @@ class EditScores:
 
     def add_real(self, images: Tensor) -> None:
         """The evaluation images B x 3 x H x W in [-1, 1] (the FID reference)."""
-        self.fid.add_real(images)
+        if self.fid is not None:
+            self.fid.add_real(images)
 
     @torch.no_grad()
     def add_edits(self, method: str, roi: str, inputs: Tensor, edits: Tensor, roi_mask: Tensor) -> None:
@@ -71,15 +79,20 @@ class EditScores:
         ground-truth mask B x 1 x H x W in [0, 1] (at the inputs' size)."""
         edits = to_size(edits.to(inputs.device), inputs.shape[-2:])
         groups = [(method, roi), (method, ALL_REGIONS)]
-        self.fid.add(edits, groups)
-        distances = lpips_distance(self.lpips_model, inputs, edits)
+        if self.fid is not None:
+            self.fid.add(edits, groups)
+        if self.lpips_model is not None:
+            distances = lpips_distance(self.lpips_model, inputs, edits)
+            for group in groups:
+                self.lpips[group].add(distances)
         for group in groups:
-            self.lpips[group].add(distances)
             self.leakage[group].update(inputs, edits, roi_mask)
 
     @torch.no_grad()
     def add_reconstructions(self, method: str, inputs: Tensor, reconstructions: Tensor) -> None:
         """``method``'s reconstructions (inversions) of the inputs, both B x 3 x H x W in [-1, 1]."""
+        if self.lpips_model is None:
+            return
         reconstructions = to_size(reconstructions.to(inputs.device), inputs.shape[-2:])
         self.recon_lpips[method].add(lpips_distance(self.lpips_model, inputs, reconstructions))
 
@@ -96,14 +109,15 @@ class EditScores:
 
     def rows(self) -> list[dict]:
         """One result row per (method, region), regions in order then ``"all"``; every column of
-        :data:`l2sae.evaluation.report.COLUMNS`, None where a metric does not apply."""
-        fid = self.fid.compute()
+        :data:`l2sae.evaluation.report.COLUMNS`, None where a metric does not apply or is not computed."""
+        fid = {} if self.fid is None else self.fid.compute()
         rows = []
         for method, region in self.groups:
             group = (method, region)
             lpips, recon = self.lpips[group], self.recon_lpips[method]
-            row = dict.fromkeys(COLUMNS) | {"method": method, "region": region, **fid[group]}
-            row.update(lpips=lpips.mean, lpips_pairs=lpips.count)
+            row = dict.fromkeys(COLUMNS) | {"method": method, "region": region, **fid.get(group, {})}
+            if self.lpips_model is not None:
+                row.update(lpips=lpips.mean, lpips_pairs=lpips.count)
             if region == ALL_REGIONS and recon.count:
                 row.update(recon_lpips=recon.mean, recon_pairs=recon.count)
             row.update(self.leakage[group].compute())
