@@ -1,7 +1,9 @@
 """``evaluate.py`` / ``l2sae.evaluation.run``: our edits scored per batch, config checks, the whole run."""
 
+import csv
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from test_eval_metrics import ChannelStatistics
+from test_eval_metrics import ChannelStatistics, offline_empty_cache  # noqa: F401 (a fixture used below)
 
 from l2sae.editing import AlphaMatting, L2SAEEditor
-from l2sae.evaluation.lpips_metric import build_lpips
+from l2sae.evaluation.fid import INCEPTION_WEIGHTS
+from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips
 from l2sae.evaluation.run import OURS, Plan, check_config, score_batch
 from l2sae.evaluation.scoring import EditScores
+from l2sae.evaluation.weights import MissingWeightsError, hub_checkpoint_path
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ConfigError, SliceScheme
 
@@ -58,7 +62,17 @@ def test_our_edits_leave_every_pixel_outside_the_matte_unchanged(checkpoints, lp
     editor = L2SAEEditor.from_checkpoints(*checkpoints, matting=AlphaMatting(kernel_size=9))
     left_half_masks(monkeypatch, editor)
     images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    plan = Plan(("hair", "nose"), 2.0, (5,), False, {}, torch.device("cpu"), 0, 0)
+    plan = Plan(
+        rois=("hair", "nose"),
+        strength=2.0,
+        seeds=(5,),
+        global_edit=False,
+        baselines={},
+        device=torch.device("cpu"),
+        timing_images=0,
+        timing_warmup=0,
+        enabled={"fid": True, "lpips": True},
+    )
     faces = editor.encode(images)
     mattes = torch.cat([editor.edit_style(faces, roi, 2.0, 5).matte for roi in plan.rois], dim=1)
     assert 0 < (mattes > 0).float().mean() < 1  # a matte that covers part of the image
@@ -139,6 +153,8 @@ def evaluate_config(tmp_path, checkpoints, *extra):
         ("seeds=[]", "seeds: expected a non-empty list"),
         ("strength=strong", "strength: expected a number"),
         ("metrics.fid.antialias=maybe", "metrics.fid.antialias"),
+        ("metrics.fid.enabled=maybe", "metrics.fid.enabled: expected auto, true or false"),
+        ("metrics.lpips.enabled=1", "metrics.lpips.enabled: expected auto, true or false"),
         ("timing.images=-1", "timing.images: expected an integer >= 0"),
         ("device=tpu", "device: expected auto, cpu or cuda"),
         ("+baselines.l2sae.dir=/x", "baselines.l2sae: the name is taken"),
@@ -188,6 +204,8 @@ def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseli
     assert "## Table 1: all regions (hair, nose)" in printed and "| semanticstylegan |" in printed
     assert (out / "evaluation.md").read_text() in printed
     assert (out / "csv").is_dir()  # the CSV logger's metrics
+    assert report["settings"]["LPIPS"] == "lpips alex with a random backbone (tests only: not a perceptual distance)"
+    assert report["notes"] == {}
     assert len((out / "evaluation.csv").read_text().splitlines()) == 1 + 9
 
 
@@ -213,3 +231,64 @@ def test_evaluate_py_runs_from_the_command_line(tmp_path, checkpoints):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ |" in result.stdout
     assert {"evaluation.md", "evaluation.csv", "evaluation.json"} <= {path.name for path in out.iterdir()}
+
+
+NO_WEIGHTS = ("metrics.fid.feature_extractor=null", "metrics.lpips.random_backbone=false")  # Inception, AlexNet
+SMALL = (*CLI_SMALL, "timing.images=1")
+
+
+def weights_warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "l2sae.evaluation.weights"]
+
+
+@pytest.mark.usefixtures("offline_empty_cache")
+@pytest.mark.parametrize("enabled", ["auto", "false"])
+def test_without_weights_fid_and_lpips_read_n_a_with_a_note_and_the_rest_is_scored(
+    tmp_path, checkpoints, caplog, capsys, enabled
+):
+    from l2sae.evaluation import run
+
+    switches = (f"metrics.fid.enabled={enabled}", f"metrics.lpips.enabled={enabled}")
+    with caplog.at_level(logging.WARNING):
+        metrics = run(evaluate_config(tmp_path, checkpoints, *SMALL, *NO_WEIGHTS, *switches))
+    out = tmp_path / "out"
+    report = json.loads((out / "evaluation.json").read_text())
+    files = {"fid": INCEPTION_WEIGHTS, "lpips": BACKBONE_WEIGHTS["alex"]}
+    if enabled == "auto":
+        fid_warning, lpips_warning = weights_warnings(caplog)  # one warning per metric
+        for name, warning in (("fid", fid_warning), ("lpips", lpips_warning)):
+            folder = hub_checkpoint_path(files[name]).parent
+            note = f"{name.upper()} skipped: {files[name]} not found in {folder} and it could not be downloaded."
+            assert report["notes"][name] == note
+            assert note in warning and f"metrics.{name}.enabled=true makes this an error" in warning
+    else:
+        assert weights_warnings(caplog) == []  # asked for: no warning
+        assert report["notes"] == {
+            name: f"{name.upper()} not computed (metrics.{name}.enabled=false)." for name in files
+        }
+    assert report["settings"]["FID"] == report["settings"]["LPIPS"] == "not computed (see notes)"
+    (ours,) = (row for row in report["rows"] if row["region"] == "all")
+    assert ours["fid"] is ours["lpips"] is ours["fid_images"] is ours["lpips_pairs"] is None
+    assert ours["mask_iou"] is not None and ours["mask_iou_images"] == 4
+    assert ours["leakage_inside"] > 0 and ours["leakage_pairs"] == 4
+    assert ours["time_median_s"] > 0 and ours["time_samples"] == 1
+    assert "l2sae/all/mask_iou" in metrics and "l2sae/all/fid" not in metrics
+    markdown = (out / "evaluation.md").read_text()
+    assert "| l2sae | n/a | n/a | " in markdown and "## Notes" in markdown
+    assert markdown in capsys.readouterr().out  # printed, notes included
+    with (out / "evaluation.csv").open() as file:
+        (hair, everything) = csv.DictReader(file)
+    assert hair["fid"] == hair["lpips"] == everything["lpips_pairs"] == "n/a"
+    assert float(hair["leakage_inside"]) > 0 and float(everything["time_median_s"]) > 0
+
+
+@pytest.mark.usefixtures("offline_empty_cache")
+@pytest.mark.parametrize("metric, weights_file", [("fid", INCEPTION_WEIGHTS), ("lpips", BACKBONE_WEIGHTS["alex"])])
+def test_without_weights_enabled_true_fails_before_any_output(tmp_path, checkpoints, metric, weights_file):
+    from l2sae.evaluation import run
+
+    others_off = [f"metrics.{name}.enabled=false" for name in ("fid", "lpips") if name != metric]
+    cfg = evaluate_config(tmp_path, checkpoints, *NO_WEIGHTS, f"metrics.{metric}.enabled=true", *others_off)
+    with pytest.raises(MissingWeightsError, match=f"{weights_file} .*Copy {weights_file} into"):
+        run(cfg)
+    assert not (tmp_path / "out").exists()

@@ -29,12 +29,14 @@ from l2sae.evaluation.lpips_metric import build_lpips
 from l2sae.evaluation.report import ALL_REGIONS, log_tables, write_report
 from l2sae.evaluation.scoring import EditScores, to_size
 from l2sae.evaluation.timing import measure_seconds
+from l2sae.evaluation.weights import check_enabled, optional_metric
 from l2sae.regions import ROI_NAMES, ConfigError
 
 log = logging.getLogger(__name__)
 
 OURS = "l2sae"
 GLOBAL_EDIT = "sae_global"  # the SMN's edit of the whole image, before matting
+METRICS_WITH_WEIGHTS = ("fid", "lpips")  # need pretrained backbones; metrics.<name>.enabled: auto | true | false
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Plan:
     device: torch.device
     timing_images: int
     timing_warmup: int
+    enabled: dict[str, bool | str]  # metrics.<name>.enabled of METRICS_WITH_WEIGHTS
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -88,6 +91,9 @@ def check_config(cfg: DictConfig) -> Plan:
         device=_device(str(cfg.device)),
         timing_images=_count(cfg.timing.images, "timing.images", 0),
         timing_warmup=_count(cfg.timing.warmup, "timing.warmup", 0),
+        enabled={
+            name: check_enabled(cfg.metrics[name].enabled, f"metrics.{name}.enabled") for name in METRICS_WITH_WEIGHTS
+        },
     )
 
 
@@ -96,6 +102,23 @@ def _fid_extractor(cfg: DictConfig) -> torch.nn.Module:
     if fid.get("feature_extractor"):
         return instantiate(fid.feature_extractor)
     return inception_features(fid.feature_extractor_weights_path, fid.antialias, fid.num_features)
+
+
+def metric_networks(cfg: DictConfig, plan: Plan) -> tuple[dict[str, torch.nn.Module | None], dict[str, str]]:
+    """FID's feature extractor and the LPIPS model on the device, as ``metrics.<name>.enabled`` say
+    (None: not computed), and the report's note on each metric not computed."""
+    lpips = cfg.metrics.lpips
+    builders = {
+        "fid": lambda: _fid_extractor(cfg),
+        "lpips": lambda: build_lpips(lpips.net, lpips.backbone_weights_path, lpips.random_backbone),
+    }
+    networks, skipped = {}, {}
+    for name, build in builders.items():
+        network, note = optional_metric(name.upper(), plan.enabled[name], f"metrics.{name}.enabled", build)
+        networks[name] = None if network is None else network.to(plan.device)
+        if note is not None:
+            skipped[name] = note
+    return networks, skipped
 
 
 def _load_present(paths: Sequence[Path | None], size: int, device: torch.device) -> tuple[list[int], Tensor | None]:
@@ -180,15 +203,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     folders = {
         name: scan_baseline(path, plan.rois, name, key=f"baselines.{name}.dir") for name, path in plan.baselines.items()
     }
+    networks, skipped = metric_networks(cfg, plan)
     loggers = instantiate_loggers(cfg)
-    fid_extractor = _fid_extractor(cfg).to(plan.device)
-    lpips = cfg.metrics.lpips
-    lpips_model = build_lpips(lpips.net, lpips.backbone_weights_path, lpips.random_backbone).to(plan.device)
     datamodule.setup("test")  # draws the synthetic set when configured and missing
     loader = datamodule.test_dataloader()
     roi_index = [datamodule.roi_names.index(roi) for roi in plan.rois]
 
-    scores = EditScores(plan.methods, plan.rois, fid_extractor, lpips_model)
+    scores = EditScores(plan.methods, plan.rois, networks["fid"], networks["lpips"])
     pairings = {name: Pairing(folder) for name, folder in folders.items()}
     timing_images: list[Tensor] = []
     num_images = 0
@@ -205,17 +226,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 scores.set_timing(name, region, stats)
 
     rows = scores.rows()
-    fid = cfg.metrics.fid
+    fid, lpips = cfg.metrics.fid, cfg.metrics.lpips
     fid_setting = f"torchmetrics Inception-v3 pool {fid.num_features}, resize antialias={fid.antialias}"
     if fid.get("feature_extractor"):
         fid_setting = f"injected feature extractor {fid.feature_extractor.get('_target_')}"
+    lpips_setting = f"lpips {lpips.net}"
+    if lpips.random_backbone:
+        lpips_setting += " with a random backbone (tests only: not a perceptual distance)"
     settings = {
         "evaluation images": f"{num_images} (data test split, {cfg.data.image_size} px)",
         "regions": ", ".join(plan.rois),
         "L2SAE strength / seeds": f"{plan.strength} / {list(plan.seeds)}",
         "checkpoints": f"{cfg.ckpt.smn}, {cfg.ckpt.smpn}",
-        "FID": fid_setting,
-        "LPIPS": f"lpips {lpips.net}" + (" (random backbone: test only)" if lpips.random_backbone else ""),
+        "FID": "not computed (see notes)" if "fid" in skipped else fid_setting,
+        "LPIPS": "not computed (see notes)" if "lpips" in skipped else lpips_setting,
         "timing": f"{len(timing_images)} images one at a time, {plan.timing_warmup} warm-up edits, {plan.device}",
         "images of another size": "resized to the evaluation size (antialiased) before every metric",
     }
@@ -225,7 +249,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             log.warning(
                 "%s: %d edits missing, e.g. %s", name, summary["missing"], ", ".join(summary["missing_examples"])
             )
-    paths = write_report(cfg.paths.output_dir, rows, settings, baselines)
+    paths = write_report(cfg.paths.output_dir, rows, settings, baselines, skipped)
     print(paths["markdown"].read_text())
     log.info("report written to %s", paths["markdown"])
     metrics = flat_metrics(rows)
