@@ -78,9 +78,11 @@ def test_masks_from_decodes_threshold_and_soft():
     decodes = torch.full((1, 1, 3, 2, 2), BLACK)
     decodes[0, 0, :, 0, 0] = 0.0  # mid grey: brightness 0.5
     decodes[0, 0, :, 1, 1] = -0.9  # brightness 0.05, below the 0.1 threshold
+    decodes[0, 0, :, 0, 1] = -0.75  # brightness 0.125, half-way up the soft ramp
     hard = masks_from_region_decodes(decodes)
-    assert hard[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert hard[0, 0].tolist() == [[1.0, 1.0], [0.0, 0.0]]
     soft = masks_from_region_decodes(decodes, soft=True)
-    assert 0.0 < soft[0, 0, 1, 1] < 0.5 < soft[0, 0, 0, 0] <= 1.0
+    assert soft[0, 0].tolist() == pytest.approx([[1.0, 0.5], [0.0, 0.0]])
+    assert soft[0, 0, 1, 0] == 0.0  # black is exactly outside, so the matte leaves it untouched
     with pytest.raises(ValueError, match="B x R x 3 x H x W"):
         masks_from_region_decodes(torch.zeros(1, 3, 2, 2))

@@ -171,12 +171,12 @@ def masks_from_region_decodes(
 
     decodes: B x R x 3 x H x W in [-1, 1] (an ROI on black). A pixel's brightness is the mean of
     its channels mapped to [0, 1]; it is in the ROI when the brightness exceeds ``threshold``.
-    Returns B x R x H x W in {0, 1} (hard) or in [0, 1] (soft: a sigmoid ramp of width ``softness``
-    around the threshold).
+    Returns B x R x H x W in {0, 1} (hard) or in [0, 1] (soft: a linear ramp from 0 at the threshold
+    to 1 at ``threshold + softness``, so pixels at or below the threshold stay exactly 0).
     """
     if decodes.dim() != 5 or decodes.shape[2] != 3:
         raise ValueError(f"decodes must be B x R x 3 x H x W, got {tuple(decodes.shape)}")
     brightness = (decodes.float().mean(dim=2) - BLACK) / 2.0
     if soft:
-        return torch.sigmoid((brightness - threshold) / softness)
+        return ((brightness - threshold) / softness).clamp(0.0, 1.0)
     return (brightness > threshold).float()
