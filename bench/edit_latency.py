@@ -82,10 +82,10 @@ class Networks:
     smpn: SwappingAutoencoder
     slicing: SliceScheme
 
-    def editor(self, precision: str, channels_last: bool) -> L2SAEEditor:
-        return L2SAEEditor(
-            self.smn, self.smpn, self.slicing, precision=precision, channels_last=channels_last, image_size=self.size
-        )
+    def editor(self, precision: str, channels_last: bool | None) -> L2SAEEditor:
+        """An editor of these networks; ``channels_last`` None keeps the editor's default."""
+        layout = {} if channels_last is None else {"channels_last": channels_last}
+        return L2SAEEditor(self.smn, self.smpn, self.slicing, precision=precision, image_size=self.size, **layout)
 
 
 def random_sae(preset: str, seed: int) -> SwappingAutoencoder:
@@ -124,61 +124,54 @@ def network_context(editor: L2SAEEditor) -> contextlib.ExitStack:
 
 def operations(editor: L2SAEEditor, images: torch.Tensor) -> list[Operation]:
     """The benchmarked calls on one batch of images (B x 3 x H x W in [-1, 1])."""
-    memory_format = torch.channels_last if editor.channels_last else torch.contiguous_format
-    network_images = images.contiguous(memory_format=memory_format)
     with torch.inference_mode():
-        encoded = editor.encode(images)
-        all_masks = editor.encode(images, rois=ROI_NAMES)
-        with network_context(editor):
-            structure, texture = editor.smn.encode(network_images)
-        structure = structure.float().contiguous(memory_format=memory_format)
-        texture = texture.float()
-        global_edit = editor.edit_style(encoded, EDIT_ROI, seed=0).global_edit
-        region = editor.masks(encoded, EDIT_ROI)
+        encoded = editor.encode(images)  # codes of both networks
+        ready = editor.encode(images, rois=ROI_NAMES)  # ... and all five masks
+        editor.edit_style(ready, EDIT_ROI, strength=1.0, seed=0)  # ... and the style change of seed 0
+    layout = torch.channels_last if editor.channels_last else torch.contiguous_format
+    structure, texture = ready.smn_structure.contiguous(memory_format=layout), ready.smn_texture
 
-    def without_masks() -> EncodedFaces:
-        return dataclasses.replace(encoded, region_masks={})
-
-    def encode():
-        with network_context(editor):
-            return editor.smn.encode(network_images)
+    def forget(faces: EncodedFaces, keep_masks: bool) -> EncodedFaces:
+        """The same codes with no style change (and, unless ``keep_masks``, no mask) remembered."""
+        return dataclasses.replace(faces, region_masks=dict(faces.region_masks) if keep_masks else {}, global_edits={})
 
     def decode():
         with network_context(editor):
             return editor.smn.decode(structure, texture).float()
 
-    def matting():
-        with torch.inference_mode():
-            return editor.matting(images, global_edit, region)[0]
-
     return [
-        Operation("encode", encode, None, "SMN encoder, one image"),
+        Operation("encode", lambda: editor.encode(images), None, "SMN and SMPN encoders (each image once per network)"),
         Operation("decode", decode, "image", "SMN generator, one image"),
         Operation(
             "region edit",
             lambda: editor.edit_style(images, EDIT_ROI, strength=1.0, seed=0),
             "edit",
-            "Algorithm 1+2 from raw pixels: SMN and SMPN encode, one SMPN region decode, SMN decode, matting",
+            "Algorithm 1+2 from pixels: SMN and SMPN encode, one SMPN region decode, SMN decode, matting",
         ),
         Operation(
             "5 masks",
-            lambda: editor.masks(without_masks(), ROI_NAMES),
+            lambda: editor.masks(forget(encoded, keep_masks=False), ROI_NAMES),
             "mask",
             "all five ROI masks from cached codes: one batched SMPN decode of 5 sliced codes",
         ),
         Operation(
-            "further region",
-            lambda: editor.edit_style(all_masks, FURTHER_ROI, strength=1.0, seed=1),
+            "further region, same style",
+            lambda: editor.edit_style(ready, FURTHER_ROI, strength=1.0, seed=0),
             "edit",
-            "another region on cached codes and masks: SMN decode + matting",
+            "another region, same style change, cached codes, masks and global edit: matting only",
         ),
         Operation(
-            "further region, mask unread",
-            lambda: editor.edit_style(without_masks(), FURTHER_ROI, strength=1.0, seed=1),
+            "further region, new style",
+            lambda: editor.edit_style(forget(ready, keep_masks=True), FURTHER_ROI, strength=1.0, seed=1),
             "edit",
-            "another region on cached codes whose mask was not read yet: SMPN + SMN decode + matting",
+            "another region, new style change, cached codes and masks: SMN decode + matting",
         ),
-        Operation("matting", matting, None, "Algorithm 2 alone (blur the mask, composite, smooth the seam)"),
+        Operation(
+            "further region, new style+mask",
+            lambda: editor.edit_style(forget(encoded, keep_masks=False), FURTHER_ROI, strength=1.0, seed=1),
+            "edit",
+            "another region, new style change, cached codes, mask not read yet: SMPN + SMN decode + matting",
+        ),
     ]
 
 
@@ -205,7 +198,8 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
     references = {op.name: op.run() for op in reference_operations if op.kind}
     rows = []
     for precision in args.precision:
-        for op in operations(networks.editor(precision, args.channels_last), images):
+        editor = networks.editor(precision, args.channels_last)
+        for op in operations(editor, images):
             if args.only and op.name not in args.only:
                 continue
             wait_until_quiet(args.wait_quiet)
@@ -218,7 +212,7 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
                 "operation": op.name,
                 "description": op.description,
                 "precision": "fp32" if precision == "32" else "bf16",
-                "channels_last": args.channels_last,
+                "channels_last": editor.channels_last,
                 **stats.to_dict(),
                 "seconds": seconds,
                 "gflop": flops[op.name] / 1e9,
@@ -263,8 +257,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precision", nargs="+", default=["32", "bf16"], choices=["32", "bf16"],
                         help="editor precisions to time (PSNR always compares with float32)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                        help="feed the networks channels-last tensors (default: on)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="the editor's channels_last option (default: the editor's default)")
     parser.add_argument("--only", nargs="+", default=None, help="time only these operations (by name)")
     parser.add_argument("--profile", action="store_true", help="also profile one region edit per size and precision")
     parser.add_argument("--profile-top", type=int, default=15, help="ops listed per profile (default 15)")
@@ -303,7 +297,7 @@ def main() -> None:
         networks = setup()
         rows = benchmark(networks, args, device)
         results["rows"].extend(rows)
-        print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={args.channels_last}, "
+        print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}, "
               f"load average now {os.getloadavg()[0]:.2f}")
         print(format_table(rows, TABLE_COLUMNS) + "\n", flush=True)
         if args.profile:
