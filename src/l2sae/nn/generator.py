@@ -73,9 +73,10 @@ class Generator(nn.Module):
         self.add_module(name, block)
         self.blocks.append(name)
 
-    def forward(self, structure: Tensor, texture: Tensor) -> Tensor:
+    def forward(self, structure: Tensor, texture: Tensor, normalize_structure: bool = True) -> Tensor:
+        """``normalize_structure=False`` feeds the structure as given (for codes normalised, then sliced)."""
         texture = normalize(texture)
-        x = self.SpatialCodeModulation(normalize(structure), texture)
+        x = self.SpatialCodeModulation(normalize(structure) if normalize_structure else structure, texture)
         for name in self.blocks:
             x = getattr(self, name)(x, texture)
         return self.ToRGB(x, texture)

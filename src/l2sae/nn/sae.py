@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .discriminator import Discriminator
 from .encoder import Encoder
+from .ops import normalize
 from .generator import Generator
 from .layers import NoiseInjection
 from .patch_discriminator import PatchDiscriminator
@@ -282,6 +283,21 @@ class SwappingAutoencoder(nn.Module):
     def decode(self, structure: Tensor, texture: Tensor) -> Tensor:
         """(structure B x C_s x h x w, texture B x C_t) -> images B x 3 x h 2^k x w 2^k, unbounded."""
         return self.G(structure, texture)
+
+    def decode_sliced(self, structure: Tensor, texture: Tensor, channel_masks: Tensor) -> Tensor:
+        """Decode each ROI's slice of the structure code, all B x R decodes in one generator call.
+
+        structure B x C_s x h x w, texture B x C_t, channel_masks R x C_s in {0, 1} (a row per ROI)
+        -> images B x R x 3 x H x W. The structure is L2-normalised *before* the channels outside the
+        slice are zeroed, and the generator's own normalisation is skipped: normalising a sliced code
+        would blow each slice up to unit length at every pixel (a one-channel slice would become its
+        sign, with zero gradient), erasing where the ROI is. Without slicing this equals ``decode``.
+        """
+        batch, regions = structure.shape[0], channel_masks.shape[0]
+        masks = channel_masks.to(structure)[None, :, :, None, None]
+        sliced = (normalize(structure).unsqueeze(1) * masks).flatten(0, 1)
+        images = self.G(sliced, texture.repeat_interleave(regions, dim=0), normalize_structure=False)
+        return images.unflatten(0, (batch, regions))
 
     def swap(self, structure: Tensor, texture: Tensor) -> Tensor:
         """Decode image i's structure with the texture of its pair partner (0<->1, 2<->3, ...)."""
