@@ -61,7 +61,7 @@ def _craft_smpn_decode(monkeypatch, editor, calls):
     editor zeroes every channel outside the requested region before decoding.
     """
 
-    def decode(structure, texture):
+    def generate(structure, texture, normalize_structure=True):
         calls.append(structure.shape[0])
         images = -torch.ones(structure.shape[0], 3, SIZE, SIZE)
         hair = structure[:, 0:2].abs().sum(dim=(1, 2, 3)) > 0
@@ -70,7 +70,7 @@ def _craft_smpn_decode(monkeypatch, editor, calls):
         images[skin, :, :, SIZE // 2 :] = 1.0
         return images
 
-    monkeypatch.setattr(editor.smpn, "decode", decode)
+    monkeypatch.setattr(editor.smpn.G, "forward", generate)
 
 
 def test_masks_come_from_one_batched_decode_of_sliced_codes(monkeypatch, editor, images):
@@ -139,7 +139,7 @@ def test_several_regions_are_edited_as_their_union(editor, images):
 def test_cached_codes_encode_once_and_reuse_masks(monkeypatch, editor, images):
     smn_encodes = _spy(monkeypatch, editor.smn, "encode")
     smpn_encodes = _spy(monkeypatch, editor.smpn, "encode")
-    smpn_decodes = _spy(monkeypatch, editor.smpn, "decode")
+    smpn_decodes = _spy(monkeypatch, editor.smpn, "decode_sliced")
     counts = lambda: (len(smn_encodes), len(smpn_encodes), len(smpn_decodes))
     faces = editor.encode(images, rois=ROI_NAMES)
     assert counts() == (1, 1, 1)
@@ -154,7 +154,7 @@ def test_further_regions_with_a_known_style_change_cost_no_decode(monkeypatch, e
     faces = editor.encode(images, rois=ROI_NAMES)
     first = editor.edit_style(faces, "hair", strength=1.0, seed=9)
     smn_decodes = _spy(monkeypatch, editor.smn, "decode")
-    smpn_decodes = _spy(monkeypatch, editor.smpn, "decode")
+    smpn_decodes = _spy(monkeypatch, editor.smpn, "decode_sliced")
     further = editor.edit_style(faces, "eyes", strength=1.0, seed=9)
     assert not smn_decodes and not smpn_decodes
     assert torch.equal(further.global_edit, first.global_edit)

@@ -45,12 +45,12 @@ def checkpoints(tmp_path_factory):
 def left_half_masks(monkeypatch, editor):
     """Make the SMPN draw every region on the left half, so masks and mattes are known."""
 
-    def decode(structure, texture):
-        images = -torch.ones(structure.shape[0], 3, SIZE, SIZE)
+    def decode_sliced(structure, texture, channel_masks):
+        images = -torch.ones(structure.shape[0], channel_masks.shape[0], 3, SIZE, SIZE)
         images[..., : SIZE // 2] = 1.0
         return images
 
-    monkeypatch.setattr(editor.smpn, "decode", decode)
+    monkeypatch.setattr(editor.smpn, "decode_sliced", decode_sliced)
 
 
 @pytest.fixture(scope="module")

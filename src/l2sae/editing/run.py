@@ -59,7 +59,7 @@ class EditJob:
         return self.out / f"{source.stem}_{self.mode}_{'+'.join(self.rois)}{kind}.png"
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``; errors name the ``device`` key."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -86,7 +86,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
             raise ConfigError(f"roi: unknown region {name!r}; choose from {', '.join(ROI_NAMES)}")
     if not rois:
         raise ConfigError(f"roi: no region given; choose from {', '.join(ROI_NAMES)}")
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     if str(cfg.precision) not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.size_mode not in SIZE_MODES:

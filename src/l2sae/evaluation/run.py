@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from l2sae.editing import L2SAEEditor
-from l2sae.editing.run import _device  # the same device rule as edit.py
+from l2sae.editing.run import resolve_device  # the same device rule as edit.py
 from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
 from l2sae.evaluation.fid import inception_features
 from l2sae.evaluation.lpips_metric import build_lpips
@@ -88,7 +88,7 @@ def check_config(cfg: DictConfig) -> Plan:
         seeds=seeds,
         global_edit=bool(cfg.global_edit),
         baselines=baselines,
-        device=_device(str(cfg.device)),
+        device=resolve_device(str(cfg.device)),
         timing_images=_count(cfg.timing.images, "timing.images", 0),
         timing_warmup=_count(cfg.timing.warmup, "timing.warmup", 0),
         enabled={

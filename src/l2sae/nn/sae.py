@@ -296,6 +296,8 @@ class SwappingAutoencoder(nn.Module):
         batch, regions = structure.shape[0], channel_masks.shape[0]
         masks = channel_masks.to(structure)[None, :, :, None, None]
         sliced = (normalize(structure).unsqueeze(1) * masks).flatten(0, 1)
+        if structure.dim() == 4 and structure.is_contiguous(memory_format=torch.channels_last):
+            sliced = sliced.contiguous(memory_format=torch.channels_last)  # keep the caller's layout
         images = self.G(sliced, texture.repeat_interleave(regions, dim=0), normalize_structure=False)
         return images.unflatten(0, (batch, regions))
 
