@@ -83,6 +83,14 @@ def test_smpn_alone_takes_an_existing_checkpoint(folders, tmp_path):
     assert list(check_config(cfg)) == ["smpn"]
 
 
+@pytest.mark.parametrize("value", ["-1", "heavy"])
+def test_bad_foreground_weight_names_the_key(folders, value):
+    cfg = compose_train(*folders, [f"loss.smpn.region.foreground_weight={value}"])
+    with pytest.raises(ConfigError, match=r"loss\.smpn\.region\.foreground_weight"):
+        run(cfg)
+    assert not folders[0].exists()
+
+
 def test_bad_image_size_names_the_key(folders):
     cfg = compose_train(*folders, ["data.image_size=60"])
     with pytest.raises(ConfigError, match=r"data\.image_size"):

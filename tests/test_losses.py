@@ -35,8 +35,12 @@ def real():
 
 def test_gan_loss_is_softplus_per_sample():
     logits = torch.tensor([[0.0], [2.0], [-3.0]])
-    assert torch.allclose(gan_loss(logits, real=True), torch.tensor([math.log(2), math.log1p(math.exp(-2)), math.log1p(math.exp(3))]))
-    assert torch.allclose(gan_loss(logits, real=False), torch.tensor([math.log(2), math.log1p(math.exp(2)), math.log1p(math.exp(-3))]))
+    assert torch.allclose(
+        gan_loss(logits, real=True), torch.tensor([math.log(2), math.log1p(math.exp(-2)), math.log1p(math.exp(3))])
+    )
+    assert torch.allclose(
+        gan_loss(logits, real=False), torch.tensor([math.log(2), math.log1p(math.exp(2)), math.log1p(math.exp(-3))])
+    )
     patch_logits = torch.randn(2, 8, 1)
     assert torch.allclose(gan_loss(patch_logits, real=True), F.softplus(-patch_logits).mean(dim=(1, 2)))
 

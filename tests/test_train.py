@@ -2,6 +2,7 @@
 
 import copy
 import json
+from typing import ClassVar
 
 import pytest
 import pytorch_lightning as pl
@@ -11,6 +12,7 @@ from test_train_helpers import compose_train, tiny_sae_file
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, run
+from l2sae.training.smpn import foreground_weights
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ class CrashAfter(pl.Callback):
 class RecordStart(pl.Callback):
     """Keeps the global step, optimiser states and weights seen when training (re)starts."""
 
-    records: list = []
+    records: ClassVar[list] = []
 
     def on_train_start(self, trainer, pl_module):
         RecordStart.records.append(
@@ -82,7 +84,13 @@ def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(t
         "+callbacks.record._target_=test_train.RecordStart",
     ]
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run(compose_train(run_dir, data_dir, [*common, "+callbacks.crash._target_=test_train.CrashAfter", "+callbacks.crash.step=6"]))
+        run(
+            compose_train(
+                run_dir,
+                data_dir,
+                [*common, "+callbacks.crash._target_=test_train.CrashAfter", "+callbacks.crash.step=6"],
+            )
+        )
     last = run_dir / "checkpoints" / "smn" / "last.ckpt"
     saved = torch.load(last, weights_only=False)
     assert saved["global_step"] == 4  # the crash came before the step-6 checkpoint
@@ -123,9 +131,22 @@ def test_nan_guard_names_the_term_and_step_and_keeps_the_last_good_checkpoint(
         "callbacks.model_checkpoint.every_n_train_steps=2",
         "callbacks.image_grid=null",
     ]
-    with pytest.raises(NonFiniteLossError, match=r"'region' = nan at global step 3 .*Last good checkpoint: .*last\.ckpt"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"'region' = nan at global step 3 .*Last good checkpoint: .*last\.ckpt"
+    ):
         run(compose_train(run_dir, data_dir, overrides))
     saved = torch.load(run_dir / "checkpoints" / "smpn" / "last.ckpt", weights_only=False)
     assert saved["global_step"] == 2
     assert all(torch.isfinite(value).all() for value in saved["state_dict"].values() if value.is_floating_point())
     assert not (run_dir / "smpn.pt").exists()
+
+
+def test_balanced_foreground_weights_make_roi_and_background_count_equally():
+    roi_masks = torch.zeros(2, 2, 8, 8)
+    roi_masks[:, 0, :4] = 1  # half the image
+    roi_masks[:, 1, 0, :2] = 1  # 2 of 64 pixels
+    weights = foreground_weights(roi_masks, "balanced")
+    inside, outside = (weights * roi_masks).sum((0, 2, 3)), (weights * (1 - roi_masks)).sum((0, 2, 3))
+    assert torch.allclose(inside, outside)
+    assert torch.equal(foreground_weights(roi_masks, 1.0), torch.ones_like(roi_masks))  # Eq. 2 as published
+    assert torch.equal(foreground_weights(roi_masks, 3.0).unique(), torch.tensor([1.0, 3.0]))

@@ -34,7 +34,12 @@ def compose_train(run_dir: Path, data_dir: Path, overrides: list[str] = (), tiny
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             config_name="train",
-            overrides=[*(TINY_DATA if tiny_data else []), f"paths.data_dir={data_dir}", f"paths.log_dir={run_dir.parent}", *overrides],
+            overrides=[
+                *(TINY_DATA if tiny_data else []),
+                f"paths.data_dir={data_dir}",
+                f"paths.log_dir={run_dir.parent}",
+                *overrides,
+            ],
             return_hydra_config=True,
         )
     with open_dict(cfg):

@@ -26,7 +26,9 @@ def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path):
     assert {f"val/iou_{roi}" for roi in ROI_NAMES} <= set(metrics)
     assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
     resolved = (run_dir / "config.yaml").read_text()
-    assert "${" not in resolved and yaml.safe_load(resolved)["model"]["smpn"]["module"]["init_checkpoint"] == str(run_dir / "smn.pt")
+    assert "${" not in resolved and yaml.safe_load(resolved)["model"]["smpn"]["module"]["init_checkpoint"] == str(
+        run_dir / "smn.pt"
+    )
     assert read_extra(run_dir / "smn.pt")["kind"] == "smn"
     smpn = load_sae(run_dir / "smpn.pt", with_discriminators=False)
     assert smpn.config.crop_size == 64 and read_extra(run_dir / "smpn.pt")["roi_names"] == list(ROI_NAMES)
@@ -77,10 +79,16 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
 def test_two_job_sweep_puts_each_job_in_its_own_folder(tmp_path):
     start = tiny_sae_file(tmp_path / "start.pt")
     command = [
-        sys.executable, str(REPO / "train.py"), "-m",
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
         "slicing=default,one_each",
-        "model=smpn", f"model.smpn.module.init_checkpoint={start}", "trainer=debug",
-        f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}", *TINY_DATA,
+        "model=smpn",
+        f"model.smpn.module.init_checkpoint={start}",
+        "trainer=debug",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        *TINY_DATA,
     ]
     env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(tmp_path)}
     subprocess.run(command, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)

@@ -169,10 +169,19 @@ class PerceptualDistance(nn.Module):
 
 
 def image_distance(
-    images: Tensor, targets: Tensor, l1: float, lpips: float, perceptual: PerceptualDistance | None
+    images: Tensor,
+    targets: Tensor,
+    l1: float,
+    lpips: float,
+    perceptual: PerceptualDistance | None,
+    pixel_weights: Tensor | None = None,
 ) -> Tensor:
-    """``l1 * mean|images - targets| + lpips * mean LPIPS`` over N x 3 x H x W batches (scalar)."""
-    loss = (images - targets).abs().mean() * l1
+    """``l1 * mean(w * |images - targets|) + lpips * mean LPIPS`` over N x 3 x H x W batches (scalar).
+
+    pixel_weights: optional N x 1 x H x W weights of the L1 term (default: all ones).
+    """
+    error = (images - targets).abs()
+    loss = (error if pixel_weights is None else error * pixel_weights).mean() * l1
     if lpips > 0:
         loss = loss + perceptual(images, targets).mean() * lpips
     return loss

@@ -28,9 +28,7 @@ def build_sae(backbone: Mapping | None, checkpoint: str | None, with_discriminat
     return SwappingAutoencoder(SAEConfig.from_backbone(backbone), with_discriminators=with_discriminators)
 
 
-def lazy_regularisation_adam(
-    parameters: Sequence[nn.Parameter], optimizer: Mapping, r1_every: int
-) -> torch.optim.Adam:
+def lazy_regularisation_adam(parameters: Sequence[nn.Parameter], optimizer: Mapping, r1_every: int) -> torch.optim.Adam:
     """Adam for the discriminators with StyleGAN2's lazy-regularisation correction c = r1_every / (r1_every + 1):
     lr * c and betas ** c (official: lr 0.002 * 16/17, betas (0, 0.99 ** (16/17)))."""
     c = r1_every / (r1_every + 1)
@@ -62,7 +60,10 @@ class SAETrainingModule(pl.LightningModule):
         settings = self.optimizer_settings
         parameters = list(self.sae.G.parameters()) + list(self.sae.E.parameters())
         return torch.optim.Adam(
-            parameters, lr=settings["lr"], betas=tuple(float(beta) for beta in settings["betas"]), eps=settings.get("eps", 1e-8)
+            parameters,
+            lr=settings["lr"],
+            betas=tuple(float(beta) for beta in settings["betas"]),
+            eps=settings.get("eps", 1e-8),
         )
 
     def optimize(self, optimizer: pl.core.optimizer.LightningOptimizer, losses: Mapping[str, Tensor]) -> None:

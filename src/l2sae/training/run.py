@@ -19,12 +19,14 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
 from l2sae.data.io import atomic_write_bytes, atomic_write_json
 from l2sae.nn import SAEConfig
-from l2sae.regions import ConfigError, SliceScheme
+from l2sae.regions import ConfigError
+
+from .smpn import SMPNModule
 
 # config groups whose chosen option becomes a W&B tag
 TAGGED_GROUPS = ("experiment", "model", "backbone", "data", "slicing", "loss", "trainer")
@@ -83,7 +85,9 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         if "init_checkpoint" in module:
             start, key = module.init_checkpoint, f"model.{name}.module.init_checkpoint"
             if not start:
-                raise ConfigError(f"{key}: missing; give the SAE to start from (official latest_checkpoint.pth or an smn.pt)")
+                raise ConfigError(
+                    f"{key}: missing; give the SAE to start from (official latest_checkpoint.pth or an smn.pt)"
+                )
         else:
             start, key = cfg.backbone.get("checkpoint"), "backbone.checkpoint"
         if start and str(start) not in produced and not Path(start).is_file():
@@ -92,8 +96,8 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                 f"or an smn.pt of an earlier run, e.g. logs/latest/smn.pt)"
             )
         if "slicing" in module:
-            scheme = SliceScheme.from_dict(module.slicing, key="slicing")
-            scheme.require(module.get("roi_names") or datamodule.roi_names, key="data.regions")
+            roi_names = module.get("roi_names") or datamodule.roi_names
+            scheme = SMPNModule.check_settings(module.slicing, roi_names, module.loss)
             if str(start) in produced and scheme.num_channels != backbone.structure_channels:
                 raise ConfigError(
                     f"slicing.num_channels: the scheme has {scheme.num_channels} channels but the backbone's "

@@ -7,7 +7,13 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from l2sae.losses import PatchSampling, SAELossWeights, sae_discriminator_losses, sae_generator_losses, sae_r1_loss
+from l2sae.losses import (
+    PatchSampling,
+    SAELossWeights,
+    sae_discriminator_losses,
+    sae_generator_losses,
+    sae_r1_loss,
+)
 from l2sae.nn import save_sae
 
 from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
@@ -81,7 +87,9 @@ class SMNModule(SAETrainingModule):
     def validation_step(self, batch: Mapping, batch_idx: int) -> None:
         real = batch["image"]
         reconstruction = self.sae(real)
-        self.log("val/rec_l1", (reconstruction - real).abs().mean(), sync_dist=True, prog_bar=True, batch_size=len(real))
+        self.log(
+            "val/rec_l1", (reconstruction - real).abs().mean(), sync_dist=True, prog_bar=True, batch_size=len(real)
+        )
 
     @torch.no_grad()
     def visual_columns(self, images: Tensor) -> dict[str, Tensor]:

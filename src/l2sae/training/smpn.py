@@ -10,15 +10,52 @@ from torchmetrics.classification import MultilabelJaccardIndex
 
 from l2sae.losses import PerceptualDistance, gan_loss, image_distance, r1_penalty
 from l2sae.nn import save_sae
-from l2sae.regions import ConfigError, SliceScheme, masks_from_region_decodes, region_images
+from l2sae.regions import (
+    ConfigError,
+    SliceScheme,
+    masks_from_region_decodes,
+    region_images,
+)
 
 from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
 
 # distinct colours (in [0, 1]) for drawing up to eight ROI masks in one image
 MASK_COLOURS = torch.tensor(
-    [[0.9, 0.6, 0.1], [0.95, 0.8, 0.65], [0.2, 0.7, 0.3], [0.2, 0.5, 0.95], [0.9, 0.2, 0.3],
-     [0.6, 0.3, 0.8], [0.1, 0.8, 0.8], [0.8, 0.8, 0.2]]
+    [
+        [0.9, 0.6, 0.1],
+        [0.95, 0.8, 0.65],
+        [0.2, 0.7, 0.3],
+        [0.2, 0.5, 0.95],
+        [0.9, 0.2, 0.3],
+        [0.6, 0.3, 0.8],
+        [0.1, 0.8, 0.8],
+        [0.8, 0.8, 0.2],
+    ]
 )
+
+
+def foreground_weights(roi_masks: Tensor, foreground_weight: float | str) -> Tensor:
+    """Per-pixel weights of the region L1: ``foreground_weight`` inside each ROI, 1 outside.
+
+    roi_masks B x R x H x W in {0, 1} -> weights B x R x H x W. 1 is Eq. 2 as published. The black background
+    outnumbers a small ROI, so an L1-trained decode stays black there for a long time; a larger weight, or
+    ``"balanced"`` (ROI pixels weigh (1 - a) / a for the ROI's area fraction a in the batch, so ROI and
+    background count equally), lights ROIs up early.
+    """
+    if foreground_weight == "balanced":
+        area = roi_masks.mean(dim=(0, 2, 3), keepdim=True).clamp(min=1e-3)
+        weight = (1 - area) / area
+    elif (
+        isinstance(foreground_weight, (int, float))
+        and not isinstance(foreground_weight, bool)
+        and foreground_weight > 0
+    ):
+        weight = foreground_weight
+    else:
+        raise ConfigError(
+            f"loss.smpn.region.foreground_weight: expected a positive number or 'balanced', got {foreground_weight!r}"
+        )
+    return 1 + (weight - 1) * roi_masks
 
 
 class SMPNModule(SAETrainingModule):
@@ -26,8 +63,9 @@ class SMPNModule(SAETrainingModule):
 
     For a batch of images x (B x 3 x H x W in [-1, 1]) with ROI masks m (B x R x H x W in {0, 1}):
     ``loss = rec(G(s, t), x) + sum_r region(G(s * M_r, t), x * m_r on black)``, where (s, t) = E(x) and
-    M_r zeroes every structure channel outside ROI r's slice. The reconstruction and all B x R region
-    decodes go through the generator in one batched call. Each distance is ``l1 * L1 + lpips * LPIPS``;
+    M_r zeroes every structure channel outside ROI r's slice (of the normalised code, see
+    ``SwappingAutoencoder.decode_sliced``). The reconstruction and all B x R region decodes go through the
+    generator in one batched call. Each distance is ``l1 * L1 + lpips * LPIPS``;
     an optional adversarial term (``gan`` > 0) scores the reconstructions with the image discriminator,
     which is then trained as in the SAE (with lazy R1). The ROI mask of a decode is read off by
     :func:`masks_from_region_decodes`; validation logs its IoU against the ground truth over all pixels,
@@ -36,8 +74,9 @@ class SMPNModule(SAETrainingModule):
     init_checkpoint: SAE file to start from (official or ours, e.g. the quick start's ``smn.pt``).
     slicing: ``{num_channels, channels: {roi: [c, ...]}}`` (``conf/slicing``).
     roi_names: the dataset's ROIs, in the order of its ``roi_masks``; each needs channels in ``slicing``.
-    loss: ``{reconstruction: {l1, lpips}, region: {l1, lpips}, gan, r1, r1_every, lpips_net,
-        lpips_pretrained}`` (``conf/loss/*.yaml``, key ``smpn``).
+    loss: ``{reconstruction: {l1, lpips}, region: {l1, lpips, foreground_weight}, gan, r1, r1_every,
+        lpips_net, lpips_pretrained}`` (``conf/loss/*.yaml``, key ``smpn``); ``foreground_weight`` see
+        :func:`foreground_weights`.
     image_size: training image side, recorded in the exported checkpoint.
     mask_threshold: brightness threshold of :func:`masks_from_region_decodes`.
     """
@@ -55,9 +94,8 @@ class SMPNModule(SAETrainingModule):
     ):
         super().__init__(optimizer, gradient_clip_val)
         self.save_hyperparameters()
-        self.slice_scheme = SliceScheme.from_dict(slicing, key="slicing")
+        self.slice_scheme = self.check_settings(slicing, roi_names, loss)
         self.roi_names = tuple(roi_names)
-        self.slice_scheme.require(self.roi_names, key="data.regions")
         self.loss_settings = dict(loss)
         self.adversarial = loss["gan"] > 0
         self.sae = build_sae(None, init_checkpoint, with_discriminators=self.adversarial)
@@ -68,26 +106,33 @@ class SMPNModule(SAETrainingModule):
             )
         self.image_size = int(image_size)
         self.mask_threshold = mask_threshold
-        self.register_buffer("channel_masks", self.slice_scheme.channel_masks(self.roi_names), persistent=False)
+        channel_masks = self.slice_scheme.channel_masks(self.roi_names)  # R x C
+        full = torch.ones(1, channel_masks.shape[1])
+        self.register_buffer("decode_channels", torch.cat([full, channel_masks]), persistent=False)
         uses_lpips = loss["reconstruction"]["lpips"] > 0 or loss["region"]["lpips"] > 0
         self.perceptual = (
             PerceptualDistance(loss["lpips_net"], pretrained_backbone=loss["lpips_pretrained"]) if uses_lpips else None
         )
         self.val_iou = MultilabelJaccardIndex(num_labels=len(self.roi_names), average=None)
 
+    @staticmethod
+    def check_settings(slicing: Mapping, roi_names: Sequence[str], loss: Mapping) -> SliceScheme:
+        """Validate the slicing against the ROIs and the loss settings (raises ConfigError naming the key)."""
+        scheme = SliceScheme.from_dict(slicing, key="slicing")
+        scheme.require(roi_names, key="data.regions")
+        foreground_weights(torch.zeros(1, 1, 1, 1), loss["region"]["foreground_weight"])
+        return scheme
+
     # ---- forward -------------------------------------------------------------------------------
     def decode_regions(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images B x 3 x H x W -> (reconstruction B x 3 x H x W, region decodes B x R x 3 x H x W), unbounded.
 
-        One generator call on B * (R + 1) codes: the full structure, then each ROI's sliced structure.
+        One generator call on B * (R + 1) codes (``SwappingAutoencoder.decode_sliced``, as the editor reads
+        masks): an all-channels row gives the reconstruction, then each ROI's slice.
         """
         structure, texture = self.sae.encode(images)
-        batch, regions = structure.shape[0], self.channel_masks.shape[0]
-        sliced = structure.unsqueeze(1) * self.channel_masks[None, :, :, None, None]
-        decodes = self.sae.decode(
-            torch.cat([structure, sliced.flatten(0, 1)]), torch.cat([texture, texture.repeat_interleave(regions, 0)])
-        )
-        return decodes[:batch], decodes[batch:].unflatten(0, (batch, regions))
+        decodes = self.sae.decode_sliced(structure, texture, self.decode_channels)
+        return decodes[:, 0], decodes[:, 1:]
 
     def predict_masks(self, images: Tensor) -> Tensor:
         """images B x 3 x H x W -> ROI masks B x R x H x W in {0, 1}, in ``roi_names`` order."""
@@ -100,12 +145,19 @@ class SMPNModule(SAETrainingModule):
         targets = region_images(images, roi_masks)
         settings = self.loss_settings
         rec, region = settings["reconstruction"], settings["region"]
+        pixel_weights = foreground_weights(roi_masks, region["foreground_weight"]).flatten(0, 1).unsqueeze(1)
         losses = {
             "rec": image_distance(reconstruction, images, rec["l1"], rec["lpips"], self.perceptual),
             # image_distance averages over the B * R decodes; Eq. 2 sums over ROIs
             "region": image_distance(
-                region_decodes.flatten(0, 1), targets.flatten(0, 1), region["l1"], region["lpips"], self.perceptual
-            ) * len(self.roi_names),
+                region_decodes.flatten(0, 1),
+                targets.flatten(0, 1),
+                region["l1"],
+                region["lpips"],
+                self.perceptual,
+                pixel_weights,
+            )
+            * len(self.roi_names),
         }
         return losses, reconstruction, region_decodes
 
@@ -114,7 +166,9 @@ class SMPNModule(SAETrainingModule):
         optimizers = [self.generator_optimizer()]
         if self.adversarial:
             parameters = list(self.sae.D.parameters())
-            optimizers.append(lazy_regularisation_adam(parameters, self.optimizer_settings, self.loss_settings["r1_every"]))
+            optimizers.append(
+                lazy_regularisation_adam(parameters, self.optimizer_settings, self.loss_settings["r1_every"])
+            )
         return optimizers
 
     def training_step(self, batch: Mapping, batch_idx: int) -> dict[str, Tensor]:
