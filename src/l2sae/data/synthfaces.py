@@ -30,7 +30,7 @@ from l2sae.data.io import atomic_write_bytes, atomic_write_json, temporary_sibli
 from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE, image_path, mask_path
 from l2sae.regions import CELEBAMASK_PARTS
 
-GENERATOR_VERSION = 1  # bump when the drawing changes, so ensure_synthfaces redraws old sets
+GENERATOR_VERSION = 2  # bump when the drawing changes, so ensure_synthfaces redraws old sets
 MANIFEST_FILE = "synthfaces.json"
 MIN_PART_BRIGHTNESS = 0.2  # channel mean in [0, 1] of every pixel that belongs to a part
 PARTITION_FRACTIONS = (0.8, 0.1, 0.1)  # train / val / test of the optional list_eval_partition.txt
@@ -166,10 +166,10 @@ class _Face:
         uniform = rng.uniform
         u, v = uniform(-0.03, 0.03), uniform(0.0, 0.1)
         ru, rv_top, rv_chin = uniform(0.34, 0.44), uniform(0.46, 0.54), uniform(0.5, 0.6)
-        eye_v, eye_gap = v + uniform(-0.06, 0.0), uniform(0.13, 0.19)
-        eye_ru, eye_rv = uniform(0.065, 0.09), uniform(0.034, 0.048)
+        eye_v, eye_gap = v + uniform(-0.06, 0.0), uniform(0.15, 0.19)
+        eye_ru, eye_rv = uniform(0.085, 0.11), uniform(0.048, 0.062)
         nose_top, nose_tip = eye_v + 0.03, v + uniform(0.17, 0.24)
-        mouth_v = nose_tip + uniform(0.1, 0.14)
+        mouth_v = nose_tip + uniform(0.12, 0.15)
         skin = _pick(rng, SKIN_TONES, 0.04)
         hair = _pick(rng, HAIR_COLOURS, 0.05, unlike=skin)
         return cls(u, v, ru, rv_top, rv_chin, eye_v, eye_gap, eye_ru, eye_rv, nose_top, nose_tip, mouth_v, skin, hair)
@@ -182,7 +182,7 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
     """
     background_top, background_bottom = rng.uniform(0.05, 0.95, (2, 3)).astype(np.float32)
     height = (_grid(size)[1][..., None] + 1) / 2
-    canvas = _Canvas(background_top + height * (background_bottom - background_top), zoom=rng.uniform(1.2, 1.4))
+    canvas = _Canvas(background_top + height * (background_bottom - background_top), zoom=rng.uniform(1.45, 1.65))
     face = _Face.random(rng)
     hair_field, head = _paint_clothes_and_hair_behind(canvas, face, rng)
     _paint_head(canvas, face, rng, hair_field, head)
@@ -283,7 +283,7 @@ def _paint_brows_and_eyes(canvas: _Canvas, face: _Face, rng: np.random.Generator
 
 def _paint_nose(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
     """A widening bridge ending in rounded wings, darker and redder than the skin, lighter at the tip."""
-    bridge_width, wing_width = rng.uniform(0.02, 0.035), rng.uniform(0.05, 0.075)
+    bridge_width, wing_width = rng.uniform(0.04, 0.055), rng.uniform(0.075, 0.1)
 
     def along_nose(v):
         return np.clip((v - face.nose_top) / (face.nose_tip - face.nose_top), 0.0, 1.0)
@@ -301,8 +301,8 @@ def _paint_nose(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
 def _paint_lips_and_mouth(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
     """Lips (a cupid's bow on the upper one) around a mouth that is open 40% of the time."""
     uniform = rng.uniform
-    mouth_ru, gap = uniform(0.12, 0.18), float(rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4]))
-    upper_height, lower_height = uniform(0.03, 0.05), uniform(0.035, 0.06)
+    mouth_ru, gap = uniform(0.14, 0.2), float(rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4]))
+    upper_height, lower_height = uniform(0.045, 0.065), uniform(0.05, 0.075)
     lips = 0.85 * _pick(rng, LIP_COLOURS, 0.05, unlike=face.skin) + 0.15 * face.skin
     upper_edge, lower_edge = face.mouth_v - gap / 2, face.mouth_v + gap / 2
 
