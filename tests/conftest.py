@@ -8,8 +8,28 @@ os.environ.setdefault("HYDRA_FULL_ERROR", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae  # noqa: E402
+from l2sae.regions import SliceScheme  # noqa: E402
+
+TINY_SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """(smn.pt, smpn.pt): tiny random-weight networks saved the way a training run exports them."""
+    folder = tmp_path_factory.mktemp("run")
+    paths = []
+    for seed, kind in ((1, "smn"), (2, "smpn")):
+        torch.manual_seed(seed)
+        network = SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False)
+        extra = {"kind": kind}
+        if kind == "smpn":
+            extra.update(slicing=TINY_SLICING.to_dict(), image_size=64)
+        paths.append(save_sae(network, folder / f"{kind}.pt", extra=extra))
+    return tuple(paths)

@@ -6,32 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from l2sae.editing import run
 from l2sae.editing.image_io import ImageFileError
-from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
-from l2sae.regions import ConfigError, SliceScheme
+from l2sae.regions import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 GRID_SIZE = (4 * 64 + 5 * 2, 64 + 2 * 2)  # PIL (width, height) of input | mask | global | local
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    networks = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        networks.append(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False))
-    smn = save_sae(networks[0], folder / "smn.pt", extra={"kind": "smn"})
-    smpn = save_sae(
-        networks[1], folder / "smpn.pt", extra={"kind": "smpn", "slicing": SLICING.to_dict(), "image_size": 64}
-    )
-    return smn, smpn
+def checkpoints(tiny_checkpoints):
+    return tiny_checkpoints
 
 
 @pytest.fixture

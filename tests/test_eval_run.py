@@ -20,26 +20,16 @@ from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips
 from l2sae.evaluation.run import OURS, Plan, check_config, score_batch
 from l2sae.evaluation.scoring import EditScores
 from l2sae.evaluation.weights import MissingWeightsError, hub_checkpoint_path
-from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
-from l2sae.regions import ConfigError, SliceScheme
+from l2sae.regions import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
-SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 EXTRACTOR = "test_eval_metrics.ChannelStatistics"
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """Tiny random-weight SMN and SMPN saved like a training run exports them."""
-    folder = tmp_path_factory.mktemp("run")
-    networks = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        networks.append(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False))
-    smn = save_sae(networks[0], folder / "smn.pt", extra={"kind": "smn"})
-    extra = {"kind": "smpn", "slicing": SLICING.to_dict(), "image_size": SIZE}
-    return smn, save_sae(networks[1], folder / "smpn.pt", extra=extra)
+def checkpoints(tiny_checkpoints):
+    return tiny_checkpoints
 
 
 def left_half_masks(monkeypatch, editor):

@@ -162,19 +162,25 @@ def _batches(items: Sequence, size: int):
         yield items[start : start + size]
 
 
+def editor_from_config(cfg: DictConfig, device: torch.device, rois) -> L2SAEEditor:
+    """The editor of ``cfg.ckpt.{smn,smpn}``, ``cfg.precision`` and ``cfg.editor``; fails unless it has ``rois``."""
+    editor = L2SAEEditor.from_checkpoints(
+        cfg.ckpt.smn,
+        cfg.ckpt.smpn,
+        device=device,
+        precision=str(cfg.precision),
+        **OmegaConf.to_container(cfg.editor, resolve=True),
+    )
+    editor.slicing.validate_rois(rois)
+    return editor
+
+
 def run(cfg: DictConfig) -> dict:
     """Edit ``cfg.input`` (a file or a folder) and write results into ``cfg.out``; returns timing numbers."""
     job = _checked_job(cfg)
     if cfg.seed is None:
         log.info("seed=null: this run uses seed=%d", job.seed)
-    editor = L2SAEEditor.from_checkpoints(
-        cfg.ckpt.smn,
-        cfg.ckpt.smpn,
-        device=job.device,
-        precision=str(cfg.precision),
-        **OmegaConf.to_container(cfg.editor, resolve=True),
-    )
-    editor.slicing.validate_rois(job.rois)
+    editor = editor_from_config(cfg, job.device, job.rois)
     partner = None
     if job.partner is not None:
         partner_view, _ = fit_to_model(read_image(job.partner), editor.image_size, job.size_mode)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor
 from tqdm import tqdm
 
 from l2sae.editing import L2SAEEditor
-from l2sae.editing.run import resolve_device  # the same device rule as edit.py
+from l2sae.editing.run import editor_from_config, resolve_device  # the same device rule as edit.py
 from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
 from l2sae.evaluation.fid import inception_features
 from l2sae.evaluation.lpips_metric import build_lpips
@@ -192,14 +192,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             f"data: evaluation needs ground-truth masks of the regions {list(plan.rois)}; this data has "
             f"{list(datamodule.roi_names) or 'none (an image folder)'} - use a CelebAMask-HQ layout or fewer rois"
         )
-    editor = L2SAEEditor.from_checkpoints(
-        cfg.ckpt.smn,
-        cfg.ckpt.smpn,
-        device=plan.device,
-        precision=str(cfg.precision),
-        **OmegaConf.to_container(cfg.editor, resolve=True),
-    )
-    editor.slicing.validate_rois(plan.rois)
+    editor = editor_from_config(cfg, plan.device, plan.rois)
     folders = {
         name: scan_baseline(path, plan.rois, name, key=f"baselines.{name}.dir") for name, path in plan.baselines.items()
     }
