@@ -7,7 +7,8 @@ Each case (network x preset x precision) runs in its own Python process: the mod
 ``conf/train.yaml`` with Hydra exactly as ``train.py`` builds them (``model.smn.module`` /
 ``model.smpn.module``, default loss and slicing, random weights), then a ``pytorch_lightning.Trainer``
 runs ``--warmup + --runs`` batches of random images and masks and a callback times each batch
-(``on_train_batch_start`` to ``on_train_batch_end``: the whole manual-optimisation step). Peak memory is
+(``on_train_batch_start`` to ``on_train_batch_end``: the whole manual-optimisation step); the first,
+untimed batch is counted by ``torch.utils.flop_counter`` (forward and backward). Peak memory is
 the process's peak resident set size (``ru_maxrss``) minus its resident size just before ``fit``, so
 it counts activations, gradients and Adam state, not the model and the libraries. An SMN step with
 discriminators runs the lazy R1 regulariser every ``r1_every`` (16) steps; the counter is set so
@@ -42,6 +43,8 @@ TABLE_COLUMNS = (
     ("min_s", "min s"),
     ("max_s", "max s"),
     ("r1_step_s", "R1 step s"),
+    ("gflop", "GFLOP"),
+    ("gflop_per_s", "GFLOP/s"),
     ("peak_step_mib", "step peak MiB"),
     ("peak_rss_mib", "process peak MiB"),
 )
@@ -85,24 +88,33 @@ def run_case(network: str, preset: str, precision: str, batch: int, warmup: int,
     """Build the module, fit ``warmup + runs`` (+1 lazy-R1) batches, return timings and memory."""
     import pytorch_lightning as pl
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from l2sae.evaluation.timing import TimingStats
     from l2sae.regions import ROI_NAMES
 
     class StepTimer(pl.Callback):
+        """Wall time of every batch; the FLOPs of the first (untimed warm-up) batch."""
+
         def __init__(self):
             self.seconds: list[float] = []
+            self.flop_counter = FlopCounterMode(display=False)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                self.flop_counter.__enter__()
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             self.seconds.append(time.perf_counter() - self.start)
+            if batch_idx == 0:
+                self.flop_counter.__exit__(None, None, None)
 
     with tempfile.TemporaryDirectory() as workdir:
         module = build_module(network, preset, Path(workdir))
     size = module.sae.config.crop_size
     with_r1 = network == "smn" and module.trains_discriminators
+    warmup = max(warmup, 1)  # the first batch is counted (FLOPs), never timed
     steps = warmup + runs + int(with_r1)
     if with_r1:  # the R1 step runs when the counter reaches a multiple of r1_every: make it the last batch
         module.sae.num_discriminator_iters.fill_((module.r1_every - steps) % module.r1_every)
@@ -143,6 +155,8 @@ def run_case(network: str, preset: str, precision: str, batch: int, warmup: int,
         **stats.to_dict(),
         "seconds": timed,
         "r1_step_s": timer.seconds[-1] if with_r1 else None,
+        "gflop": timer.flop_counter.get_total_flops() / 1e9,
+        "gflop_per_s": timer.flop_counter.get_total_flops() / 1e9 / stats.median_s,
         "rss_before_fit_mib": rss_before,
         "peak_rss_mib": peak_rss_mib(),
         "peak_step_mib": peak_rss_mib() - rss_before,
@@ -170,8 +184,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     parser.add_argument("--precision", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--batch", type=int, default=2, help="images per step (even; default 2)")
-    parser.add_argument("--runs", type=int, default=5, help="timed steps per case (default 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--runs", type=int, default=3, help="timed steps per case (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first, at least 1 (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--case", nargs=3, metavar=("NETWORK", "PRESET", "PRECISION"), help=argparse.SUPPRESS)
     parser.add_argument("--case-output", type=Path, help=argparse.SUPPRESS)
