@@ -83,6 +83,13 @@ class SAETrainingModule(pl.LightningModule):
         self.log_dict({f"train/{name}": value for name, value in detached.items()}, batch_size=batch_size)
         return detached
 
+    def on_validation_start(self) -> None:
+        """Validate with a deterministic decoder (zero noise), as the editor runs the networks."""
+        self.sae.set_noise("zero")
+
+    def on_validation_end(self) -> None:
+        self.sae.set_noise("random")
+
     def export(self, path: str) -> None:
         """Write the trained SAE in our checkpoint format (``save_sae``)."""
         raise NotImplementedError

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -40,6 +41,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     naming the key before anything is trained or written.
     """
     stages = check_config(cfg)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(cfg.num_threads)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     write_resolved_config(cfg, output_dir / "config.yaml")
