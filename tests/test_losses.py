@@ -22,6 +22,15 @@ from l2sae.losses import (
 from l2sae.nn import SAEConfig, SwappingAutoencoder
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these small ops only slow down with more threads on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_sae():
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ TINY_DATA = [
     "data.val_size=4",
     "data.test_size=4",
     "data.batch_size=2",
+    "data.eval_batch_size=2",
     "data.num_workers=0",
 ]
 

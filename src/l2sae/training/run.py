@@ -41,18 +41,19 @@ def run(cfg: DictConfig) -> dict[str, float]:
     naming the key before anything is trained or written.
     """
     stages = check_config(cfg)
-    if cfg.get("num_threads"):
-        torch.set_num_threads(cfg.num_threads)
     pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     write_resolved_config(cfg, output_dir / "config.yaml")
     metrics: dict[str, float] = {}
+    threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(cfg.get("num_threads") or threads)
         for index, (name, stage) in enumerate(stages.items()):
             final = index == len(stages) - 1
             stage_metrics = train_stage(cfg, name, stage, logger_prefix="" if len(stages) == 1 else name)
             metrics.update({key if final else f"{name}/{key}": value for key, value in stage_metrics.items()})
     finally:
+        torch.set_num_threads(threads)
         finish_wandb()
     finish_run_folder(metrics, output_dir, Path(cfg.paths.log_dir))
     return metrics
@@ -85,6 +86,12 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         except ValueError as error:
             raise ConfigError(str(error)) from error
         module = stage.module
+        discriminates = "slicing" not in module or module.loss.gan > 0
+        if discriminates and not cfg.backbone.get("checkpoint") and datamodule.image_size != backbone.crop_size:
+            raise ConfigError(
+                f"data.image_size: {datamodule.image_size} differs from backbone.crop_size {backbone.crop_size}, "
+                f"the side the image discriminator of model.{name} is built for"
+            )
         if "init_checkpoint" in module:
             start, key = module.init_checkpoint, f"model.{name}.module.init_checkpoint"
             if not start:
