@@ -6,7 +6,7 @@ import torch
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
 from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
-from l2sae.regions import ROI_NAMES, ConfigError, SliceScheme
+from l2sae.regions import DEFAULT_MASK_THRESHOLD, ROI_NAMES, ConfigError, SliceScheme, masks_from_region_decodes
 
 SIZE = 64
 SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
@@ -249,3 +249,19 @@ def test_from_checkpoints_reads_slicing_and_matches_in_memory_editor(tmp_path, n
     with pytest.raises(ConfigError, match="slicing"):
         L2SAEEditor.from_checkpoints(smn_path, bare)
     assert L2SAEEditor.from_checkpoints(smn_path, bare, slicing=SLICING.to_dict()).slicing == SLICING
+
+
+def test_from_checkpoints_reads_masks_at_the_smpn_s_recorded_threshold(tmp_path, networks, images):
+    smn_path = save_sae(networks[0], tmp_path / "smn.pt", with_discriminators=False)
+    extra = {"slicing": SLICING.to_dict(), "image_size": SIZE, "kind": "smpn", "mask_threshold": 0.3}
+    smpn_path = save_sae(networks[1], tmp_path / "smpn.pt", extra=extra)
+    loaded = L2SAEEditor.from_checkpoints(smn_path, smpn_path)
+    assert loaded.mask_threshold == 0.3
+    smpn = networks[1].eval().set_noise("zero")
+    with torch.no_grad():
+        decodes = smpn.decode_sliced(*smpn.encode(images), SLICING.channel_masks(["hair"])).clamp(-1, 1)
+    assert torch.equal(loaded.masks(images, "hair"), masks_from_region_decodes(decodes, threshold=0.3))
+    assert L2SAEEditor.from_checkpoints(smn_path, smpn_path, mask_threshold=0.05).mask_threshold == 0.05
+    assert L2SAEEditor.from_checkpoints(smn_path, smpn_path, mask_threshold=None).mask_threshold == 0.3
+    older = save_sae(networks[1], tmp_path / "older.pt", extra={"slicing": SLICING.to_dict()})
+    assert L2SAEEditor.from_checkpoints(smn_path, older).mask_threshold == DEFAULT_MASK_THRESHOLD

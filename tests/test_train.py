@@ -1,4 +1,5 @@
-"""Training runs on tiny configs: fast_dev_run of both modules, resume with ``ckpt_path=last``, the NaN guard."""
+"""Training runs on tiny configs: fast_dev_run of both modules, resume with ``ckpt_path=last``, the NaN guard,
+the learning-rate decay."""
 
 import copy
 import json
@@ -10,8 +11,9 @@ import torch
 from test_train_helpers import compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
-from l2sae.regions import ROI_NAMES
+from l2sae.regions import ROI_NAMES, ConfigError
 from l2sae.training import NonFiniteLossError, SMPNModule, run
+from l2sae.training.base import check_lr_decay, lr_decay_factor
 from l2sae.training.smpn import foreground_weights
 
 
@@ -44,6 +46,9 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     assert metrics["val/mask_miou"] == pytest.approx(sum(ious) / len(ious))
     extra = read_extra(run_dir / "smpn.pt")
     assert extra["kind"] == "smpn" and extra["image_size"] == 64 and extra["roi_names"] == list(ROI_NAMES)
+    assert (
+        extra["mask_threshold"] == 0.2
+    )  # the quick start's; the editor reads masks with the threshold validation used
     assert extra["slicing"]["channels"]["hair"] == [0, 1]
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
@@ -150,3 +155,54 @@ def test_balanced_foreground_weights_make_roi_and_background_count_equally():
     assert torch.allclose(inside, outside)
     assert torch.equal(foreground_weights(roi_masks, 1.0), torch.ones_like(roi_masks))  # Eq. 2 as published
     assert torch.equal(foreground_weights(roi_masks, 3.0).unique(), torch.tensor([1.0, 3.0]))
+
+
+class RecordLearningRates(pl.Callback):
+    """Keeps every optimiser's learning rate as each training batch runs."""
+
+    records: ClassVar[list] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        RecordLearningRates.records.append([optimizer.param_groups[0]["lr"] for optimizer in trainer.optimizers])
+
+
+def test_lr_decay_follows_global_step_over_max_steps_for_every_optimiser(tmp_path, data_dir, start_checkpoint):
+    RecordLearningRates.records.clear()
+    overrides = [
+        "model=smpn",
+        f"model.smpn.module.init_checkpoint={start_checkpoint}",
+        "model.smpn.trainer.max_steps=4",
+        "model.smpn.module.optimizer.lr=0.004",
+        "model.smpn.module.lr_decay={kind: linear, final_fraction: 0.5}",
+        "callbacks.image_grid=null",
+        "+callbacks.lrs._target_=test_train.RecordLearningRates",
+    ]
+    run(compose_train(tmp_path / "logs" / "run", data_dir, overrides))
+    assert torch.tensor(RecordLearningRates.records).allclose(torch.tensor([[0.004], [0.0035], [0.003], [0.0025]]))
+
+    RecordLearningRates.records.clear()
+    overrides = [
+        "model=smn",
+        "model.smn.trainer.max_steps=8",  # 4 batches of a D step and a G step
+        "model.smn.module.lr_decay={kind: cosine}",
+        "callbacks.image_grid=null",
+        "+callbacks.lrs._target_=test_train.RecordLearningRates",
+    ]
+    run(compose_train(tmp_path / "logs" / "smn", data_dir, overrides))
+    discriminator_lr = 0.002 * 16 / 17  # the lazy-R1 correction stays in the initial rate
+    expected = [lr_decay_factor({"kind": "cosine", "final_fraction": 0.0}, step / 8) for step in (0, 2, 4, 6)]
+    expected_lrs = torch.tensor([[0.002 * f, discriminator_lr * f] for f in expected], dtype=torch.float64)
+    assert torch.tensor(RecordLearningRates.records, dtype=torch.float64).allclose(expected_lrs)
+
+
+def test_lr_decay_shapes_and_bad_settings():
+    cosine, linear = {"kind": "cosine", "final_fraction": 0.1}, {"kind": "linear", "final_fraction": 0.0}
+    assert [lr_decay_factor(cosine, p) for p in (0, 0.5, 1, 2)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    assert [lr_decay_factor(linear, p) for p in (0, 0.25, 1)] == pytest.approx([1.0, 0.75, 0.0])
+    assert check_lr_decay(None) is None and check_lr_decay({"kind": "linear"})["final_fraction"] == 0.0
+    with pytest.raises(ConfigError, match=r"lr_decay\.kind: .*'step'"):
+        check_lr_decay({"kind": "step"})
+    with pytest.raises(ConfigError, match=r"lr_decay\.final_fraction"):
+        check_lr_decay({"kind": "cosine", "final_fraction": 2})
+    with pytest.raises(ConfigError, match=r"unknown keys \['warmup'\]"):
+        check_lr_decay({"kind": "cosine", "warmup": 10})

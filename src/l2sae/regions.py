@@ -164,8 +164,11 @@ def region_images(images: torch.Tensor, roi_masks: torch.Tensor) -> torch.Tensor
     return images.unsqueeze(1) * masks + BLACK * (1.0 - masks)
 
 
+DEFAULT_MASK_THRESHOLD = 0.1  # half the brightness of the darkest synthetic part (synthfaces.MIN_PART_BRIGHTNESS)
+
+
 def masks_from_region_decodes(
-    decodes: torch.Tensor, threshold: float = 0.1, soft: bool = False, softness: float = 0.05
+    decodes: torch.Tensor, threshold: float = DEFAULT_MASK_THRESHOLD, soft: bool = False, softness: float = 0.05
 ) -> torch.Tensor:
     """Read ROI masks off decoded ROI images.
 

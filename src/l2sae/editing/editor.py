@@ -28,7 +28,7 @@ from l2sae.editing.matting import AlphaMatting
 from l2sae.nn.checkpoint import load_sae, read_extra
 from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
-from l2sae.regions import ConfigError, SliceScheme, masks_from_region_decodes
+from l2sae.regions import DEFAULT_MASK_THRESHOLD, ConfigError, SliceScheme, masks_from_region_decodes
 
 PRECISIONS: tuple[str, ...] = ("32", "bf16")
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
@@ -96,7 +96,7 @@ class L2SAEEditor:
     smn, smpn: SwappingAutoencoders (discriminators not needed); slicing: which SMPN structure channels
     belong to which region. style_sigma: length of the texture noise relative to the unit texture code
     at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
-    (:func:`l2sae.regions.masks_from_region_decodes`). matting: Algorithm 2's settings.
+    (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``). matting: Algorithm 2's settings.
     precision: "32" or "bf16" (networks run under bfloat16 autocast; masks and matting stay float32).
     channels_last: decode from channels-last structure codes (the generator's convolutions then keep that
         layout; on a 2-core AVX-512 CPU this made decodes 5-10% faster, while it slowed the encoder, which
@@ -112,7 +112,7 @@ class L2SAEEditor:
         slicing: SliceScheme | Mapping,
         *,
         style_sigma: float = 1.0,
-        mask_threshold: float = 0.1,
+        mask_threshold: float | None = None,
         soft_masks: bool = False,
         matting: AlphaMatting | Mapping | None = None,
         precision: str | int = "32",
@@ -132,7 +132,7 @@ class L2SAEEditor:
         if not style_sigma >= 0:
             raise ConfigError(f"editor.style_sigma: expected a non-negative number, got {style_sigma!r}")
         self.style_sigma = float(style_sigma)
-        self.mask_threshold = float(mask_threshold)
+        self.mask_threshold = DEFAULT_MASK_THRESHOLD if mask_threshold is None else float(mask_threshold)
         self.soft_masks = bool(soft_masks)
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
@@ -154,8 +154,9 @@ class L2SAEEditor:
     ) -> L2SAEEditor:
         """Load both networks (our ``save_sae`` format or an official SAE checkpoint).
 
-        The slicing and the image size default to those recorded in the SMPN checkpoint's ``extra``.
-        ``options`` are the keyword arguments of the constructor.
+        The slicing, the image size and the mask threshold default to those recorded in the SMPN checkpoint's
+        ``extra`` (the threshold its validation read masks with). ``options`` are the keyword arguments of the
+        constructor; an option given as None takes the recorded value.
         """
         for name, path in (("SMN", smn_path), ("SMPN", smpn_path)):
             if not Path(path).is_file():
@@ -170,7 +171,9 @@ class L2SAEEditor:
                     f"slicing: {smpn_path} records no slicing scheme; pass the scheme the SMPN was trained with"
                 )
             slicing = SliceScheme.from_dict(extra["slicing"], key=f"{smpn_path}:slicing")
-        options.setdefault("image_size", extra.get("image_size"))
+        for key in ("image_size", "mask_threshold"):
+            if options.get(key) is None:
+                options[key] = extra.get(key)
         smn = load_sae(smn_path, map_location=device, with_discriminators=False)
         smpn = load_sae(smpn_path, map_location=device, with_discriminators=False)
         return cls(smn, smpn, slicing, **options)

@@ -7,6 +7,7 @@ step taken (a D step, a G step and, every ``r1_every`` D steps, the extra lazy-R
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import pytorch_lightning as pl
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from l2sae.nn import SAEConfig, SwappingAutoencoder, load_sae
+from l2sae.regions import ConfigError
 
 
 def build_sae(backbone: Mapping | None, checkpoint: str | None, with_discriminators: bool) -> SwappingAutoencoder:
@@ -38,6 +40,33 @@ def lazy_regularisation_adam(parameters: Sequence[nn.Parameter], optimizer: Mapp
     )
 
 
+LR_DECAY_KINDS = ("cosine", "linear")
+
+
+def check_lr_decay(lr_decay: Mapping | None) -> dict | None:
+    """Validate ``lr_decay`` (None or ``{kind, final_fraction}``); raises ConfigError naming the key."""
+    if not lr_decay:
+        return None
+    lr_decay = dict(lr_decay)
+    unknown = set(lr_decay) - {"kind", "final_fraction"}
+    if unknown:
+        raise ConfigError(f"lr_decay: unknown keys {sorted(unknown)}; expected kind and final_fraction")
+    if lr_decay.get("kind") not in LR_DECAY_KINDS:
+        raise ConfigError(f"lr_decay.kind: expected one of {', '.join(LR_DECAY_KINDS)}, got {lr_decay.get('kind')!r}")
+    final = lr_decay.setdefault("final_fraction", 0.0)
+    if not 0.0 <= final <= 1.0:
+        raise ConfigError(f"lr_decay.final_fraction: expected a number in [0, 1], got {final!r}")
+    return lr_decay
+
+
+def lr_decay_factor(lr_decay: Mapping, progress: float) -> float:
+    """The learning-rate multiplier at ``progress`` in [0, 1] of the run: 1 at the start, final_fraction at the end."""
+    progress = min(max(progress, 0.0), 1.0)
+    shape = 0.5 * (1.0 + math.cos(math.pi * progress)) if lr_decay["kind"] == "cosine" else 1.0 - progress
+    final = lr_decay["final_fraction"]
+    return final + (1.0 - final) * shape
+
+
 class SAETrainingModule(pl.LightningModule):
     """Base class: owns ``self.sae`` and steps optimisers by hand.
 
@@ -45,15 +74,19 @@ class SAETrainingModule(pl.LightningModule):
         discriminators' Adam gets the lazy-R1 correction.
     gradient_clip_val: clip the gradient norm of each step to this value (None: no clipping). Lightning's
         ``Trainer(gradient_clip_val=...)`` is unavailable in manual optimisation, so it lives here.
+    lr_decay: None (constant learning rates, official) or ``{kind: cosine | linear, final_fraction}``: every
+        optimiser's learning rate falls from its initial value to ``final_fraction`` of it over the run
+        (progress = ``global_step / trainer.max_steps``, so ``max_steps`` must be set).
     """
 
     sae: SwappingAutoencoder
 
-    def __init__(self, optimizer: Mapping, gradient_clip_val: float | None = None):
+    def __init__(self, optimizer: Mapping, gradient_clip_val: float | None = None, lr_decay: Mapping | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.optimizer_settings = dict(optimizer)
         self.gradient_clip_val = gradient_clip_val
+        self.lr_decay = check_lr_decay(lr_decay)
 
     def generator_optimizer(self) -> torch.optim.Adam:
         """Adam over G then E parameters, as the official optimiser lists them."""
@@ -65,6 +98,24 @@ class SAETrainingModule(pl.LightningModule):
             betas=tuple(float(beta) for beta in settings["betas"]),
             eps=settings.get("eps", 1e-8),
         )
+
+    def on_train_start(self) -> None:
+        if self.lr_decay and self.trainer.max_steps <= 0:
+            raise ConfigError(
+                "model.<stage>.module.lr_decay: a decaying learning rate needs trainer.max_steps (the run's length)"
+            )
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """Set every optimiser's learning rate for this step of the ``lr_decay`` schedule."""
+        if not self.lr_decay:
+            return
+        factor = lr_decay_factor(self.lr_decay, self.trainer.global_step / self.trainer.max_steps)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def optimize(self, optimizer: pl.core.optimizer.LightningOptimizer, losses: Mapping[str, Tensor]) -> None:
         """One step on the sum of ``losses`` (scalars): zero grads, backward, optional clipping, step.

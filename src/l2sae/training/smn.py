@@ -39,8 +39,9 @@ class SMNModule(SAETrainingModule):
         loss: Mapping,
         optimizer: Mapping,
         gradient_clip_val: float | None = None,
+        lr_decay: Mapping | None = None,
     ):
-        super().__init__(optimizer, gradient_clip_val)
+        super().__init__(optimizer, gradient_clip_val, lr_decay)
         self.save_hyperparameters()
         self.weights = SAELossWeights(**loss["weights"])
         self.r1_every = int(loss["r1_every"])

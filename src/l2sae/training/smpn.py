@@ -11,6 +11,7 @@ from torchmetrics.classification import MultilabelJaccardIndex
 from l2sae.losses import PerceptualDistance, gan_loss, image_distance, r1_penalty
 from l2sae.nn import save_sae
 from l2sae.regions import (
+    DEFAULT_MASK_THRESHOLD,
     ConfigError,
     SliceScheme,
     masks_from_region_decodes,
@@ -78,7 +79,8 @@ class SMPNModule(SAETrainingModule):
         lpips_net, lpips_pretrained}`` (``conf/loss/*.yaml``, key ``smpn``); ``foreground_weight`` see
         :func:`foreground_weights`.
     image_size: training image side, recorded in the exported checkpoint.
-    mask_threshold: brightness threshold of :func:`masks_from_region_decodes`.
+    mask_threshold: brightness threshold of :func:`masks_from_region_decodes`; recorded in the exported file,
+        where the editor reads it.
     """
 
     def __init__(
@@ -89,10 +91,11 @@ class SMPNModule(SAETrainingModule):
         loss: Mapping,
         optimizer: Mapping,
         image_size: int,
-        mask_threshold: float = 0.1,
+        mask_threshold: float = DEFAULT_MASK_THRESHOLD,
         gradient_clip_val: float | None = None,
+        lr_decay: Mapping | None = None,
     ):
-        super().__init__(optimizer, gradient_clip_val)
+        super().__init__(optimizer, gradient_clip_val, lr_decay)
         self.save_hyperparameters()
         self.slice_scheme = self.check_settings(slicing, roi_names, loss)
         self.roi_names = tuple(roi_names)
@@ -242,5 +245,6 @@ class SMPNModule(SAETrainingModule):
             "slicing": self.slice_scheme.to_dict(),
             "image_size": self.image_size,
             "roi_names": list(self.roi_names),
+            "mask_threshold": self.mask_threshold,
         }
         save_sae(self.sae, path, extra=extra)
