@@ -8,7 +8,7 @@ Random weights (speed does not depend on them): an SMN and an SMPN of the size's
 (``benchlib.PRESET_FOR_SIZE``), noise off, the default slicing scheme. Each operation is timed
 ``--runs`` times after ``--warmup`` untimed calls (median, min, max); its FLOPs come from
 ``torch.utils.flop_counter`` and give the achieved GFLOP/s. bfloat16 runs the editor with
-``precision="bf16"`` (CPU autocast); its outputs are compared with float32 (PSNR, mask agreement).
+``precision="bf16"`` (bfloat16 copies of the networks); its outputs are compared with float32 (PSNR, mask agreement).
 ``stall %`` is the share of the timing's wall time in which some task waited for a CPU: well above 0,
 other jobs shared the machine and the times are inflated (re-run, or use ``--wait-quiet``).
 Prints one table per size and writes everything to ``bench/results/edit_latency-<time>.json``.
@@ -17,7 +17,6 @@ Prints one table per size and writes everything to ``bench/results/edit_latency-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -112,16 +111,6 @@ def face_image(size: int, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1)[None].to(device) * 2 - 1
 
 
-def network_context(editor: L2SAEEditor) -> contextlib.ExitStack:
-    """inference_mode plus, for precision bf16, the CPU/GPU bfloat16 autocast the editor itself uses."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode())
-    stack.enter_context(
-        torch.autocast(editor.device.type, dtype=torch.bfloat16, enabled=editor.precision == "bf16")
-    )
-    return stack
-
-
 def operations(editor: L2SAEEditor, images: torch.Tensor) -> list[Operation]:
     """The benchmarked calls on one batch of images (B x 3 x H x W in [-1, 1])."""
     with torch.inference_mode():
@@ -129,15 +118,16 @@ def operations(editor: L2SAEEditor, images: torch.Tensor) -> list[Operation]:
         ready = editor.encode(images, rois=ROI_NAMES)  # ... and all five masks
         editor.edit_style(ready, EDIT_ROI, strength=1.0, seed=0)  # ... and the style change of seed 0
     layout = torch.channels_last if editor.channels_last else torch.contiguous_format
-    structure, texture = ready.smn_structure.contiguous(memory_format=layout), ready.smn_texture
+    structure = ready.smn_structure.to(editor.dtype).contiguous(memory_format=layout)
+    texture = ready.smn_texture.to(editor.dtype)
 
     def forget(faces: EncodedFaces, keep_masks: bool) -> EncodedFaces:
         """The same codes with no style change (and, unless ``keep_masks``, no mask) remembered."""
         return dataclasses.replace(faces, region_masks=dict(faces.region_masks) if keep_masks else {}, global_edits={})
 
+    @torch.inference_mode()
     def decode():
-        with network_context(editor):
-            return editor.smn.decode(structure, texture).float()
+        return editor.smn.decode(structure, texture).float()
 
     return [
         Operation("encode", lambda: editor.encode(images), None, "SMN and SMPN encoders (each image once per network)"),
@@ -227,7 +217,9 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
     return rows
 
 
-def profile_region_edit(networks: Networks, precision: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
+def profile_region_edit(
+    networks: Networks, precision: str, args: argparse.Namespace, device: torch.device
+) -> list[dict]:
     """Top ops by self CPU time of one region edit (after warm-up), from torch.profiler."""
     editor = networks.editor(precision, args.channels_last)
     images = face_image(networks.size, device)
@@ -250,22 +242,42 @@ def profile_region_edit(networks: Networks, precision: str, args: argparse.Names
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], choices=sorted(PRESET_FOR_SIZE),
-                        help="image sides (64: tiny preset, for smoke runs)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[256, 512],
+        choices=sorted(PRESET_FOR_SIZE),
+        help="image sides (64: tiny preset, for smoke runs)",
+    )
     parser.add_argument("--runs", type=int, default=7, help="timed calls per operation (default 7)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
-    parser.add_argument("--precision", nargs="+", default=["32", "bf16"], choices=["32", "bf16"],
-                        help="editor precisions to time (PSNR always compares with float32)")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["32", "bf16"],
+        choices=["32", "bf16"],
+        help="editor precisions to time (PSNR always compares with float32)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                        help="the editor's channels_last option (default: the editor's default)")
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the editor's channels_last option (default: the editor's default)",
+    )
     parser.add_argument("--only", nargs="+", default=None, help="time only these operations (by name)")
     parser.add_argument("--profile", action="store_true", help="also profile one region edit per size and precision")
     parser.add_argument("--profile-top", type=int, default=15, help="ops listed per profile (default 15)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="before each operation wait up to SECONDS for other jobs to leave the CPU "
-                             "(10 s CPU pressure < 10%%; Linux only); default 0")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each operation wait up to SECONDS for other jobs to leave the CPU "
+        "(10 s CPU pressure < 10%%; Linux only); default 0",
+    )
     parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")
     parser.add_argument("--smpn", help="the SMPN checkpoint that goes with --smn (slicing read from it)")
     args = parser.parse_args()
@@ -297,16 +309,23 @@ def main() -> None:
         networks = setup()
         rows = benchmark(networks, args, device)
         results["rows"].extend(rows)
-        print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}, "
-              f"load average now {os.getloadavg()[0]:.2f}")
+        print(
+            f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}, "
+            f"load average now {os.getloadavg()[0]:.2f}"
+        )
         print(format_table(rows, TABLE_COLUMNS) + "\n", flush=True)
         if args.profile:
             for precision in args.precision:
                 top = profile_region_edit(networks, precision, args, device)
                 results["profiles"].append({"size": networks.size, "precision": precision, "top_ops": top})
                 print(f"top ops by self CPU time, region edit, {networks.size} px, precision {precision}")
-                print(format_table(top, (("op", "op"), ("calls", "calls"), ("self_cpu_ms", "self ms"),
-                                         ("self_cpu_percent", "%"))) + "\n", flush=True)
+                print(
+                    format_table(
+                        top, (("op", "op"), ("calls", "calls"), ("self_cpu_ms", "self ms"), ("self_cpu_percent", "%"))
+                    )
+                    + "\n",
+                    flush=True,
+                )
     results["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     print(f"results: {write_results('edit_latency', results)}")
 

@@ -209,13 +209,14 @@ def test_swap_structure_swaps_only_the_regions_channels_inside_both_regions(monk
         editor.swap_structure(images, torch.rand(1, 3, 32, 32), "hair")
 
 
-def test_bf16_runs_and_stays_close_to_float32(networks, images):
-    results = {
-        precision: L2SAEEditor(*networks, SLICING, precision=precision, channels_last=True).edit_style(
-            images, "hair", seed=0
-        )
-        for precision in ("32", "bf16")
-    }
+def test_bf16_runs_bfloat16_copies_and_stays_close_to_float32(networks, images):
+    editors = {precision: L2SAEEditor(*networks, SLICING, precision=precision) for precision in ("32", "bf16")}
+    results = {precision: editor.edit_style(images, "hair", seed=0) for precision, editor in editors.items()}
+    bf16 = editors["bf16"]
+    assert {p.dtype for network in (bf16.smn, bf16.smpn) for p in network.parameters()} == {torch.bfloat16}
+    assert {p.dtype for network in networks for p in network.parameters()} == {torch.float32}  # left as given
+    assert editors["32"].smn is networks[0]  # float32 networks are used as they are, not copied
+    assert bf16.masks(images, ["hair", "eyes"]).dtype == torch.float32
     reference = results["32"].global_edit
     difference = results["bf16"].global_edit - reference
     assert difference.abs().max() < 0.05

@@ -16,7 +16,7 @@ maximum before the matte is blurred, and one global edit is composited inside it
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +30,8 @@ from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
 from l2sae.regions import DEFAULT_MASK_THRESHOLD, ConfigError, SliceScheme, masks_from_region_decodes
 
-PRECISIONS: tuple[str, ...] = ("32", "bf16")
+PRECISION_DTYPES: dict[str, torch.dtype] = {"32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS: tuple[str, ...] = tuple(PRECISION_DTYPES)
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
 
 
@@ -81,6 +82,14 @@ def _image_size(faces: Faces) -> tuple[int, ...]:
     return tuple((faces.images if isinstance(faces, EncodedFaces) else faces).shape[-2:])
 
 
+def _inference_copy(network: SwappingAutoencoder, dtype: torch.dtype) -> SwappingAutoencoder:
+    """The network in eval mode, without gradients or noise; a copy when it must change to ``dtype``."""
+    network.eval().requires_grad_(False).set_noise("zero")
+    if all(parameter.dtype == dtype for parameter in network.parameters()):
+        return network
+    return copy.deepcopy(network).to(dtype)
+
+
 def _broadcast(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
     """Expand a batch of 1 to ``batch``; any other mismatch is an error naming the argument."""
     if tensor.shape[0] == batch:
@@ -97,7 +106,11 @@ class L2SAEEditor:
     belong to which region. style_sigma: length of the texture noise relative to the unit texture code
     at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
     (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``). matting: Algorithm 2's settings.
-    precision: "32" or "bf16" (networks run under bfloat16 autocast; masks and matting stay float32).
+    precision: "32" or "bf16": the editor runs bfloat16 copies of the networks (weights and activations in
+        bfloat16, so convolutions use the CPU's bf16 dot-product or AMX units through oneDNN; the networks
+        passed in stay float32). Codes, masks and matting stay float32. On a 2-core AVX512-BF16 CPU a
+        256 px decode took 0.26 s this way, 0.46 s under autocast (which casts every weight on every call)
+        and 0.69 s in float32.
     channels_last: decode from channels-last structure codes (the generator's convolutions then keep that
         layout; on a 2-core AVX-512 CPU this made decodes 5-10% faster, while it slowed the encoder, which
         therefore always gets contiguous images).
@@ -137,10 +150,9 @@ class L2SAEEditor:
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
         self.image_size = int(image_size or smpn.config.crop_size)
-        for network in (smn, smpn):
-            network.eval().requires_grad_(False).set_noise("zero")
-        self.smn = smn
-        self.smpn = smpn
+        self.dtype = PRECISION_DTYPES[self.precision]
+        self.smn = _inference_copy(smn, self.dtype)
+        self.smpn = _inference_copy(smpn, self.dtype)
 
     @classmethod
     def from_checkpoints(
@@ -182,12 +194,9 @@ class L2SAEEditor:
     def device(self) -> torch.device:
         return next(self.smn.parameters()).device
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-
     def _encode(self, network: SwappingAutoencoder, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with self._autocast():
-            structure, texture = network.encode(images.to(self.device, torch.float32))
+        """Float32 codes of images B x 3 x H x W (the networks run in the editor's dtype)."""
+        structure, texture = network.encode(images.to(self.device, self.dtype))
         return structure.float(), texture.float()
 
     def _layout(self) -> torch.memory_format:
@@ -196,8 +205,8 @@ class L2SAEEditor:
 
     def _decode(self, network: SwappingAutoencoder, structure: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
         """Decoded images B x 3 x H x W, float32, clamped to [-1, 1]."""
-        with self._autocast():
-            images = network.decode(structure.contiguous(memory_format=self._layout()), texture)
+        structure = structure.to(self.dtype).contiguous(memory_format=self._layout())
+        images = network.decode(structure, texture.to(self.dtype))
         return images.float().clamp(-1.0, 1.0).contiguous()
 
     @torch.inference_mode()
@@ -224,9 +233,8 @@ class L2SAEEditor:
         missing = [roi for roi in rois if roi not in faces.region_masks]
         if missing:
             channel_masks = self.slicing.channel_masks(missing).to(self.device)  # R x C
-            with self._autocast():
-                structure = faces.smpn_structure.contiguous(memory_format=self._layout())
-                decodes = self.smpn.decode_sliced(structure, faces.smpn_texture, channel_masks)
+            structure = faces.smpn_structure.to(self.dtype).contiguous(memory_format=self._layout())
+            decodes = self.smpn.decode_sliced(structure, faces.smpn_texture.to(self.dtype), channel_masks)
             decodes = decodes.float().clamp(-1.0, 1.0)
             masks = masks_from_region_decodes(decodes, threshold=self.mask_threshold, soft=self.soft_masks)
             faces.region_masks.update(zip(missing, masks.unbind(dim=1)))
