@@ -82,7 +82,7 @@ class StallMeter:
     for a CPU (0 on an otherwise idle machine when torch uses at most one thread per core; None when
     unknown). Other jobs running at the same time show up here and inflate timings."""
 
-    def __enter__(self) -> "StallMeter":
+    def __enter__(self) -> StallMeter:
         self.start, self.pressure = time.perf_counter(), cpu_pressure()
         self.percent = None
         return self

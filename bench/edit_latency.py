@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from benchlib import (
     PRESET_FOR_SIZE,
     StallMeter,
@@ -35,6 +34,7 @@ from benchlib import (
     wait_until_quiet,
     write_results,
 )
+
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import EncodedFaces, L2SAEEditor
 from l2sae.evaluation.timing import TimingStats, measure_seconds

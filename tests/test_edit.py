@@ -140,7 +140,10 @@ def test_cached_codes_encode_once_and_reuse_masks(monkeypatch, editor, images):
     smn_encodes = _spy(monkeypatch, editor.smn, "encode")
     smpn_encodes = _spy(monkeypatch, editor.smpn, "encode")
     smpn_decodes = _spy(monkeypatch, editor.smpn, "decode_sliced")
-    counts = lambda: (len(smn_encodes), len(smpn_encodes), len(smpn_decodes))
+
+    def counts():
+        return len(smn_encodes), len(smpn_encodes), len(smpn_decodes)
+
     faces = editor.encode(images, rois=ROI_NAMES)
     assert counts() == (1, 1, 1)
     from_faces = [editor.edit_style(faces, roi, seed=1) for roi in ROI_NAMES]

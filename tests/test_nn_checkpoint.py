@@ -20,7 +20,9 @@ def tiny() -> SwappingAutoencoder:
 @pytest.fixture(scope="module")
 def saved(tiny, tmp_path_factory) -> Path:
     """``tiny`` saved once with its discriminators and an extra dict (the file is ~80 MB)."""
-    return save_sae(tiny, tmp_path_factory.mktemp("run") / "smpn.pt", extra={"kind": "smpn", "slicing": {"hair": [0, 1]}})
+    return save_sae(
+        tiny, tmp_path_factory.mktemp("run") / "smpn.pt", extra={"kind": "smpn", "slicing": {"hair": [0, 1]}}
+    )
 
 
 def outputs(model: SwappingAutoencoder, x: torch.Tensor) -> list[torch.Tensor]:
@@ -118,4 +120,8 @@ def test_partial_file_lists_missing_and_unexpected(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_sae(path, config=SAEConfig.preset("tiny"))
     message = str(info.value)
-    assert "partial.pth" in message and "missing key(s): G.ToRGB" in message and "1 unexpected key(s): E.extra.weight" in message
+    assert (
+        "partial.pth" in message
+        and "missing key(s): G.ToRGB" in message
+        and "1 unexpected key(s): E.extra.weight" in message
+    )

@@ -11,7 +11,9 @@ CONF = Path(__file__).parents[1] / "conf" / "backbone"
 
 
 def test_official_names_map_and_unknown_names_are_ignored():
-    config = SAEConfig.from_official_options({"spatial_code_ch": 16, "global_code_ch": 512, "netE_num_downsampling_sp": 3, "lr": 0.1, "netG_resnet_ch": 7})
+    config = SAEConfig.from_official_options(
+        {"spatial_code_ch": 16, "global_code_ch": 512, "netE_num_downsampling_sp": 3, "lr": 0.1, "netG_resnet_ch": 7}
+    )
     assert (config.structure_channels, config.texture_channels, config.encoder_downsamplings_structure) == (16, 512, 3)
     assert config.crop_size == 256 and config.patch_size == 128  # official defaults
     assert SAEConfig.from_official_options(config.to_official_options()) == config
@@ -41,7 +43,9 @@ def test_backbone_yaml_matches_preset(name):
 
 
 def test_backbone_preset_with_overrides():
-    assert SAEConfig.from_backbone({"preset": "tiny", "crop_size": 128, "checkpoint": None}) == SAEConfig.preset("tiny", crop_size=128)
+    assert SAEConfig.from_backbone({"preset": "tiny", "crop_size": 128, "checkpoint": None}) == SAEConfig.preset(
+        "tiny", crop_size=128
+    )
     with pytest.raises(ValueError, match="backbone: unknown SAEConfig field"):
         SAEConfig.from_backbone({"preset": "tiny", "crop_sise": 128})
 

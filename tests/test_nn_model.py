@@ -21,7 +21,9 @@ def model() -> SwappingAutoencoder:
     return sae
 
 
-@pytest.mark.parametrize("up, down, pad", [(1, 1, (2, 1)), (2, 1, (2, 1)), (1, 2, (1, 1)), (1, 1, (0, -1)), (2, 2, (1, 0))])
+@pytest.mark.parametrize(
+    "up, down, pad", [(1, 1, (2, 1)), (2, 1, (2, 1)), (1, 2, (1, 1)), (1, 1, (0, -1)), (2, 2, (1, 0))]
+)
 def test_upfirdn2d_matches_reference(up, down, pad):
     x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
     kernel = make_fir_kernel([1, 3, 3, 1]) * torch.linspace(0.5, 1.5, 4)[:, None]  # asymmetric: checks the flip
@@ -81,7 +83,11 @@ def test_gradients_reach_every_network():
     rec = sae(x)
     crops = random_patch_crops(rec, 32, num_crops=2)
     feats = sae.patch_discriminator.extract_features(crops, aggregate=True)
-    loss = rec.abs().mean() + sae.discriminator(rec).mean() + sae.patch_discriminator.discriminate_features(feats, feats).mean()
+    loss = (
+        rec.abs().mean()
+        + sae.discriminator(rec).mean()
+        + sae.patch_discriminator.discriminate_features(feats, feats).mean()
+    )
     loss.backward()
     for name in ("E", "G", "D", "Dpatch"):
         grads = [p.grad for p in getattr(sae, name).parameters()]

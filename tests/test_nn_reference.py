@@ -16,7 +16,9 @@ TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-9}
 def discriminator_weights(recipe: dict) -> dict[str, torch.Tensor]:
     """The D./Dpatch. parameters defined by discriminators.json (one seeded generator, in order)."""
     g = torch.Generator().manual_seed(recipe["seed"])
-    return {e["key"]: torch.randn(e["shape"], generator=g, dtype=torch.float32) * recipe["std"] for e in recipe["params"]}
+    return {
+        e["key"]: torch.randn(e["shape"], generator=g, dtype=torch.float32) * recipe["std"] for e in recipe["params"]
+    }
 
 
 @pytest.fixture(scope="module")

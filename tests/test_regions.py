@@ -3,8 +3,8 @@ import torch
 
 from l2sae.regions import (
     BLACK,
-    ConfigError,
     DEFAULT_REGION_PARTS,
+    ConfigError,
     SliceScheme,
     masks_from_region_decodes,
     region_images,

@@ -16,8 +16,24 @@ ROI_NAMES: tuple[str, ...] = ("hair", "skin", "nose", "eyes", "lips_mouth")
 
 # The 18 part labels of CelebAMask-HQ (label 0 is the background), in the dataset's order.
 CELEBAMASK_PARTS: tuple[str, ...] = (
-    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
-    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
 )
 
 DEFAULT_REGION_PARTS: dict[str, tuple[str, ...]] = {
@@ -54,9 +70,7 @@ def validate_region_parts(
             raise ConfigError(f"{key}.{roi}: a region needs at least one part")
         for part in parts:
             if part not in CELEBAMASK_PARTS:
-                raise ConfigError(
-                    f"{key}.{roi}: unknown part {part!r}; known parts: {', '.join(CELEBAMASK_PARTS)}"
-                )
+                raise ConfigError(f"{key}.{roi}: unknown part {part!r}; known parts: {', '.join(CELEBAMASK_PARTS)}")
             if part in owner:
                 raise ConfigError(f"{key}.{roi}: part {part!r} already belongs to region {owner[part]!r}")
             owner[part] = roi

@@ -17,8 +17,9 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,13 +38,22 @@ class CheckpointError(ValueError):
 
 
 # ---- saving ------------------------------------------------------------------------------------
-def save_sae(model: SwappingAutoencoder, path: str | os.PathLike, extra: Mapping[str, Any] | None = None, with_discriminators: bool = True) -> Path:
+def save_sae(
+    model: SwappingAutoencoder,
+    path: str | os.PathLike,
+    extra: Mapping[str, Any] | None = None,
+    with_discriminators: bool = True,
+) -> Path:
     """Write ``model`` (its config and weights) atomically to ``path``; returns the path.
 
     ``extra``: plain python data stored beside the weights (e.g. ``{"slicing": ..., "kind": "smpn"}``).
     ``with_discriminators=False`` leaves out the ``D.`` / ``Dpatch.`` weights (inference files).
     """
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if with_discriminators or not k.startswith(DISCRIMINATOR_PREFIXES)}
+    state = {
+        k: v.detach().cpu()
+        for k, v in model.state_dict().items()
+        if with_discriminators or not k.startswith(DISCRIMINATOR_PREFIXES)
+    }
     payload = {"format": FORMAT, "config": model.config.to_dict(), "state_dict": state, "extra": dict(extra or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,17 +84,29 @@ def _read(path: str | os.PathLike, map_location: Any = "cpu") -> _Contents:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle, ... : all mean "not a readable checkpoint"
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}). The file may be truncated or corrupt: download or export it again.") from err
+        raise CheckpointError(
+            f"{path}: cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}). The file may be truncated or corrupt: download or export it again."
+        ) from err
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
         return _Contents(dict(obj["state_dict"]), dict(obj["config"]), dict(obj.get("extra") or {}))
     if isinstance(obj, Mapping) and "format" in obj:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {obj['format']!r}; this version reads {FORMAT!r} and official SAE files.")
+        raise CheckpointError(
+            f"{path}: unsupported checkpoint format {obj['format']!r}; this version reads {FORMAT!r} and official SAE files."
+        )
     if isinstance(obj, Mapping) and "pytorch-lightning_version" in obj:
-        raise CheckpointError(f"{path}: this is a Lightning training checkpoint, not an SAE file; load the networks exported beside it (smn.pt / smpn.pt).")
-    if isinstance(obj, Mapping) and any(isinstance(k, str) and k.startswith("E.") for k in obj) and all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError(
+            f"{path}: this is a Lightning training checkpoint, not an SAE file; load the networks exported beside it (smn.pt / smpn.pt)."
+        )
+    if (
+        isinstance(obj, Mapping)
+        and any(isinstance(k, str) and k.startswith("E.") for k in obj)
+        and all(isinstance(v, Tensor) for v in obj.values())
+    ):
         return _Contents(dict(obj), None, {})
     keys = list(obj)[:_LIST_LIMIT] if isinstance(obj, Mapping) else type(obj).__name__
-    raise CheckpointError(f"{path}: not a Swapping Autoencoder checkpoint (found {keys}); expected an official SAE state dict (E./G. keys) or a {FORMAT!r} file from save_sae.")
+    raise CheckpointError(
+        f"{path}: not a Swapping Autoencoder checkpoint (found {keys}); expected an official SAE state dict (E./G. keys) or a {FORMAT!r} file from save_sae."
+    )
 
 
 def read_extra(path: str | os.PathLike) -> dict[str, Any]:
@@ -134,7 +156,11 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, Any], source: s
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    misshaped = [f"{k} (file {list(_shape(state[k]))}, model {list(expected[k].shape)})" for k in expected if k in state and _shape(state[k]) != tuple(expected[k].shape)]
+    misshaped = [
+        f"{k} (file {list(_shape(state[k]))}, model {list(expected[k].shape)})"
+        for k in expected
+        if k in state and _shape(state[k]) != tuple(expected[k].shape)
+    ]
     if not (missing or unexpected or misshaped):
         return
     lines = [f"{source}: the checkpoint does not fit the SAE architecture {getattr(model, 'config', '')}"]
@@ -142,10 +168,16 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, Any], source: s
         if items:
             more = f", ... ({len(items) - _LIST_LIMIT} more)" if len(items) > _LIST_LIMIT else ""
             lines.append(f"  {len(items)} {title} key(s): {', '.join(items[:_LIST_LIMIT])}{more}")
-    if any(k.startswith(DISCRIMINATOR_PREFIXES) for k in missing) and not any(k.startswith(DISCRIMINATOR_PREFIXES) for k in state):
-        lines.append("  The file has no discriminator weights: pass with_discriminators=False to load E and G for inference.")
+    if any(k.startswith(DISCRIMINATOR_PREFIXES) for k in missing) and not any(
+        k.startswith(DISCRIMINATOR_PREFIXES) for k in state
+    ):
+        lines.append(
+            "  The file has no discriminator weights: pass with_discriminators=False to load E and G for inference."
+        )
     else:
-        lines.append("  Pass the config the file was trained with (config=SAEConfig(...) or a dict of overrides), or check that the file is an SAE checkpoint.")
+        lines.append(
+            "  Pass the config the file was trained with (config=SAEConfig(...) or a dict of overrides), or check that the file is an SAE checkpoint."
+        )
     raise CheckpointError("\n".join(lines))
 
 
@@ -201,7 +233,9 @@ def _fit_encoder(widths: list[int], texture: int, defaults: SAEConfig) -> dict[s
     return {"encoder_channels": tuple(widths)}
 
 
-def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, source: str = "state dict") -> SAEConfig:
+def infer_config(
+    state: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, source: str = "state dict"
+) -> SAEConfig:
     """The SAEConfig whose model has exactly the keys and shapes of ``state`` (tensors or shapes).
 
     E and G fix every field except ``crop_size`` and ``generator_noise`` (official default True);
@@ -219,7 +253,11 @@ def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None =
         style_dim = shapes["G.SpatialCodeModulation.scale.weight"][1]
         down = _indexed(shapes, r"E\.DownToSpatialCode\.ResBlockDownBy(\d+)\.conv2\.Conv\.weight")
         to_texture = _indexed(shapes, r"E\.DownToGlobalCode\.ConvLayerDownBy(\d+)\.Conv\.weight")
-        widths = [shapes["E.FromRGB.Conv.weight"][0]] + [down[n][0] for n in sorted(down, key=int)] + [to_texture[n][0] for n in sorted(to_texture, key=int)]
+        widths = (
+            [shapes["E.FromRGB.Conv.weight"][0]]
+            + [down[n][0] for n in sorted(down, key=int)]
+            + [to_texture[n][0] for n in sorted(to_texture, key=int)]
+        )
         heads = _indexed(shapes, r"G\.HeadResnetBlock(\d+)\.conv1\.conv\.weight")
         ups = _indexed(shapes, r"G\.UpsamplingResBlock(\d+)\.conv1\.conv\.weight")
         up_widths = [ups[n][1] for n in sorted(ups, key=int)]
@@ -238,19 +276,27 @@ def infer_config(state: Mapping[str, Any], overrides: Mapping[str, Any] | None =
         **_fit_encoder(widths, texture, defaults),
     }
     bases = [min(512, 128 * 2 ** (k - u)) for u in range(1, k + 1)]
-    fields["generator_capacity"] = _floor_fit([(b, w, None) for b, w in zip(bases, up_widths)], defaults.generator_capacity)
+    fields["generator_capacity"] = _floor_fit(
+        [(b, w, None) for b, w in zip(bases, up_widths)], defaults.generator_capacity
+    )
     with_discriminators = any(key.startswith(DISCRIMINATOR_PREFIXES) for key in shapes)
     if with_discriminators:
         try:
             fields.update(_infer_discriminators(shapes, defaults))
         except (KeyError, ValueError) as err:
-            raise CheckpointError(f"{source}: incomplete discriminator weights (D. and Dpatch. keys): {err!r}; pass with_discriminators=False to load E and G only.") from err
+            raise CheckpointError(
+                f"{source}: incomplete discriminator weights (D. and Dpatch. keys): {err!r}; pass with_discriminators=False to load E and G only."
+            ) from err
     fields.update(overrides)
     if "crop_size" not in fields:
-        raise CheckpointError(f"{source}: the image size the model was trained at cannot be read from a file without D. weights; pass config={{'crop_size': N}} (e.g. 256, 512 or 768 for the official FFHQ models).")
+        raise CheckpointError(
+            f"{source}: the image size the model was trained at cannot be read from a file without D. weights; pass config={{'crop_size': N}} (e.g. 256, 512 or 768 for the official FFHQ models)."
+        )
     unknown = [name for name, v in fields.items() if v is None and name != "encoder_channels"]
     if unknown:
-        raise CheckpointError(f"{source}: the layer widths follow no official schedule for {unknown}; pass config=SAEConfig(...) explicitly.")
+        raise CheckpointError(
+            f"{source}: the layer widths follow no official schedule for {unknown}; pass config=SAEConfig(...) explicitly."
+        )
     try:
         cfg = SAEConfig(**fields)
     except (TypeError, ValueError) as err:
@@ -271,7 +317,9 @@ def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAECo
     p_seen = {2**i: p_in[patch_block_name(i)][1] for i in range(3, 9) if patch_block_name(i) in p_in}
     p_seen[4] = shapes["Dpatch.convs.5.conv1.Conv.weight"][1]
     top = shapes["Dpatch.convs.6.Conv.weight"][0]
-    d_fit = [(2 * b, d_seen[r], 512 if capped else None) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items() if r in d_seen]
+    d_fit = [
+        (2 * b, d_seen[r], 512 if capped else None) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items() if r in d_seen
+    ]
     p_fit = [(b, p_seen[r], top if capped else None) for r, (b, capped) in PATCH_WIDTHS.items() if r in p_seen]
     return {
         "crop_size": side * max(d_seen) // 4,

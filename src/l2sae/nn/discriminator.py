@@ -7,14 +7,24 @@ from torch import Tensor, nn
 
 from .layers import ConvLayer, EqualLinear, ResBlock
 
-
 # resolution -> (base, capped): width = int(base * multiplier), capped at 512 where marked
-DISCRIMINATOR_WIDTHS = {16: (512, True), 32: (512, True), 64: (256, False), 128: (128, False), 256: (64, False), 512: (32, False), 1024: (16, False)}
+DISCRIMINATOR_WIDTHS = {
+    16: (512, True),
+    32: (512, True),
+    64: (256, False),
+    128: (128, False),
+    256: (64, False),
+    512: (32, False),
+    1024: (16, False),
+}
 
 
 def discriminator_channels(multiplier: float) -> dict[int, int]:
     """Width per resolution; ``multiplier = 2 * netD_scale_capacity``. 4 and 8 are fixed at 512."""
-    widths = {r: min(512, int(b * multiplier)) if capped else int(b * multiplier) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items()}
+    widths = {
+        r: min(512, int(b * multiplier)) if capped else int(b * multiplier)
+        for r, (b, capped) in DISCRIMINATOR_WIDTHS.items()
+    }
     return {4: 512, 8: 512, **widths}
 
 

@@ -1,7 +1,7 @@
 """SAE encoder E: image -> (structure code, texture code)  (official StyleGAN2ResnetEncoder)."""
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -16,7 +16,15 @@ class Encoder(nn.Module):
     (both L2-normalised over dim 1), k = ``structure_downsamplings``.
     """
 
-    def __init__(self, channels: Sequence[int], structure_channels: int, texture_channels: int, structure_downsamplings: int, texture_downsamplings: int, antialias: bool = True):
+    def __init__(
+        self,
+        channels: Sequence[int],
+        structure_channels: int,
+        texture_channels: int,
+        structure_downsamplings: int,
+        texture_downsamplings: int,
+        antialias: bool = True,
+    ):
         super().__init__()
         k, ch = structure_downsamplings, list(channels)
         if len(ch) != k + texture_downsamplings + 1:
@@ -24,9 +32,13 @@ class Encoder(nn.Module):
         taps = (1, 2, 1) if antialias else (1,)
         self.FromRGB = ConvLayer(3, ch[0], 1)
         self.DownToSpatialCode = nn.Sequential(
-            OrderedDict((f"ResBlockDownBy{2**i}", ResBlock(ch[i], ch[i + 1], taps, reflection_pad=True)) for i in range(k))
+            OrderedDict(
+                (f"ResBlockDownBy{2**i}", ResBlock(ch[i], ch[i + 1], taps, reflection_pad=True)) for i in range(k)
+            )
         )
-        self.ToSpatialCode = nn.Sequential(ConvLayer(ch[k], ch[k], 1), ConvLayer(ch[k], structure_channels, 1, activate=False))
+        self.ToSpatialCode = nn.Sequential(
+            ConvLayer(ch[k], ch[k], 1), ConvLayer(ch[k], structure_channels, 1, activate=False)
+        )
         self.DownToGlobalCode = nn.Sequential(
             OrderedDict(
                 (f"ConvLayerDownBy{2**i}", ConvLayer(ch[i], ch[i + 1], 3, downsample=True, blur_taps=(1,), pad=0))

@@ -1,6 +1,6 @@
 """SAE generator G: (structure, texture) -> image  (official StyleGAN2ResnetGenerator)."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -55,7 +55,15 @@ class Generator(nn.Module):
     n upsampling blocks (named UpsamplingResBlock16, 32, ... whatever the real resolution).
     """
 
-    def __init__(self, structure_channels: int, style_dim: int, head_channels: Sequence[int], up_channels: Sequence[int], antialias: bool = True, use_noise: bool = True):
+    def __init__(
+        self,
+        structure_channels: int,
+        style_dim: int,
+        head_channels: Sequence[int],
+        up_channels: Sequence[int],
+        antialias: bool = True,
+        use_noise: bool = True,
+    ):
         super().__init__()
         taps = (1, 3, 3, 1) if antialias else (1,)
         self.SpatialCodeModulation = SpatialCodeModulation(style_dim, structure_channels)
@@ -65,7 +73,9 @@ class Generator(nn.Module):
             self._add_block(f"HeadResnetBlock{i}", HeadResBlock(in_ch, out_ch, style_dim))
             in_ch = out_ch
         for j, out_ch in enumerate(up_channels):
-            self._add_block(f"UpsamplingResBlock{2 ** (4 + j)}", UpsamplingResBlock(in_ch, out_ch, style_dim, taps, use_noise))
+            self._add_block(
+                f"UpsamplingResBlock{2 ** (4 + j)}", UpsamplingResBlock(in_ch, out_ch, style_dim, taps, use_noise)
+            )
             in_ch = out_ch
         self.ToRGB = ToRGB(in_ch, style_dim, taps)
 

@@ -6,7 +6,7 @@ state-dict names, so official checkpoints load as they are.
 
 import math
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,14 @@ class ConvLayer(nn.Sequential):
 class ResBlock(nn.Module):
     """``(conv2(conv1(x)) + skip(x)) / sqrt(2)``; conv2 and the 1x1 bias-free skip downsample by 2."""
 
-    def __init__(self, in_ch: int, out_ch: int, blur_taps: Sequence[float] = (1, 3, 3, 1), reflection_pad: bool = False, downsample: bool = True):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        blur_taps: Sequence[float] = (1, 3, 3, 1),
+        reflection_pad: bool = False,
+        downsample: bool = True,
+    ):
         super().__init__()
         self.conv1 = ConvLayer(in_ch, in_ch, 3, reflection_pad=reflection_pad)
         self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample, blur_taps, reflection_pad=reflection_pad)
@@ -142,7 +149,16 @@ class ModulatedConv2d(nn.Module):
     Weight is stored as 1 x out x in x k x k (official layout).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, demodulate: bool = True, upsample: bool = False, blur_taps: Sequence[float] = (1, 3, 3, 1)):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        blur_taps: Sequence[float] = (1, 3, 3, 1),
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
@@ -187,7 +203,16 @@ class NoiseInjection(nn.Module):
 class StyledConv(nn.Module):
     """ModulatedConv2d -> NoiseInjection (if ``use_noise``) -> FusedLeakyReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False, blur_taps: Sequence[float] = (1, 3, 3, 1), use_noise: bool = True):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        blur_taps: Sequence[float] = (1, 3, 3, 1),
+        use_noise: bool = True,
+    ):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample, blur_taps=blur_taps)
         self.noise = NoiseInjection()

@@ -5,7 +5,7 @@ obvious definition used by the tests to check it.
 """
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

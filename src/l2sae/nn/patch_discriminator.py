@@ -8,14 +8,24 @@ from torch import Tensor, nn
 
 from .layers import ConvLayer, EqualLinear, ResBlock
 
-
 # resolution -> (base, capped): width = int(base * capacity), capped at max_channels where marked
-PATCH_WIDTHS = {4: (256, True), 8: (128, True), 16: (64, True), 32: (32, False), 64: (16, False), 128: (8, False), 256: (4, False)}
+PATCH_WIDTHS = {
+    4: (256, True),
+    8: (128, True),
+    16: (64, True),
+    32: (32, False),
+    64: (16, False),
+    128: (8, False),
+    256: (4, False),
+}
 
 
 def patch_discriminator_channels(capacity: float, max_channels: int) -> dict[int, int]:
     """Width per patch resolution (``netPatchD_scale_capacity``, ``netPatchD_max_nc``)."""
-    return {r: min(max_channels, int(b * capacity)) if capped else int(b * capacity) for r, (b, capped) in PATCH_WIDTHS.items()}
+    return {
+        r: min(max_channels, int(b * capacity)) if capped else int(b * capacity)
+        for r, (b, capped) in PATCH_WIDTHS.items()
+    }
 
 
 def patch_block_name(log_res: int) -> str:
@@ -60,4 +70,3 @@ class PatchDiscriminator(nn.Module):
     def discriminate_features(self, features_a: Tensor, features_b: Tensor) -> Tensor:
         """N x M x 2 x 2 (twice) -> N x 1 logits of 'b has the same texture as a'."""
         return self.pairlinear(torch.cat([features_a.flatten(1), features_b.flatten(1)], dim=1))
-

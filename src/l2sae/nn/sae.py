@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .discriminator import Discriminator
 from .encoder import Encoder
-from .ops import normalize
 from .generator import Generator
 from .layers import NoiseInjection
+from .ops import normalize
 from .patch_discriminator import PatchDiscriminator
 
 # official option name -> SAEConfig field (netG_resnet_ch is parsed by the official code but unused)
@@ -92,14 +93,14 @@ class SAEConfig:
 
     # ---- construction -------------------------------------------------------------------------
     @staticmethod
-    def preset(name: str, **overrides: Any) -> "SAEConfig":
+    def preset(name: str, **overrides: Any) -> SAEConfig:
         """``tiny`` (64 px, CPU tests; = the sae_tiny fixture), ``ffhq256``, ``ffhq512``, ``ffhq1024``."""
         if name not in PRESETS:
             raise ValueError(f"backbone preset: unknown name {name!r}; choose one of {sorted(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
 
     @classmethod
-    def from_official_options(cls, options: Mapping[str, Any]) -> "SAEConfig":
+    def from_official_options(cls, options: Mapping[str, Any]) -> SAEConfig:
         """Build from official option names (unknown names ignored, missing ones take the defaults)."""
         return cls(**{ours: options[theirs] for theirs, ours in OFFICIAL_OPTION_NAMES.items() if theirs in options})
 
@@ -115,7 +116,7 @@ class SAEConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], key: str = "config") -> "SAEConfig":
+    def from_dict(cls, d: Mapping[str, Any], key: str = "config") -> SAEConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -123,7 +124,7 @@ class SAEConfig:
         return cls(**d)
 
     @classmethod
-    def from_backbone(cls, d: Mapping[str, Any], key: str = "backbone") -> "SAEConfig":
+    def from_backbone(cls, d: Mapping[str, Any], key: str = "backbone") -> SAEConfig:
         """From a ``conf/backbone/*.yaml`` mapping: SAEConfig fields, optionally ``preset: NAME``
         (the other fields then override it); a ``checkpoint`` entry is ignored here."""
         fields = {k: v for k, v in d.items() if k not in ("preset", "checkpoint")}
@@ -159,7 +160,9 @@ class SAEConfig:
         k, gl = self.encoder_downsamplings_structure, self.encoder_downsamplings_texture
         for side in (height, width):
             if side % 2**k:
-                raise ValueError(f"{key}: image side {side} is not divisible by 2^{k} (encoder_downsamplings_structure={k})")
+                raise ValueError(
+                    f"{key}: image side {side} is not divisible by 2^{k} (encoder_downsamplings_structure={k})"
+                )
             s = side // 2**k
             for _ in range(gl):
                 if s < 3:
@@ -170,11 +173,25 @@ class SAEConfig:
                 s = (s - 3) // 2 + 1
 
     def _validate(self) -> None:
-        positive = ("crop_size", "structure_channels", "texture_channels", "encoder_downsamplings_structure", "generator_head_blocks", "patch_size", "patch_discriminator_max_channels")
+        positive = (
+            "crop_size",
+            "structure_channels",
+            "texture_channels",
+            "encoder_downsamplings_structure",
+            "generator_head_blocks",
+            "patch_size",
+            "patch_discriminator_max_channels",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
-        for name in ("encoder_capacity", "encoder_steepness", "generator_capacity", "discriminator_capacity", "patch_discriminator_capacity"):
+        for name in (
+            "encoder_capacity",
+            "encoder_steepness",
+            "generator_capacity",
+            "discriminator_capacity",
+            "patch_discriminator_capacity",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
         if self.num_classes != 0:
@@ -183,12 +200,16 @@ class SAEConfig:
         if self.encoder_channels is not None:
             expected = self.encoder_downsamplings_structure + self.encoder_downsamplings_texture + 1
             if len(self.encoder_channels) != expected or min(self.encoder_channels) < 1:
-                raise ValueError(f"encoder_channels: expected {expected} positive widths, got {list(self.encoder_channels)}")
+                raise ValueError(
+                    f"encoder_channels: expected {expected} positive widths, got {list(self.encoder_channels)}"
+                )
         if min(self.encoder_widths() + self.generator_widths()) < 1:
             raise ValueError("encoder_capacity / generator_capacity: too small, a layer would have 0 channels")
         log_d = round(math.log2(self.crop_size))
         if not 3 <= log_d <= 10 or self.crop_size % 2 ** (log_d - 2):
-            raise ValueError(f"crop_size: the image discriminator needs 8 <= crop_size < 1449 divisible by 2^(round(log2 crop_size) - 2); got {self.crop_size}")
+            raise ValueError(
+                f"crop_size: the image discriminator needs 8 <= crop_size < 1449 divisible by 2^(round(log2 crop_size) - 2); got {self.crop_size}"
+            )
         log_p = math.log2(self.patch_size)
         if log_p != int(log_p) or not 3 <= log_p <= 8:
             raise ValueError(f"patch_size: must be a power of two between 8 and 256, got {self.patch_size}")
@@ -245,12 +266,28 @@ class SwappingAutoencoder(nn.Module):
     def __init__(self, config: SAEConfig, with_discriminators: bool = True):
         super().__init__()
         c = self.config = config
-        self.E = Encoder(c.encoder_widths(), c.structure_channels, c.texture_channels, c.encoder_downsamplings_structure, c.encoder_downsamplings_texture, c.antialias)
-        self.G = Generator(c.structure_channels, c.style_dim, c.generator_head_widths(), c.generator_widths()[1:], c.antialias, c.generator_noise)
+        self.E = Encoder(
+            c.encoder_widths(),
+            c.structure_channels,
+            c.texture_channels,
+            c.encoder_downsamplings_structure,
+            c.encoder_downsamplings_texture,
+            c.antialias,
+        )
+        self.G = Generator(
+            c.structure_channels,
+            c.style_dim,
+            c.generator_head_widths(),
+            c.generator_widths()[1:],
+            c.antialias,
+            c.generator_noise,
+        )
         if with_discriminators:
             self.D = nn.Module()
             self.D.stylegan2_D = Discriminator(c.crop_size, c.discriminator_capacity, c.antialias)
-            self.Dpatch = PatchDiscriminator(c.patch_size, c.patch_discriminator_capacity, c.patch_discriminator_max_channels, c.antialias)
+            self.Dpatch = PatchDiscriminator(
+                c.patch_size, c.patch_discriminator_capacity, c.patch_discriminator_max_channels, c.antialias
+            )
         else:
             self.D = self.Dpatch = None
         self.register_buffer("num_discriminator_iters", torch.zeros(1, dtype=torch.long))
@@ -309,7 +346,7 @@ class SwappingAutoencoder(nn.Module):
         """Reconstruction: ``decode(*encode(images))``."""
         return self.decode(*self.encode(images))
 
-    def set_noise(self, mode: str) -> "SwappingAutoencoder":
+    def set_noise(self, mode: str) -> SwappingAutoencoder:
         """``"random"``: fresh N(0,1) noise per call (training); ``"zero"``: deterministic decoder."""
         if mode not in NoiseInjection.MODES:
             raise ValueError(f"noise mode: expected one of {NoiseInjection.MODES}, got {mode!r}")
