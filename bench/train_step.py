@@ -1,6 +1,6 @@
 """Time and peak memory of one SMN and one SMPN training step (the modules' own ``training_step``).
 
-    python bench/train_step.py                               # tiny and ffhq256, batch 2, fp32 and bf16-mixed
+    python bench/train_step.py                               # quickstart, tiny, ffhq256; batch 2; fp32, bf16-mixed
     python bench/train_step.py --presets tiny --runs 2       # smoke run (seconds)
 
 Each case (network x preset x precision) runs in its own Python process: the modules are built from
@@ -33,7 +33,7 @@ from benchlib import format_table, machine_info, write_results
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
 NETWORKS = ("smn", "smpn")
-PRESETS = ("tiny", "ffhq256")
+PRESETS = ("quickstart", "tiny", "ffhq256")  # quickstart: the tiny preset as experiment=quickstart changes it
 
 TABLE_COLUMNS = (
     ("network", "network"),
@@ -62,25 +62,25 @@ def peak_rss_mib() -> float:
 
 
 def build_module(network: str, preset: str, workdir: Path):
-    """The LightningModule ``train.py`` would build for ``network`` with backbone ``preset``."""
+    """The LightningModule ``train.py`` would build for ``network`` with backbone ``preset`` (a plain preset
+    without the quick start's changes, or ``quickstart``: the quick start's own backbone)."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
+    from omegaconf import open_dict
 
     from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
     from l2sae.regions import ROI_NAMES
 
-    overrides = [f"backbone={preset}", f"model={network}"]
-    if network == "smpn":
-        init = workdir / "init.pt"  # the SAE an SMPN starts from: a random one of the preset
-        save_sae(SwappingAutoencoder(SAEConfig.preset(preset), with_discriminators=False), init)
-        roi_list = ",".join(ROI_NAMES)
-        overrides += [
-            f"model.smpn.module.init_checkpoint={init}",
-            f"model.smpn.module.roi_names=[{roi_list}]",
-            f"model.smpn.module.image_size={SAEConfig.preset(preset).crop_size}",
-        ]
+    overrides = [] if preset == "quickstart" else ["~experiment", f"backbone={preset}"]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+        cfg = compose(config_name="train", overrides=[*overrides, f"model={network}"])
+    if network == "smpn":
+        config = SAEConfig.from_backbone(cfg.backbone)
+        init = workdir / "init.pt"  # the SAE an SMPN starts from: a random one of the backbone
+        save_sae(SwappingAutoencoder(config, with_discriminators=False), init)
+        with open_dict(cfg):
+            module = cfg.model.smpn.module
+            module.init_checkpoint, module.roi_names, module.image_size = str(init), list(ROI_NAMES), config.crop_size
     return instantiate(cfg.model[network].module)
 
 
@@ -168,8 +168,20 @@ def run_in_subprocess(case: tuple[str, str, str], args: argparse.Namespace) -> d
     """Run one case in a fresh interpreter so that its peak RSS is its own."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "case.json"
-        command = [sys.executable, __file__, "--case", *case, "--batch", str(args.batch), "--warmup", str(args.warmup),
-                   "--runs", str(args.runs), "--case-output", str(out)]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            *case,
+            "--batch",
+            str(args.batch),
+            "--warmup",
+            str(args.warmup),
+            "--runs",
+            str(args.runs),
+            "--case-output",
+            str(out),
+        ]
         if args.threads:
             command += ["--threads", str(args.threads)]
         completed = subprocess.run(command, capture_output=True, text=True)
@@ -212,20 +224,31 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     machine = machine_info(torch.device("cpu"))
-    print(f"{machine['cpu_model']} ({', '.join(machine['cpu_features'])}), {machine['torch_threads']} torch threads, "
-          f"load average {machine['load_average_1_5_15'][0]}", flush=True)
+    print(
+        f"{machine['cpu_model']} ({', '.join(machine['cpu_features'])}), {machine['torch_threads']} torch threads, "
+        f"load average {machine['load_average_1_5_15'][0]}",
+        flush=True,
+    )
     rows = []
     for preset in args.presets:
         for network in args.networks:
             for precision in args.precision:
                 row = run_in_subprocess((network, preset, precision), args)
                 rows.append(row)
-                print(f"  {network} {preset} {row['precision']}: median {row['median_s']:.3f} s, "
-                      f"step peak {row['peak_step_mib']:.0f} MiB", flush=True)
+                print(
+                    f"  {network} {preset} {row['precision']}: median {row['median_s']:.3f} s, "
+                    f"step peak {row['peak_step_mib']:.0f} MiB",
+                    flush=True,
+                )
     print(f"\ntraining step, batch {args.batch}, load average now {os.getloadavg()[0]:.2f}")
     print(format_table(rows, TABLE_COLUMNS))
     machine["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
-    results = {"benchmark": "train_step", "machine": machine, "settings": vars(args) | {"case_output": None}, "rows": rows}
+    results = {
+        "benchmark": "train_step",
+        "machine": machine,
+        "settings": vars(args) | {"case_output": None},
+        "rows": rows,
+    }
     print(f"results: {write_results('train_step', results)}")
 
 
