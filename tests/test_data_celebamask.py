@@ -273,6 +273,15 @@ def test_cache_key_changes_with_size_split_and_files(tree):
     assert len(list((tree / DEFAULT_CACHE_FOLDER).iterdir())) == 4
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_building_a_cache_leaves_the_global_random_state_alone(tree, workers):
+    """A run that builds its cache must train exactly like one that finds it built."""
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    dataset(tree, "train", cache_workers=workers)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_cache_built_by_worker_processes(tree):
     (tree / IMAGE_DIR / "3.png").write_bytes(b"not an image")
     data = dataset(tree, on_bad_file="skip", cache_workers=2)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -157,7 +158,11 @@ def _fill(temp: Path, decode, items, paths, image_size, with_labels, on_bad_file
     kept_paths: list[str] = []
     skipped: list[str] = []
     log.info("decoding %d images into the cache %s (once)", count, temp.parent)
-    loader = DataLoader(_DecodeJobs(decode, items), batch_size=None, num_workers=workers, collate_fn=_keep)
+    # an own generator: the loader's worker seed must not come from the global RNG, or building a cache
+    # would change the training run that follows it (runs would differ by whether the cache existed)
+    loader = DataLoader(
+        _DecodeJobs(decode, items), batch_size=None, num_workers=workers, collate_fn=_keep, generator=torch.Generator()
+    )
     for path, result in tqdm(zip(paths, loader, strict=True), total=count, desc=f"caching {desc}", disable=None):
         if isinstance(result, BadFileError):
             if on_bad_file == "error":
