@@ -195,6 +195,19 @@ def test_lr_decay_follows_global_step_over_max_steps_for_every_optimiser(tmp_pat
     assert torch.tensor(RecordLearningRates.records, dtype=torch.float64).allclose(expected_lrs)
 
 
+def test_lr_decay_needs_max_steps(tmp_path, data_dir, start_checkpoint):
+    overrides = [
+        "model=smpn",
+        f"model.smpn.module.init_checkpoint={start_checkpoint}",
+        "model.smpn.trainer.max_steps=-1",
+        "+model.smpn.trainer.max_epochs=1",
+        "model.smpn.module.lr_decay={kind: cosine}",
+        "callbacks.image_grid=null",
+    ]
+    with pytest.raises(ConfigError, match=r"lr_decay: a decaying learning rate needs trainer\.max_steps"):
+        run(compose_train(tmp_path / "logs" / "run", data_dir, overrides))
+
+
 def test_lr_decay_shapes_and_bad_settings():
     cosine, linear = {"kind": "cosine", "final_fraction": 0.1}, {"kind": "linear", "final_fraction": 0.0}
     assert [lr_decay_factor(cosine, p) for p in (0, 0.5, 1, 2)] == pytest.approx([1.0, 0.55, 0.1, 0.1])

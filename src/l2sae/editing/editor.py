@@ -105,12 +105,13 @@ class L2SAEEditor:
     smn, smpn: SwappingAutoencoders (discriminators not needed); slicing: which SMPN structure channels
     belong to which region. style_sigma: length of the texture noise relative to the unit texture code
     at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
-    (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``). matting: Algorithm 2's settings.
+    (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``).
+    matting: Algorithm 2's settings.
     precision: "32" or "bf16": the editor runs bfloat16 copies of the networks (weights and activations in
         bfloat16, so convolutions use the CPU's bf16 dot-product or AMX units through oneDNN; the networks
         passed in stay float32). Codes, masks and matting stay float32. On a 2-core AVX512-BF16 CPU a
-        256 px decode took 0.26 s this way, 0.46 s under autocast (which casts every weight on every call)
-        and 0.69 s in float32.
+        256 px decode took 0.27 s this way, 0.46 s under autocast (which casts every weight on every call)
+        and 0.64 s in float32 (README, Performance).
     channels_last: decode from channels-last structure codes (the generator's convolutions then keep that
         layout; on a 2-core AVX-512 CPU this made decodes 5-10% faster, while it slowed the encoder, which
         therefore always gets contiguous images).
