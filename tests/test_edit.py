@@ -24,7 +24,7 @@ def networks():
 
 @pytest.fixture
 def editor(networks):
-    return L2SAEEditor(*networks, SLICING, matting=AlphaMatting(kernel_size=5))
+    return L2SAEEditor(*networks, SLICING, matting=AlphaMatting(kernel_size=5), precision="32")
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_masks_of_random_networks_have_shape_and_range(editor, images):
     masks = editor.masks(images, ROI_NAMES)
     assert masks.shape == (2, 5, SIZE, SIZE)
     assert set(masks.unique().tolist()) <= {0.0, 1.0}
-    soft = L2SAEEditor(editor.smn, editor.smpn, SLICING, soft_masks=True).masks(images, "hair")
+    soft = L2SAEEditor(editor.smn, editor.smpn, SLICING, soft_masks=True, precision="32").masks(images, "hair")
     assert soft.shape == (2, 1, SIZE, SIZE) and 0 <= soft.min() and soft.max() <= 1
 
 
@@ -243,7 +243,7 @@ def test_from_checkpoints_reads_slicing_and_matches_in_memory_editor(tmp_path, n
     smpn_path = save_sae(
         networks[1], tmp_path / "smpn.pt", extra={"slicing": SLICING.to_dict(), "image_size": SIZE, "kind": "smpn"}
     )
-    loaded = L2SAEEditor.from_checkpoints(smn_path, smpn_path, matting={"kernel_size": 5})
+    loaded = L2SAEEditor.from_checkpoints(smn_path, smpn_path, matting={"kernel_size": 5}, precision="32")
     assert loaded.slicing == SLICING and loaded.image_size == SIZE
     expected = editor.edit_style(images, "lips_mouth", seed=4)
     assert torch.equal(loaded.edit_style(images, "lips_mouth", seed=4).images, expected.images)

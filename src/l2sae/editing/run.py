@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
-from l2sae.editing.editor import PRECISIONS, EditResult, EncodedFaces, L2SAEEditor
+from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
 from l2sae.editing.image_io import (
     SIZE_MODES,
     ImageFileError,
@@ -30,6 +30,7 @@ from l2sae.editing.image_io import (
     read_image,
     write_image,
 )
+from l2sae.editing.precision import PRECISIONS
 from l2sae.regions import ROI_NAMES, ConfigError
 
 log = logging.getLogger(__name__)
