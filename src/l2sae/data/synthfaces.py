@@ -14,11 +14,13 @@ a black background. Image i depends only on (seed, i, size).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,11 +91,26 @@ class _Canvas:
 
     def __init__(self, background: np.ndarray, zoom: float):
         """``background``: size x size x 3 in [0, 1]; shapes are drawn on the grid magnified ``zoom`` times."""
-        self.size, self.zoom = background.shape[0], zoom
-        self.u, self.v = (axis / zoom for axis in _grid(self.size))
-        self.pixel = 2.0 / self.size / zoom
+        self.size = background.shape[0]
         self.image = background.astype(np.float32)
         self.labels = np.zeros((self.size, self.size), dtype=np.uint8)
+        self.covered: np.ndarray | None = None  # on a placed canvas: the pixels its parts were given
+        self.touched: np.ndarray | None = None  # on a placed canvas: the pixels its paints changed at all
+        self._magnify(zoom)
+
+    def _magnify(self, zoom: float) -> None:
+        self.zoom = zoom
+        self.u, self.v = (axis / zoom for axis in _grid(self.size))
+        self.pixel = 2.0 / self.size / zoom
+
+    def placed(self, zoom: float) -> _Canvas:
+        """A canvas painting into this one's image and labels with shapes magnified ``zoom`` times (another
+        face's placement); its ``covered`` collects the pixels whose label its paints set, ``touched`` those
+        they blend into at all."""
+        canvas = copy.copy(self)  # shares image and labels
+        canvas._magnify(zoom)
+        canvas.covered, canvas.touched = (np.zeros((self.size, self.size), dtype=bool) for _ in range(2))
+        return canvas
 
     def window(self, box: tuple[float, float, float, float]) -> tuple[slice, slice]:
         """Pixel rows and columns of ``box`` = (u_min, u_max, v_min, v_max), with a 2-pixel margin."""
@@ -118,8 +135,12 @@ class _Canvas:
         colour = colour[window] if colour.ndim == 3 else colour
         pixels = self.image[window]
         pixels += alpha[..., None] * (colour - pixels)
+        if self.touched is not None:
+            self.touched[window] |= alpha > 0
         if part is not None:
             self.labels[window][alpha > 0.5] = LABEL[part]
+            if self.covered is not None:
+                self.covered[window][alpha > 0.5] = True
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -142,6 +163,15 @@ def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float, unlike: 
     return np.clip(colour + rng.uniform(-jitter, jitter, 3), 0.0, 1.0).astype(np.float32)
 
 
+Draws = Callable[[str], np.random.Generator]
+"""Where a face's random draws come from, by kind: ``"look"`` (colours, textures, light) or a part group's
+shape (``"face"``: zoom and face layout, ``"clothes"``, ``"head"``: neck and ears, then ``SHAPE_GROUPS``).
+A plain drawing takes every kind from one generator, in drawing order; :mod:`l2sae.data.synthswap`
+records and replays the kinds separately to give one face another's part shapes."""
+
+SHAPE_GROUPS = ("hair", "brows", "eyes", "nose", "lips_mouth")  # part groups a structure swap can take
+
+
 @dataclass(frozen=True)
 class _Face:
     """Where the face and its features sit (drawing units: u right, v down) and its skin and hair colours."""
@@ -162,17 +192,41 @@ class _Face:
     hair: np.ndarray
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> _Face:
-        uniform = rng.uniform
+    def random(cls, shape: np.random.Generator, look: np.random.Generator) -> _Face:
+        uniform = shape.uniform
         u, v = uniform(-0.03, 0.03), uniform(0.0, 0.1)
         ru, rv_top, rv_chin = uniform(0.34, 0.44), uniform(0.46, 0.54), uniform(0.5, 0.6)
         eye_v, eye_gap = v + uniform(-0.06, 0.0), uniform(0.15, 0.19)
         eye_ru, eye_rv = uniform(0.085, 0.11), uniform(0.048, 0.062)
         nose_top, nose_tip = eye_v + 0.03, v + uniform(0.17, 0.24)
         mouth_v = nose_tip + uniform(0.12, 0.15)
-        skin = _pick(rng, SKIN_TONES, 0.04)
-        hair = _pick(rng, HAIR_COLOURS, 0.05, unlike=skin)
+        skin = _pick(look, SKIN_TONES, 0.04)
+        hair = _pick(look, HAIR_COLOURS, 0.05, unlike=skin)
         return cls(u, v, ru, rv_top, rv_chin, eye_v, eye_gap, eye_ru, eye_rv, nose_top, nose_tip, mouth_v, skin, hair)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """A drawn face: image (size x size x 3 float32 in [0, 1]), part labels (size x size uint8), where its
+    shapes sit (``zoom``, ``face``: the drawing's magnification and layout), and with a :class:`Placement`
+    the pixels whose label the placed group's parts set (``placed``: size x size bool, before later parts
+    were painted over them) and those its paints blended into at all (``touched``, a superset)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    zoom: float
+    face: _Face
+    placed: np.ndarray | None = None
+    touched: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Part ``group`` is painted with another face's layout (``zoom``, ``face``) instead of the drawing's own."""
+
+    group: str
+    zoom: float
+    face: _Face
 
 
 def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,32 +234,60 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
 
     Label k > 0 is ``CELEBAMASK_PARTS[k - 1]``; 0 is background. ``l_*`` parts are on the image's left.
     """
-    background_top, background_bottom = rng.uniform(0.05, 0.95, (2, 3)).astype(np.float32)
+    drawing = draw(lambda kind: rng, size)
+    return drawing.image, drawing.labels
+
+
+def draw(draws: Draws, size: int, placement: Placement | None = None) -> Drawing:
+    """The face whose random draws come from ``draws`` (see :data:`Draws`).
+
+    With a ``placement``, that group's shapes use its layout, and its colours the drawing's skin and hair.
+    """
+    look = draws("look")
+    background_top, background_bottom = look.uniform(0.05, 0.95, (2, 3)).astype(np.float32)
     height = (_grid(size)[1][..., None] + 1) / 2
-    canvas = _Canvas(background_top + height * (background_bottom - background_top), zoom=rng.uniform(1.45, 1.65))
-    face = _Face.random(rng)
-    hair_field, head = _paint_clothes_and_hair_behind(canvas, face, rng)
-    _paint_head(canvas, face, rng, hair_field, head)
-    _paint_brows_and_eyes(canvas, face, rng)
-    _paint_nose(canvas, face, rng)
-    _paint_lips_and_mouth(canvas, face, rng)
-    return _lit(canvas, rng), canvas.labels
+    canvas = _Canvas(
+        background_top + height * (background_bottom - background_top), zoom=draws("face").uniform(1.45, 1.65)
+    )
+    face = _Face.random(draws("face"), look)
+    placed = None
+    if placement is not None:
+        placed = (canvas.placed(placement.zoom), replace(placement.face, skin=face.skin, hair=face.hair))
+
+    def where(group: str) -> tuple[_Canvas, _Face]:
+        return placed if placement is not None and group == placement.group else (canvas, face)
+
+    _paint_clothes(canvas, face, draws("clothes"), look)
+    hair_field, head = _paint_hair_behind(*where("hair"), draws("hair"), look)
+    _paint_head(canvas, face, draws("head"), look)
+    _paint_hair_cap(*where("hair"), draws("hair"), hair_field, head)
+    _paint_brows_and_eyes(where("brows"), where("eyes"), draws("brows"), draws("eyes"), look)
+    _paint_nose(*where("nose"), draws("nose"))
+    _paint_lips_and_mouth(*where("lips_mouth"), draws("lips_mouth"), look)
+    image = _lit(canvas, look)
+    if placed is None:
+        return Drawing(image, canvas.labels, canvas.zoom, face)
+    return Drawing(image, canvas.labels, canvas.zoom, face, placed[0].covered, placed[0].touched)
 
 
-def _paint_clothes_and_hair_behind(canvas: _Canvas, face: _Face, rng: np.random.Generator):
-    """Clothes, then hair behind the head (a cap ellipse and hair hanging to a random length).
+def _paint_clothes(canvas: _Canvas, face: _Face, shape: np.random.Generator, look: np.random.Generator) -> None:
+    bottom = 1.0 / canvas.zoom
+    cloth_ru, cloth_rv = shape.uniform(0.75, 1.0), shape.uniform(0.25, 0.35)
+    cloth = look.uniform(0.05, 0.95, 3)
+    cloth_ellipse = (face.u, bottom + 0.1, cloth_ru, cloth_rv)
+    canvas.paint(ellipse_box(*cloth_ellipse), lambda u, v: ellipse(u, v, *cloth_ellipse), cloth, "cloth")
+
+
+def _paint_hair_behind(canvas: _Canvas, face: _Face, shape: np.random.Generator, look: np.random.Generator):
+    """Hair behind the head (a cap ellipse and hair hanging to a random length).
 
     Returns the hair colour field (strands: stripes bent by smooth noise) and the head ellipse.
     """
-    uniform, bottom = rng.uniform, 1.0 / canvas.zoom
-    cloth_ru, cloth_rv = uniform(0.75, 1.0), uniform(0.25, 0.35)
-    cloth = uniform(0.05, 0.95, 3)
-    cloth_ellipse = (face.u, bottom + 0.1, cloth_ru, cloth_rv)
-    canvas.paint(ellipse_box(*cloth_ellipse), lambda u, v: ellipse(u, v, *cloth_ellipse), cloth, "cloth")
-    strands = 1.0 + 0.08 * np.sin(canvas.u * uniform(40, 90) + 2.5 * _smooth_noise(rng, canvas.size, 6))
+    uniform = shape.uniform
+    strands = 1.0 + 0.08 * np.sin(canvas.u * look.uniform(40, 90) + 2.5 * _smooth_noise(look, canvas.size, 6))
     hair_field = face.hair * strands[..., None]
     head = (face.u, face.v - 0.1, face.ru * uniform(1.08, 1.2), face.rv_top * uniform(1.1, 1.25))
-    length = float(rng.choice([face.v, face.v + face.rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)]))
+    length = float(shape.choice([face.v, face.v + face.rv_chin * uniform(0.6, 1.0), uniform(0.75, 1.05)]))
     width = face.ru * uniform(1.15, 1.45)
 
     def behind_head(u, v):
@@ -218,10 +300,9 @@ def _paint_clothes_and_hair_behind(canvas: _Canvas, face: _Face, rng: np.random.
     return hair_field, head
 
 
-def _paint_head(canvas: _Canvas, face: _Face, rng: np.random.Generator, hair_field: np.ndarray, head) -> None:
-    """Neck, ears, the face (shaded towards its rim), and the hair cap above a parted, swept hairline."""
-    uniform = rng.uniform
-    neck_ru = face.ru * uniform(0.45, 0.6)
+def _paint_head(canvas: _Canvas, face: _Face, shape: np.random.Generator, look: np.random.Generator) -> None:
+    """Neck, ears and the face (shaded towards its rim)."""
+    neck_ru = face.ru * shape.uniform(0.45, 0.6)
 
     def neck(u, v):
         return np.maximum(np.abs(u - face.u) - neck_ru, face.v - v)
@@ -236,10 +317,14 @@ def _paint_head(canvas: _Canvas, face: _Face, rng: np.random.Generator, hair_fie
         return (np.sqrt(((u - face.u) / face.ru) ** 2 + ((v - face.v) / rv) ** 2) - 1.0) * face.ru
 
     rim = (skin(canvas.u, canvas.v) / face.ru + 1.0) ** 2
-    shading = 1.0 - 0.16 * rim + 0.03 * _smooth_noise(rng, canvas.size, 5)
+    shading = 1.0 - 0.16 * rim + 0.03 * _smooth_noise(look, canvas.size, 5)
     box = (face.u - face.ru, face.u + face.ru, face.v - face.rv_top, face.v + face.rv_chin)
     canvas.paint(box, skin, face.skin * shading[..., None], "skin")
 
+
+def _paint_hair_cap(canvas: _Canvas, face: _Face, shape: np.random.Generator, hair_field: np.ndarray, head) -> None:
+    """The hair cap above a parted, swept hairline."""
+    uniform = shape.uniform
     part_u, forehead = face.u + uniform(-0.2, 0.2), face.eye_v - uniform(0.16, 0.34)
     notch, sweep = uniform(0, 0.1), uniform(-0.25, 0.25)
 
@@ -251,15 +336,21 @@ def _paint_head(canvas: _Canvas, face: _Face, rng: np.random.Generator, hair_fie
     canvas.paint(ellipse_box(*head), cap, hair_field, "hair")
 
 
-def _paint_brows_and_eyes(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
-    """Arched brows, then eye whites with an iris and a pupil clipped to them."""
-    uniform = rng.uniform
-    brow_v, brow_ru, brow_half_thickness = face.eye_v - uniform(0.08, 0.12), uniform(0.07, 0.1), uniform(0.012, 0.022)
-    arch, brow_colour = uniform(0.5, 3.0), face.hair * uniform(0.7, 0.9)
-    iris_colour, iris_r = _pick(rng, IRIS_COLOURS, 0.05), face.eye_rv * uniform(0.75, 0.95)
-    gaze_u, gaze_v = uniform(-0.3, 0.3) * face.eye_ru, uniform(-0.1, 0.1) * face.eye_rv
+def _paint_brows_and_eyes(brows_at, eyes_at, brow_shape, eye_shape, look: np.random.Generator) -> None:
+    """Arched brows, then eye whites with an iris and a pupil clipped to them; ``*_at``: (canvas, face)."""
+    (brow_canvas, brow_face), (eye_canvas, eye_face) = brows_at, eyes_at
+    uniform = brow_shape.uniform
+    brow_v, brow_ru, brow_half_thickness = (
+        brow_face.eye_v - uniform(0.08, 0.12),
+        uniform(0.07, 0.1),
+        uniform(0.012, 0.022),
+    )
+    arch, brow_colour = uniform(0.5, 3.0), brow_face.hair * look.uniform(0.7, 0.9)
+    iris_colour, iris_r = _pick(look, IRIS_COLOURS, 0.05), eye_face.eye_rv * eye_shape.uniform(0.75, 0.95)
+    gaze_u = eye_shape.uniform(-0.3, 0.3) * eye_face.eye_ru
+    gaze_v = eye_shape.uniform(-0.1, 0.1) * eye_face.eye_rv
     for side, brow_part, eye_part in ((-1, "l_brow", "l_eye"), (1, "r_brow", "r_eye")):
-        centre = face.u + side * face.eye_gap
+        centre = brow_face.u + side * brow_face.eye_gap
         brow_bottom = brow_v + arch * brow_ru**2 + brow_half_thickness
         brow_box = (centre - brow_ru, centre + brow_ru, brow_v - brow_half_thickness, brow_bottom)
 
@@ -267,23 +358,31 @@ def _paint_brows_and_eyes(canvas: _Canvas, face: _Face, rng: np.random.Generator
             band = np.abs(v - brow_v - arch * (u - centre) ** 2) - brow_half_thickness
             return np.maximum(band, np.abs(u - centre) - brow_ru)
 
-        def eye_white(u, v, centre=centre):
-            return ellipse(u, v, centre, face.eye_v, face.eye_ru, face.eye_rv)
-
-        def iris(u, v, centre=centre, scale=1.0):
-            disc = ellipse(u, v, centre + gaze_u, face.eye_v + gaze_v, iris_r * scale, iris_r * scale)
-            return np.maximum(disc, eye_white(u, v))
-
-        canvas.paint(brow_box, brow, brow_colour, brow_part)
-        eye_box = ellipse_box(centre, face.eye_v, face.eye_ru, face.eye_rv)
-        canvas.paint(eye_box, eye_white, (0.93, 0.91, 0.88), eye_part)
-        canvas.paint(eye_box, iris, iris_colour)
-        canvas.paint(eye_box, lambda u, v, centre=centre: iris(u, v, centre, scale=0.45), (0.24, 0.21, 0.21))
+        brow_canvas.paint(brow_box, brow, brow_colour, brow_part)
+        _paint_eye(
+            eye_canvas, eye_face, eye_face.u + side * eye_face.eye_gap, eye_part, iris_colour, iris_r, gaze_u, gaze_v
+        )
 
 
-def _paint_nose(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
+def _paint_eye(canvas: _Canvas, face: _Face, centre: float, part: str, iris_colour, iris_r, gaze_u, gaze_v) -> None:
+    """An eye white around ``centre``, an iris and a pupil clipped to it."""
+
+    def eye_white(u, v):
+        return ellipse(u, v, centre, face.eye_v, face.eye_ru, face.eye_rv)
+
+    def iris(u, v, scale=1.0):
+        disc = ellipse(u, v, centre + gaze_u, face.eye_v + gaze_v, iris_r * scale, iris_r * scale)
+        return np.maximum(disc, eye_white(u, v))
+
+    eye_box = ellipse_box(centre, face.eye_v, face.eye_ru, face.eye_rv)
+    canvas.paint(eye_box, eye_white, (0.93, 0.91, 0.88), part)
+    canvas.paint(eye_box, iris, iris_colour)
+    canvas.paint(eye_box, lambda u, v: iris(u, v, scale=0.45), (0.24, 0.21, 0.21))
+
+
+def _paint_nose(canvas: _Canvas, face: _Face, shape: np.random.Generator) -> None:
     """A widening bridge ending in rounded wings, darker and redder than the skin, lighter at the tip."""
-    bridge_width, wing_width = rng.uniform(0.04, 0.055), rng.uniform(0.075, 0.1)
+    bridge_width, wing_width = shape.uniform(0.04, 0.055), shape.uniform(0.075, 0.1)
 
     def along_nose(v):
         return np.clip((v - face.nose_top) / (face.nose_tip - face.nose_top), 0.0, 1.0)
@@ -298,12 +397,12 @@ def _paint_nose(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
     canvas.paint(box, nose, colour, "nose")
 
 
-def _paint_lips_and_mouth(canvas: _Canvas, face: _Face, rng: np.random.Generator) -> None:
+def _paint_lips_and_mouth(canvas: _Canvas, face: _Face, shape: np.random.Generator, look: np.random.Generator) -> None:
     """Lips (a cupid's bow on the upper one) around a mouth that is open 40% of the time."""
-    uniform = rng.uniform
-    mouth_ru, gap = uniform(0.14, 0.2), float(rng.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4]))
+    uniform = shape.uniform
+    mouth_ru, gap = uniform(0.14, 0.2), float(shape.choice([0.0, uniform(0.01, 0.035)], p=[0.6, 0.4]))
     upper_height, lower_height = uniform(0.045, 0.065), uniform(0.05, 0.075)
-    lips = 0.85 * _pick(rng, LIP_COLOURS, 0.05, unlike=face.skin) + 0.15 * face.skin
+    lips = 0.85 * _pick(look, LIP_COLOURS, 0.05, unlike=face.skin) + 0.15 * face.skin
     upper_edge, lower_edge = face.mouth_v - gap / 2, face.mouth_v + gap / 2
 
     def profile(u):
@@ -326,9 +425,9 @@ def _paint_lips_and_mouth(canvas: _Canvas, face: _Face, rng: np.random.Generator
         canvas.paint(ellipse_box(*mouth), lambda u, v: ellipse(u, v, *mouth), (0.55, 0.24, 0.24), "mouth")
 
 
-def _lit(canvas: _Canvas, rng: np.random.Generator) -> np.ndarray:
+def _lit(canvas: _Canvas, look: np.random.Generator) -> np.ndarray:
     """The canvas under soft directional light, with every part pixel lifted to ``MIN_PART_BRIGHTNESS``."""
-    angle, strength = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.2)
+    angle, strength = look.uniform(0, 2 * np.pi), look.uniform(0.0, 0.2)
     light = 1.0 + strength * (math.cos(angle) * canvas.u + math.sin(angle) * canvas.v) / math.sqrt(2)
     image = np.clip(canvas.image * light[..., None], 0.0, 1.0)
     lift = np.clip(MIN_PART_BRIGHTNESS - image.mean(axis=-1), 0.0, None) * (canvas.labels > 0)
