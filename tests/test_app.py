@@ -1,0 +1,229 @@
+"""``python app.py``: the page started on a free port, every handler called through gradio_client.
+
+Tiny random-weight checkpoints; the page must give what the editor gives (pixel for pixel), keep
+sessions apart, and answer bad uploads with a message. The browser test is in test_app_browser.py.
+"""
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+gradio_client = pytest.importorskip("gradio_client")
+
+from l2sae.app import pipeline  # noqa: E402
+from l2sae.app.page import PARTNER_MODES  # noqa: E402
+from l2sae.app.run import run, settings_from_config  # noqa: E402
+from l2sae.app.server import AppSettings, RunningApp  # noqa: E402
+from l2sae.editing import L2SAEEditor  # noqa: E402
+from l2sae.regions import ConfigError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITS = pipeline.UploadLimits(max_upload_mb=0.05, max_pixels=100_000)  # small, so the tests' files hit them
+STYLE = ("all faces", ["hair"], "random style")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def editor(tiny_checkpoints):
+    return L2SAEEditor.from_checkpoints(*tiny_checkpoints)
+
+
+@pytest.fixture(scope="module")
+def app(editor):
+    running = RunningApp(editor, AppSettings(port=free_port(), limits=LIMITS, num_examples=2))
+    yield running
+    running.close()
+    assert not running.workdir.exists(), "the temporary folder outlived the app"
+
+
+@pytest.fixture
+def client(app, tmp_path):
+    """A fresh browser session (gradio_client keeps one session per Client)."""
+    return gradio_client.Client(app.url, verbose=False, download_files=str(tmp_path / "downloads"))
+
+
+@pytest.fixture(scope="module")
+def faces(app):
+    return sorted((app.workdir / "examples").glob("*.png"))
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def upload(client, path, *settings, endpoint="/upload"):
+    settings = settings or (*STYLE, 1.0, 0)
+    return client.predict(gradio_client.handle_file(str(path)), *settings, api_name=endpoint)
+
+
+def editor_result(editor, path, rois, mode="style", strength=1.0, seed=0, partner=None) -> np.ndarray:
+    """What the editor itself gives for the photo at ``path``."""
+    prepared = pipeline.prepare(editor, Image.open(path).convert("RGB"))
+    partner = pipeline.prepare(editor, Image.open(partner).convert("RGB")) if partner else None
+    result = pipeline.edit(editor, prepared, rois, mode, strength=strength, seed=seed, partner=partner)
+    return np.asarray(result.image)
+
+
+def test_upload_edits_like_the_editor_and_a_strength_change_reuses_the_codes(app, client, editor, faces):
+    assert app.url.startswith("http://127.0.0.1:")
+    input_view, face_update, overlay, result, (before, after), download, status = upload(client, faces[0])
+    assert np.array_equal(pixels(input_view), pixels(faces[0]))
+    assert face_update["value"] == "all faces" and ["face 1", "face 1"] in face_update["choices"]
+    assert np.array_equal(pixels(result), editor_result(editor, faces[0], ["hair"]))
+    assert np.array_equal(pixels(before), pixels(faces[0])) and np.array_equal(pixels(after), pixels(result))
+    assert (
+        Path(download).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        and Path(download).name == f"{faces[0].stem}_style_hair.png"
+    )
+    assert np.array_equal(pixels(download), pixels(result))
+    assert "hair" in status and " s**" in status
+    assert pixels(overlay).shape == pixels(faces[0]).shape
+
+    with counted_calls(editor) as calls:
+        started = time.perf_counter()
+        _, stronger, _, _, status = client.predict(*STYLE, 2.5, 0, api_name="/edit")
+        seconds = time.perf_counter() - started
+    assert calls == ["smn.decode"], "a strength change costs one SMN decode, no encode and no mask decode"
+    assert np.array_equal(pixels(stronger), editor_result(editor, faces[0], ["hair"], strength=2.5))
+    assert not np.array_equal(pixels(stronger), pixels(result))
+    one_decode = min(_timed(lambda: editor.edit_style(torch.zeros(1, 3, 64, 64), "hair")) for _ in range(3))
+    print(f"strength change through the page: {seconds:.3f} s; one editor decode + matting: {one_decode:.3f} s")
+
+    _, unchanged, *_ = client.predict(*STYLE, 0.0, 0, api_name="/edit")
+    assert np.array_equal(pixels(unchanged), pixels(faces[0]))
+
+
+@contextmanager
+def counted_calls(editor):
+    """The names of the editor's network calls (encode, decode, sliced decode) made inside the block."""
+    calls = []
+    names = [(network, name) for network in ("smn", "smpn") for name in ("encode", "decode", "decode_sliced")]
+    for network, name in names:
+        method = getattr(getattr(editor, network), name)
+        setattr(getattr(editor, network), name, partial(_record, calls, f"{network}.{name}", method))
+    try:
+        yield calls
+    finally:
+        for network, name in names:
+            delattr(getattr(editor, network), name)
+
+
+def _record(calls, label, method, *args, **kwargs):
+    calls.append(label)
+    return method(*args, **kwargs)
+
+
+def _timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def test_regions_seed_and_new_style(client, editor, faces):
+    upload(client, faces[1])
+    _, result, *_ = client.predict("all faces", ["hair", "skin"], "random style", 1.5, 7, api_name="/edit")
+    assert np.array_equal(pixels(result), editor_result(editor, faces[1], ["hair", "skin"], strength=1.5, seed=7))
+    seeds = {client.predict(api_name="/new_style") for _ in range(3)}
+    assert len(seeds) > 1 and all(isinstance(seed, int) and 0 <= seed < 2**31 for seed in seeds)
+    with pytest.raises(gradio_client.exceptions.AppError, match="at least one region"):
+        client.predict("all faces", [], "random style", 1.0, 0, api_name="/edit")
+
+
+@pytest.mark.parametrize(("mode", "label", "endpoint"), [
+    ("swap_style", "style from a reference", "/reference"),
+    ("swap_structure", "structure from a donor", "/donor"),
+])  # fmt: skip
+def test_swaps_take_the_reference_or_donor(client, editor, faces, mode, label, endpoint):
+    upload(client, faces[0])
+    *_, status = client.predict("all faces", ["hair"], label, 1.0, 0, api_name="/mode")
+    assert f"Upload a {PARTNER_MODES[mode]}" in status  # and nothing is edited yet
+    outputs = upload(client, faces[1], "all faces", ["hair"], label, 1.0, 0, endpoint=endpoint)
+    result = outputs[1]
+    assert np.array_equal(pixels(result), editor_result(editor, faces[0], ["hair"], mode, partner=faces[1]))
+
+
+def test_sessions_never_see_each_others_photos(app, faces, tmp_path):
+    alice, bob = (gradio_client.Client(app.url, verbose=False, download_files=str(tmp_path / n)) for n in "ab")
+    with pytest.raises(gradio_client.exceptions.AppError, match="Upload a photo"):
+        bob.predict(*STYLE, 1.0, 0, api_name="/edit")
+    first = upload(alice, faces[0])[3]
+    upload(bob, faces[1])
+    again = alice.predict(*STYLE, 1.0, 0, api_name="/edit")[1]
+    assert np.array_equal(pixels(again), pixels(first))
+    assert not np.array_equal(pixels(bob.predict(*STYLE, 1.0, 0, api_name="/edit")[1]), pixels(first))
+
+
+def test_uploads_land_in_the_app_temp_folder(app, client, faces):
+    upload(client, faces[0])
+    uploaded = list((app.workdir / "gradio").rglob(faces[0].name))
+    assert uploaded, "uploads must go to the app's own temporary folder"
+
+
+def _write_bad_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = folder / "notes.txt"
+    text.write_text("not a face")
+    whole = folder / "whole.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(whole)
+    corrupt = folder / "cut.png"
+    corrupt.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    wide = folder / "wide.png"
+    Image.new("RGB", (400, 300), (90, 120, 150)).save(wide)  # 120 000 pixels: over the test's max_pixels
+    heavy = folder / "heavy.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(heavy)  # ~77 kB
+    return {"text": text, "corrupt": corrupt, "wide": wide, "heavy": heavy}
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("text", "notes.txt is not an image"),
+    ("corrupt", "cut.png could not be decoded"),
+    ("wide", "400 x 300 px"),
+])  # fmt: skip
+def test_bad_uploads_are_a_message_on_the_page(client, tmp_path, kind, message):
+    path = _write_bad_files(tmp_path / "bad")[kind]
+    with pytest.raises(gradio_client.exceptions.AppError, match=message):
+        upload(client, path)
+
+
+def test_files_over_max_upload_mb_are_refused(client, tmp_path):
+    heavy = _write_bad_files(tmp_path / "bad")["heavy"]
+    with pytest.raises(Exception, match="exceeds the maximum file size"):  # Gradio refuses the upload itself
+        upload(client, heavy)
+    with pytest.raises(pipeline.PhotoError, match="heavy.png is 0.1 MB; this page accepts photos up to 0.05 MB"):
+        pipeline.open_upload(heavy, LIMITS)  # and the page's own check, for files that arrive otherwise
+
+
+def _config(*overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("app", overrides=list(overrides))
+
+
+def test_config_defaults_are_local_and_checked(tmp_path):
+    settings = settings_from_config(_config())
+    assert (settings.host, settings.port, settings.share) == ("127.0.0.1", 7860, False)
+    assert settings.limits == pipeline.UploadLimits(max_upload_mb=20, max_pixels=40_000_000)
+    with pytest.raises(ConfigError, match="examples_dir"):
+        settings_from_config(_config(f"examples_dir={tmp_path / 'missing'}"))
+    with pytest.raises(ConfigError, match="max_upload_mb"):
+        settings_from_config(_config("max_upload_mb=0"))
+
+
+def test_without_checkpoints_it_names_the_training_command(tmp_path):
+    cfg = _config(f"ckpt.smn={tmp_path / 'smn.pt'}", f"ckpt.smpn={tmp_path / 'smpn.pt'}")
+    with pytest.raises(FileNotFoundError, match="python train.py"):
+        run(cfg)
