@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PARTNER_MODES = {"swap_style": "reference image", "swap_structure": "donor image"}  # editor mode -> what it needs
 MATTE_TINT = np.array([255.0, 40.0, 40.0])  # the region drawn over the input
+IMAGE_HEIGHT = 300  # px on the page of input, mask and result
 EDIT_LOCK = "editor"  # concurrency id shared by every event that runs the networks
 SESSION_TTL_S = 3 * 3600  # a session's photo is forgotten this long after its last change
 
@@ -214,7 +215,9 @@ class EditorPage:
             )
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = gr.File(label="Photo (PNG, JPEG or WebP)", file_count="single", type="filepath")
+                    photo = gr.File(
+                        label="Photo (PNG, JPEG or WebP)", file_count="single", type="filepath", elem_id="photo"
+                    )
                     examples = gr.Gallery(
                         [str(path) for path in self.examples],
                         label="Example faces (click one)",
@@ -226,7 +229,7 @@ class EditorPage:
                     face = gr.Dropdown([ALL_FACES], value=ALL_FACES, label="Face")
                     regions = gr.CheckboxGroup(rois, value=rois[:1], label="Regions")
                     mode = gr.Radio(list(MODES), value="random style", label="Edit")
-                    strength = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="Strength")
+                    strength = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="Strength", elem_id="strength")
                     with gr.Row():
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                         new_style = gr.Button("New style")
@@ -234,13 +237,24 @@ class EditorPage:
                     donor = gr.File(label="Donor image (its region's structure)", visible=False)
                 with gr.Column(scale=2):
                     with gr.Row():
-                        input_view = gr.Image(label="Input", type="filepath", format="png", interactive=False)
-                        mask_view = gr.Image(label="Region mask over the input", type="filepath", interactive=False)
-                        result_view = gr.Image(label="Result", type="filepath", format="png", interactive=False)
+                        input_view = gr.Image(
+                            label="Input", type="filepath", format="png", interactive=False, height=IMAGE_HEIGHT
+                        )
+                        mask_view = gr.Image(
+                            label="Region mask over the input", type="filepath", interactive=False, height=IMAGE_HEIGHT
+                        )
+                        result_view = gr.Image(
+                            label="Result",
+                            type="filepath",
+                            format="png",
+                            interactive=False,
+                            elem_id="result",
+                            height=IMAGE_HEIGHT,
+                        )
                     comparison = gr.ImageSlider(label="Before | after", type="filepath", format="png")
                     with gr.Row():
                         download = gr.DownloadButton("Download PNG", value=None)
-                        status = gr.Markdown("Upload a photo to start.")
+                        status = gr.Markdown("Upload a photo to start.", elem_id="status")
 
             settings = [face, regions, mode, strength, seed]
             edited = [mask_view, result_view, comparison, download, status]
