@@ -6,8 +6,10 @@ import pytest
 import yaml
 from test_train_helpers import CONF, compose_train, tiny_sae_file
 
-from l2sae.regions import ROI_NAMES, ConfigError, SliceScheme
-from l2sae.training.run import check_config, run, wandb_identity
+from l2sae.regions import ROI_NAMES, SliceScheme
+from l2sae.training.run import check_config, run
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.tracking import wandb_identity
 
 
 def options(group: str) -> list[str]:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from l2sae.data import BadFileError, CelebAMaskHQ
+from l2sae.data import CelebAMaskHQ
 from l2sae.data import celebamask_hq as celebamask_module
 from l2sae.data.cache import DEFAULT_CACHE_FOLDER
 from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE, mask_path
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError, ImageFileError
 
 MASK = 16  # masks are drawn at 16 px, images at 64 px; samples are read at 32 px
 SIZE = 32
@@ -216,7 +216,7 @@ def truncated_png(path: Path) -> None:
 @pytest.mark.parametrize("cache", [True, False])
 def test_corrupt_image_is_an_error_naming_the_file(tree, cache):
     (tree / IMAGE_DIR / "3.png").write_bytes(b"not an image")
-    with pytest.raises(BadFileError, match=r"3\.png.*data\.on_bad_file=skip"):
+    with pytest.raises(ImageFileError, match=r"3\.png.*data\.on_bad_file=skip"):
         data = dataset(tree, cache=cache)
         [data[i] for i in range(len(data))]
     assert not (tree / DEFAULT_CACHE_FOLDER).exists() or not any((tree / DEFAULT_CACHE_FOLDER).iterdir())
@@ -234,7 +234,7 @@ def test_bad_files_are_skipped_and_counted(tree):
 
 def test_truncated_mask_is_an_error_naming_it(tree):
     truncated_png(mask_path(tree, 4, "nose"))
-    with pytest.raises(BadFileError, match=r"00004_nose\.png"):
+    with pytest.raises(ImageFileError, match=r"00004_nose\.png"):
         dataset(tree)
 
 
@@ -248,8 +248,7 @@ def test_cache_is_read_without_decoding_the_originals(tree, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("an original file was decoded")
 
-    monkeypatch.setattr(celebamask_module, "read_rgb", no_decoding)
-    monkeypatch.setattr(celebamask_module, "read_mask", no_decoding)
+    monkeypatch.setattr(celebamask_module, "open_image", no_decoding)
     again = dataset(tree, "train")
     for i, expected in enumerate(reference):
         assert torch.equal(again[i]["image"], expected["image"]) and torch.equal(
@@ -286,7 +285,7 @@ def test_cache_built_by_worker_processes(tree):
     (tree / IMAGE_DIR / "3.png").write_bytes(b"not an image")
     data = dataset(tree, on_bad_file="skip", cache_workers=2)
     assert [Path(p).name for p in data.skipped_files] == ["3.png"] and len(data) == 5
-    with pytest.raises(BadFileError, match=r"3\.png"):
+    with pytest.raises(ImageFileError, match=r"3\.png"):
         CelebAMaskHQ(tree, "all", image_size=16, split_scheme="celeba", cache_workers=2)
 
 
@@ -294,7 +293,7 @@ def test_failed_cache_build_leaves_nothing(tree, monkeypatch):
     def fail(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(celebamask_module, "read_mask", fail)
+    monkeypatch.setattr(celebamask_module, "open_image", fail)
     with pytest.raises(KeyboardInterrupt):
         dataset(tree)
     assert list((tree / DEFAULT_CACHE_FOLDER).iterdir()) == []
@@ -308,10 +307,10 @@ def test_subset_is_fixed_per_seed(tree):
 
 
 def test_undecodable_bytes_in_memory_raise_bad_file(tmp_path):
-    from l2sae.data.io import read_rgb
+    from l2sae.utils.images import open_image
 
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, format="PNG")
     (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:30])
-    with pytest.raises(BadFileError, match=r"cut\.png"):
-        read_rgb(tmp_path / "cut.png")
+    with pytest.raises(ImageFileError, match=r"cut\.png"):
+        open_image(tmp_path / "cut.png")

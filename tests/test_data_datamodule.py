@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 
 from l2sae.data import L2SAEDataModule, LogSkippedFiles
 from l2sae.data.layout import IMAGE_DIR
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SYNTHETIC = {"n": 36, "size": 32, "seed": 0}

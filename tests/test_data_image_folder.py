@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from l2sae.data import BadFileError, ImageFolder
+from l2sae.data import ImageFolder
+from l2sae.utils.errors import ImageFileError
 
 
 def make_folder(root: Path) -> Path:
@@ -76,7 +77,7 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 def test_bad_image_error_and_skip_with_cache(folder):
     (folder / "sub" / "b.JPG").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    with pytest.raises(BadFileError, match=r"b\.JPG"):
+    with pytest.raises(ImageFileError, match=r"b\.JPG"):
         ImageFolder(folder, 16)[2]
     data = ImageFolder(folder, 16, on_bad_file="skip", cache=True)
     assert [Path(p).name for p in data.skipped_files] == ["b.JPG"] and len(data) == 4

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from l2sae.data.splits import read_mapping, read_partition, sample_subset, split_indices
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 
 def fake_celeba_files(folder, count=40, seed=0):

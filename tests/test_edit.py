@@ -6,7 +6,8 @@ import torch
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
 from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
-from l2sae.regions import DEFAULT_MASK_THRESHOLD, ROI_NAMES, ConfigError, SliceScheme, masks_from_region_decodes
+from l2sae.regions import DEFAULT_MASK_THRESHOLD, ROI_NAMES, SliceScheme, masks_from_region_decodes
+from l2sae.utils.errors import ConfigError
 
 SIZE = 64
 SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from image_files import truncated_jpeg
 from PIL import Image
 
 from l2sae.editing import run
-from l2sae.editing.image_io import ImageFileError
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError, ImageFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID_SIZE = (4 * 64 + 5 * 2, 64 + 2 * 2)  # PIL (width, height) of input | mask | global | local
@@ -138,6 +138,20 @@ def test_bad_inputs_name_the_file(checkpoints, tmp_path):
     with pytest.raises(ConfigError, match="input"):
         run(_config(checkpoints, f"out={out}"))
     assert not out.exists()
+
+
+def test_truncated_or_oversized_inputs_fail_before_any_output(checkpoints, faces, tmp_path):
+    out = tmp_path / "out"
+    truncated_jpeg(faces / "zz_cut.jpg")  # sorted last: every other input would be edited first
+    with pytest.raises(ImageFileError, match=r"zz_cut\.jpg: not a readable image"):
+        run(_config(checkpoints, f"input={faces}", f"out={out}"))
+    assert not out.exists()
+    (faces / "zz_cut.jpg").unlink()
+    with pytest.raises(ImageFileError, match=r"rgb\.jpg: 64 x 64 pixels is more than max_pixels=4000"):
+        run(_config(checkpoints, f"input={faces}", f"out={out}", "max_pixels=4000"))
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="max_pixels: expected a positive integer"):
+        run(_config(checkpoints, f"input={faces}", f"out={out}", "max_pixels=0"))
 
 
 def test_outputs_never_overwrite_inputs(checkpoints, faces):

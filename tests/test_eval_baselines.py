@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 ROIS = ("hair", "eyes", "lips_mouth")
 KEY = "baselines.semanticstylegan.dir"

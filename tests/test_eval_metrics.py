@@ -16,7 +16,7 @@ from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips, lpips_d
 from l2sae.evaluation.masks import RegionIoU
 from l2sae.evaluation.timing import TimingStats, measure_seconds
 from l2sae.evaluation.weights import MissingWeightsError, check_enabled, optional_metric
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 
 class ChannelStatistics(nn.Module):

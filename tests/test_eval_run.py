@@ -20,7 +20,7 @@ from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips
 from l2sae.evaluation.run import OURS, Plan, check_config, score_batch
 from l2sae.evaluation.scoring import EditScores
 from l2sae.evaluation.weights import MissingWeightsError, hub_checkpoint_path
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64

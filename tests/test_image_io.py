@@ -5,16 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from l2sae.editing.image_io import (
-    ImageFileError,
-    Placement,
-    check_image,
-    fit_to_model,
-    list_images,
-    paste_back,
-    read_image,
-    write_image,
-)
+from l2sae.editing.placement import Placement, fit_to_model, paste_back
+from l2sae.utils.errors import ImageFileError
+from l2sae.utils.images import check_image, list_images, read_image, write_image
 
 
 def _save(path, array, **kwargs):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from l2sae.editing.matting import AlphaMatting, composite, default_kernel_size, smooth_seam
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 
 def _square_mask(size=32, top=8, bottom=16):

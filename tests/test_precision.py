@@ -5,10 +5,11 @@ import warnings
 import pytest
 import torch
 
-from l2sae.editing import L2SAEEditor, precision
-from l2sae.editing.precision import native_bf16, resolve_precision
+from l2sae.editing import L2SAEEditor
 from l2sae.nn import SAEConfig, SwappingAutoencoder
 from l2sae.regions import ConfigError, SliceScheme
+from l2sae.utils import precision
+from l2sae.utils.precision import native_bf16, resolve_precision
 
 CPUINFO_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
 CPUINFO_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16\n"
@@ -42,7 +43,7 @@ def cpu(monkeypatch, tmp_path):
 )
 def test_auto_picks_bf16_only_with_native_support(cpu, onednn, cpuinfo, expected, caplog):
     cpu(onednn, cpuinfo)
-    with caplog.at_level("INFO", logger="l2sae.editing.precision"):
+    with caplog.at_level("INFO", logger="l2sae.utils.precision"):
         assert resolve_precision("auto", "cpu") == expected
     assert f"precision=auto -> {expected}" in caplog.text
 

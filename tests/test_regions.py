@@ -4,12 +4,12 @@ import torch
 from l2sae.regions import (
     BLACK,
     DEFAULT_REGION_PARTS,
-    ConfigError,
     SliceScheme,
     masks_from_region_decodes,
     region_images,
     validate_region_parts,
 )
+from l2sae.utils.errors import ConfigError
 
 DEFAULT = {"hair": [0, 1], "skin": [2, 3], "eyes": [4], "nose": [5], "lips_mouth": [6]}
 

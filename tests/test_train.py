@@ -11,10 +11,11 @@ import torch
 from test_train_helpers import compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
-from l2sae.regions import ROI_NAMES, ConfigError
+from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, run
 from l2sae.training.base import check_lr_decay, lr_decay_factor
 from l2sae.training.smpn import foreground_weights
+from l2sae.utils.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from l2sae.utils.errors import ConfigError
+
 ROI_NAMES: tuple[str, ...] = ("hair", "skin", "nose", "eyes", "lips_mouth")
 
 # The 18 part labels of CelebAMask-HQ (label 0 is the background), in the dataset's order.
@@ -45,10 +47,6 @@ DEFAULT_REGION_PARTS: dict[str, tuple[str, ...]] = {
 }
 
 BLACK = -1.0  # background value of ROI images, in the [-1, 1] image range
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the config key."""
 
 
 def validate_region_parts(

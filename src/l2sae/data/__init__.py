@@ -9,9 +9,8 @@ import importlib
 
 from l2sae.data.celebamask_hq import CelebAMaskHQ
 from l2sae.data.image_folder import ImageFolder
-from l2sae.data.io import BadFileError
 
-__all__ = ["BadFileError", "CelebAMaskHQ", "ImageFolder", "L2SAEDataModule", "LogSkippedFiles", "ensure_synthfaces"]
+__all__ = ["CelebAMaskHQ", "ImageFolder", "L2SAEDataModule", "LogSkippedFiles", "ensure_synthfaces"]
 _LAZY = {"L2SAEDataModule": "datamodule", "LogSkippedFiles": "datamodule", "ensure_synthfaces": "synthfaces"}
 
 

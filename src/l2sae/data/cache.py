@@ -24,16 +24,25 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from l2sae.data.io import BadFileError, atomic_write_json, temporary_sibling
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError, ImageFileError
+from l2sae.utils.files import atomic_write_json, temporary_sibling
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 DEFAULT_CACHE_FOLDER = ".l2sae_cache"  # hidden, so image folder scans skip it
 
-# decode(item) -> (image 3 x S x S uint8, labels S x S uint8 or None); raises BadFileError
+# decode(item) -> (image 3 x S x S uint8, labels S x S uint8 or None); raises ImageFileError
 Decoder = Callable[[Any], tuple[np.ndarray, "np.ndarray | None"]]
+BAD_FILE_FIX = "replace or delete the file, or set data.on_bad_file=skip to drop such samples"
+
+
+def decode_sample(decode: Decoder, item) -> tuple[np.ndarray, np.ndarray | None]:
+    """``decode(item)``; an unreadable file's error says how to skip such samples."""
+    try:
+        return decode(item)
+    except ImageFileError as error:
+        raise ImageFileError(error.path, error.problem, BAD_FILE_FIX) from error
 
 
 class DecodedStore:
@@ -47,7 +56,7 @@ class DecodedStore:
         return len(self.items)
 
     def get(self, i: int) -> tuple[np.ndarray, np.ndarray | None, str]:
-        image, labels = self.decode(self.items[i])
+        image, labels = decode_sample(self.decode, self.items[i])
         return image, labels, self.paths[i]
 
 
@@ -101,8 +110,8 @@ class _DecodeJobs(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            return self.decode(self.items[i])
-        except BadFileError as error:
+            return decode_sample(self.decode, self.items[i])
+        except ImageFileError as error:
             return error
 
 
@@ -122,7 +131,7 @@ def build_cache(
 ) -> CachedStore:
     """Decode every item into ``folder`` (unless it exists) and return the store reading it.
 
-    Unreadable files raise :class:`BadFileError` (``on_bad_file="error"``) or are left out and
+    Unreadable files raise :class:`ImageFileError` (``on_bad_file="error"``) or are left out and
     listed in ``store.skipped`` (``"skip"``).
     """
     if folder.is_dir():
@@ -164,7 +173,7 @@ def _fill(temp: Path, decode, items, paths, image_size, with_labels, on_bad_file
         _DecodeJobs(decode, items), batch_size=None, num_workers=workers, collate_fn=_keep, generator=torch.Generator()
     )
     for path, result in tqdm(zip(paths, loader, strict=True), total=count, desc=f"caching {desc}", disable=None):
-        if isinstance(result, BadFileError):
+        if isinstance(result, ImageFileError):
             if on_bad_file == "error":
                 raise result
             skipped.append(result.path)

@@ -16,10 +16,12 @@ import torch
 from torch.utils.data import Dataset
 
 from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, open_store
-from l2sae.data.io import image_array, mask_array, read_mask, read_rgb, to_unit_range
-from l2sae.data.layout import MAPPING_FILE, PARTITION_FILE, check_layout, list_images, mask_path
+from l2sae.data.fitting import image_array, mask_array
+from l2sae.data.layout import MAPPING_FILE, PARTITION_FILE, check_layout, indexed_images, mask_path
 from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
-from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, ConfigError, validate_region_parts
+from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, validate_region_parts
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.images import DEFAULT_MAX_PIXELS, open_image, to_unit_range
 
 LEFT_RIGHT_PARTS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
 
@@ -51,17 +53,17 @@ def region_lookup(region_parts: Mapping[str, Sequence[str]]) -> np.ndarray:
 class PartLabelDecoder:
     """(index, image path) -> (image 3 x S x S uint8, part labels S x S uint8). Picklable for workers."""
 
-    def __init__(self, root: Path, image_size: int):
-        self.root, self.image_size = root, image_size
+    def __init__(self, root: Path, image_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.root, self.image_size, self.max_pixels = root, image_size, max_pixels
 
     def __call__(self, item: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:
         index, path = item
-        image = image_array(read_rgb(path), self.image_size)
+        image = image_array(open_image(path, "RGB", self.max_pixels), self.image_size)
         labels = np.zeros((self.image_size, self.image_size), dtype=np.uint8)
         for label, part in enumerate(CELEBAMASK_PARTS, start=1):
             part_file = mask_path(self.root, index, part)
             if part_file.exists():  # an absent part file is an empty mask
-                labels[mask_array(read_mask(part_file), self.image_size)] = label
+                labels[mask_array(open_image(part_file, "L", self.max_pixels), self.image_size)] = label
         return image, labels
 
 
@@ -79,7 +81,8 @@ class CelebAMaskHQ(Dataset):
     ``hflip``: flip image and masks together with probability 1/2.
     ``cache``: decode every image once into ``cache_dir`` (default ``<root>/.l2sae_cache``), using
     ``cache_workers`` processes; ``on_bad_file='skip'`` (which needs the cache) drops unreadable files
-    and lists them in ``skipped_files``.
+    and lists them in ``skipped_files``. ``max_pixels``: files with more pixels are refused as unreadable
+    (see :func:`l2sae.utils.images.open_image`).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class CelebAMaskHQ(Dataset):
         cache: bool = True,
         cache_dir: str | os.PathLike | None = None,
         cache_workers: int = 0,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
         check_image_size(image_size)
         self.region_parts = validate_region_parts(DEFAULT_REGION_PARTS if regions is None else regions, "data.regions")
@@ -110,7 +114,7 @@ class CelebAMaskHQ(Dataset):
         check_sizes(val_size=val_size, test_size=test_size, subset_size=subset_size, cache_workers=cache_workers)
         check_on_bad_file(on_bad_file, cache)
         root = check_layout(root)
-        images = list_images(root)
+        images = indexed_images(root)
         indices = split_indices(
             list(images),
             split,
@@ -125,7 +129,7 @@ class CelebAMaskHQ(Dataset):
         self.split, self.image_size, self.hflip = split, image_size, hflip
         self.store = open_store(
             name=f"celebamask_hq-{split}",
-            decode=PartLabelDecoder(root, image_size),
+            decode=PartLabelDecoder(root, image_size, max_pixels),
             items=items,
             paths=[path for _, path in items],
             key=lambda: {

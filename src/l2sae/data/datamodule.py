@@ -15,7 +15,9 @@ from l2sae.data.celebamask_hq import CelebAMaskHQ, check_flip_symmetric, check_i
 from l2sae.data.image_folder import ImageFolder
 from l2sae.data.splits import check_scheme, check_sizes
 from l2sae.data.synthfaces import ensure_synthfaces
-from l2sae.regions import DEFAULT_REGION_PARTS, ConfigError, validate_region_parts
+from l2sae.regions import DEFAULT_REGION_PARTS, validate_region_parts
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.images import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class L2SAEDataModule(pl.LightningDataModule):
     ``train_subset_size`` / ``eval_subset_size`` keep fixed random subsets (seed ``subset_seed``)
     of the training / the val and test splits (the paper evaluates on 862 images).
     Unreadable files (``on_bad_file='skip'``) are counted in :meth:`skipped_counts`;
-    :class:`LogSkippedFiles` logs them once per epoch.
+    :class:`LogSkippedFiles` logs them once per epoch. A file of more than ``max_pixels`` pixels counts as unreadable.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class L2SAEDataModule(pl.LightningDataModule):
         cache: bool = True,
         cache_dir: str | os.PathLike | None = None,
         synthetic: Mapping | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
         super().__init__()
         if layout not in LAYOUTS:
@@ -111,6 +114,7 @@ class L2SAEDataModule(pl.LightningDataModule):
             "cache": cache,
             "cache_dir": cache_dir,
             "cache_workers": num_workers,
+            "max_pixels": max_pixels,
         }
         if layout == "celebamask_hq":
             self.split_options |= {

@@ -11,28 +11,29 @@ from torch.utils.data import Dataset
 
 from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, open_store
 from l2sae.data.celebamask_hq import check_image_size
-from l2sae.data.io import image_array, read_rgb, to_unit_range
-from l2sae.data.layout import IMAGE_SUFFIXES, README_HINT
+from l2sae.data.fitting import image_array
+from l2sae.data.layout import README_HINT
 from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
+from l2sae.utils.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, is_image_file, open_image, to_unit_range
 
 
 def find_images(root: Path) -> list[Path]:
-    """Every png / jpg / jpeg / webp file under ``root`` (hidden folders skipped), sorted by relative path."""
+    """Every image file under ``root`` (hidden files and folders skipped), sorted by relative path."""
     found = []
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        found += [Path(folder, name) for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        found += [path for path in (Path(folder, name) for name in files) if is_image_file(path)]
     return sorted(found, key=lambda path: path.relative_to(root).parts)
 
 
 class _ImageDecoder:
     """path -> (image 3 x S x S uint8, None). Picklable for workers."""
 
-    def __init__(self, image_size: int):
-        self.image_size = image_size
+    def __init__(self, image_size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.image_size, self.max_pixels = image_size, max_pixels
 
     def __call__(self, path: str) -> tuple[np.ndarray, None]:
-        return image_array(read_rgb(path), self.image_size), None
+        return image_array(open_image(path, "RGB", self.max_pixels), self.image_size), None
 
 
 class ImageFolder(Dataset):
@@ -41,7 +42,7 @@ class ImageFolder(Dataset):
     A sample is ``{"image": 3 x S x S float in [-1, 1], "path": str}``. ``split`` is 'all' or
     'train' | 'val' | 'test' of the 'index' scheme over the sorted files (``val_size``, ``test_size``).
     ``subset_size``/``subset_seed``, ``hflip``, ``cache``/``cache_dir``/``cache_workers`` and
-    ``on_bad_file`` work as in :class:`~l2sae.data.CelebAMaskHQ`; the cache is off by default
+    ``on_bad_file``, ``max_pixels`` work as in :class:`~l2sae.data.CelebAMaskHQ`; the cache is off by default
     because at full resolution it would be as large as the decoded originals.
     """
 
@@ -60,6 +61,7 @@ class ImageFolder(Dataset):
         cache: bool = False,
         cache_dir: str | os.PathLike | None = None,
         cache_workers: int = 0,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
         check_image_size(image_size)
         check_split(split, "index")
@@ -79,7 +81,7 @@ class ImageFolder(Dataset):
         self.split, self.image_size, self.hflip = split, image_size, hflip
         self.store = open_store(
             name=f"image_folder-{split}",
-            decode=_ImageDecoder(image_size),
+            decode=_ImageDecoder(image_size, max_pixels),
             items=paths,
             paths=paths,
             key=lambda: {"root": str(root.resolve()), "images": [[path, *file_stamp(path)] for path in paths]},

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from l2sae.utils.images import IMAGE_SUFFIXES
+
 IMAGE_DIR = "CelebA-HQ-img"
 MASK_DIR = "CelebAMask-HQ-mask-anno"
 MAPPING_FILE = "CelebA-HQ-to-CelebA-mapping.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGES_PER_MASK_FOLDER = 2000
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 README_HINT = "see data/README.md for where to download each dataset and the expected layout"
 
 
@@ -46,7 +47,7 @@ def check_layout(root: str | os.PathLike) -> Path:
     return root
 
 
-def list_images(root: Path) -> dict[int, os.DirEntry]:
+def indexed_images(root: Path) -> dict[int, os.DirEntry]:
     """Map each image index to its directory entry in ``<root>/CelebA-HQ-img`` (files named ``<i>.<ext>``)."""
     images: dict[int, os.DirEntry] = {}
     with os.scandir(root / IMAGE_DIR) as entries:

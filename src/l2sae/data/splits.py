@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 SPLIT_SCHEMES = ("celeba", "semanticstylegan", "index")
 SPLITS = ("train", "val", "test", "all")

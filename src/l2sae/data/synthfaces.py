@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 from l2sae.data.cache import DEFAULT_CACHE_FOLDER
-from l2sae.data.io import atomic_write_bytes, atomic_write_json, temporary_sibling
 from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE, image_path, mask_path
 from l2sae.regions import CELEBAMASK_PARTS
+from l2sae.utils.files import atomic_write_json, atomic_write_text, temporary_sibling
 
 GENERATOR_VERSION = 2  # bump when the drawing changes, so ensure_synthfaces redraws old sets
 MANIFEST_FILE = "synthfaces.json"
@@ -477,13 +477,11 @@ def generate(out: str | os.PathLike, n: int, size: int = 128, seed: int = 0, par
     for index, sequence in enumerate(_seeds(seed, n)):
         _write_face(out, index, *draw_face(np.random.default_rng(sequence), size))
     rows = "".join(f"{i} {i} {i + 1:06d}.jpg\n" for i in range(n))
-    atomic_write_bytes(out / MAPPING_FILE, f"idx orig_idx orig_file\n{rows}".encode())
+    atomic_write_text(out / MAPPING_FILE, f"idx orig_idx orig_file\n{rows}")
     if partition:
         bounds = np.cumsum(PARTITION_FRACTIONS)[:2] * n
         codes = np.searchsorted(bounds, np.arange(n), side="right")
-        atomic_write_bytes(
-            out / PARTITION_FILE, "".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)).encode()
-        )
+        atomic_write_text(out / PARTITION_FILE, "".join(f"{i + 1:06d}.jpg {c}\n" for i, c in enumerate(codes)))
     atomic_write_json(out / MANIFEST_FILE, _manifest(n, size, seed, partition))
     return out
 

@@ -25,11 +25,12 @@ from pathlib import Path
 import torch
 
 from l2sae.editing.matting import AlphaMatting
-from l2sae.editing.precision import PRECISION_DTYPES, resolve_precision
 from l2sae.nn.checkpoint import load_sae, read_extra
 from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
-from l2sae.regions import DEFAULT_MASK_THRESHOLD, ConfigError, SliceScheme, masks_from_region_decodes
+from l2sae.regions import DEFAULT_MASK_THRESHOLD, SliceScheme, masks_from_region_decodes
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.precision import PRECISION_DTYPES, resolve_precision
 
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
 
@@ -107,7 +108,7 @@ class L2SAEEditor:
     (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``).
     matting: Algorithm 2's settings.
     precision: "auto" (bf16 where the networks' device runs it natively, else float32: see
-        :mod:`l2sae.editing.precision`), "32" or "bf16": the editor runs bfloat16 copies of the networks (weights and activations in
+        :mod:`l2sae.utils.precision`), "32" or "bf16": the editor runs bfloat16 copies of the networks (weights and activations in
         bfloat16, so convolutions use the CPU's bf16 dot-product or AMX units through oneDNN; the networks
         passed in stay float32). Codes, masks and matting stay float32. On a 2-core AVX512-BF16 CPU a
         256 px decode took 0.27 s this way, 0.46 s under autocast (which casts every weight on every call)
@@ -116,7 +117,7 @@ class L2SAEEditor:
         layout; on a 2-core AVX-512 CPU this made decodes 5-10% faster, while it slowed the encoder, which
         therefore always gets contiguous images).
     image_size: the side the networks were trained at (default: the SMPN's crop size); images of that
-    size are what :mod:`l2sae.editing.image_io` prepares.
+    size are what :func:`l2sae.editing.placement.fit_to_model` prepares.
     """
 
     def __init__(

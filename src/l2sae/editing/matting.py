@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 
 def default_kernel_size(side: int) -> int:

@@ -20,18 +20,12 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
-from l2sae.editing.image_io import (
-    SIZE_MODES,
-    ImageFileError,
-    check_image,
-    fit_to_model,
-    list_images,
-    paste_back,
-    read_image,
-    write_image,
-)
-from l2sae.editing.precision import PRECISIONS
-from l2sae.regions import ROI_NAMES, ConfigError
+from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
+from l2sae.regions import ROI_NAMES
+from l2sae.utils.device import resolve_device
+from l2sae.utils.errors import ConfigError, ImageFileError
+from l2sae.utils.images import check_image, list_images, read_image, write_image
+from l2sae.utils.precision import check_precision
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +49,10 @@ class EditJob:
     size_mode: str
     keep_size: bool
     batch_size: int
+    max_pixels: int | None  # inputs with more pixels are refused (None: no cap)
 
     def output_name(self, source: Path, kind: str = "") -> Path:
         return self.out / f"{source.stem}_{self.mode}_{'+'.join(self.rois)}{kind}.png"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``; errors name the ``device`` key."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"device: expected auto, cpu or cuda[:N], got {name!r}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda was asked for but no GPU is available; use device=cpu or device=auto")
-    return device
 
 
 def _checked_job(cfg: DictConfig) -> EditJob:
@@ -88,8 +70,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
     if not rois:
         raise ConfigError(f"roi: no region given; choose from {', '.join(ROI_NAMES)}")
     device = resolve_device(cfg.device)
-    if str(cfg.precision) not in PRECISIONS:
-        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    check_precision(cfg.precision)
     if cfg.size_mode not in SIZE_MODES:
         raise ConfigError(f"size_mode: expected one of {', '.join(SIZE_MODES)}, got {cfg.size_mode!r}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
@@ -105,16 +86,19 @@ def _checked_job(cfg: DictConfig) -> EditJob:
                 f"`python train.py` (it writes smn.pt and smpn.pt and points logs/latest at the run), "
                 f"or pass ckpt.smn=PATH ckpt.smpn=PATH"
             )
+    max_pixels = cfg.max_pixels
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise ConfigError(f"max_pixels: expected a positive integer or null (no cap), got {max_pixels!r}")
     partner = None
     if cfg.mode in _PARTNER_KEY:
         key = _PARTNER_KEY[cfg.mode]
         if not cfg.get(key):
             raise ConfigError(f"{key}: mode={cfg.mode} needs {key}=IMAGE")
         partner = Path(cfg[key])
-        check_image(partner)
+        check_image(partner, max_pixels)
     inputs = list_images(cfg.input)
-    for path in inputs:
-        check_image(path)
+    for path in inputs:  # decoded whole: a truncated or oversized file fails here, before any output is written
+        check_image(path, max_pixels)
     job = EditJob(
         inputs=inputs,
         show_progress=Path(cfg.input).is_dir(),
@@ -128,6 +112,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         size_mode=cfg.size_mode,
         keep_size=bool(cfg.keep_size),
         batch_size=cfg.batch_size,
+        max_pixels=max_pixels,
     )
     names = [job.output_name(path) for path in inputs]
     if len(set(names)) != len(names):
@@ -137,9 +122,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
     for path in inputs:
         for output in (job.output_name(path), job.output_name(path, "_grid")):
             if output.resolve() in sources:
-                raise ImageFileError(
-                    f"{output}: an output would overwrite this input image; choose another out= folder"
-                )
+                raise ImageFileError(output, "an output would overwrite this input image", "choose another out= folder")
     return job
 
 
@@ -184,12 +167,12 @@ def run(cfg: DictConfig) -> dict:
     editor = editor_from_config(cfg, job.device, job.rois)
     partner = None
     if job.partner is not None:
-        partner_view, _ = fit_to_model(read_image(job.partner), editor.image_size, job.size_mode)
+        partner_view, _ = fit_to_model(read_image(job.partner, job.max_pixels), editor.image_size, job.size_mode)
         partner = editor.encode(partner_view.unsqueeze(0), rois=job.rois if job.mode == "swap_structure" else ())
     started = time.perf_counter()
     with tqdm(total=len(job.inputs), unit="image", desc="edit", disable=not job.show_progress) as progress:
         for paths in _batches(job.inputs, job.batch_size):
-            originals = [read_image(path) for path in paths]
+            originals = [read_image(path, job.max_pixels) for path in paths]
             views, placements = zip(*(fit_to_model(image, editor.image_size, job.size_mode) for image in originals))
             images = torch.stack(views)
             result = _edit(editor, job, images, partner)

@@ -4,7 +4,7 @@ A baseline folder holds, for evaluation image ``<stem>`` and region ``<roi>``, i
 
     DIR/<roi>/<stem>.<ext>      (nested)   or   DIR/<stem>_<roi>.<ext>   (flat)
 
-with ``<ext>`` png, jpg or jpeg; both layouts may be mixed. Optional extras:
+with ``<ext>`` png, jpg, jpeg or webp; both layouts may be mixed. Optional extras:
 
     DIR/recon/<stem>.<ext>      the method's reconstruction (inversion) of the input
     DIR/timing.csv              rows ``stem,roi,seconds`` (header line required), or
@@ -23,20 +23,16 @@ from pathlib import Path
 
 import torch
 
-from l2sae.data.io import BadFileError, image_array, read_rgb, to_unit_range
+from l2sae.data.fitting import image_array
 from l2sae.evaluation.report import ALL_REGIONS
 from l2sae.evaluation.timing import TimingStats
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.images import is_image_file, open_image, to_unit_range
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 RECON_FOLDER = "recon"
 TIMING_CSV = "timing.csv"
 TIMING_JSON = "timing.json"
 EXAMPLES_SHOWN = 5
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 @dataclass
@@ -62,7 +58,7 @@ def _add(found: dict, key, path: Path) -> None:
 def _collect(directory: Path, found: dict, key_of_stem, ignored: list[Path]) -> None:
     """Add the images of ``directory`` to ``found`` under ``key_of_stem(stem)``; list everything else as ignored."""
     for path in sorted(directory.iterdir()):
-        if _is_image(path):
+        if is_image_file(path):
             _add(found, key_of_stem(path.stem), path)
         else:
             ignored.append(path)
@@ -87,7 +83,7 @@ def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) ->
             continue
         else:
             roi = next((roi for roi in by_suffix if entry.stem.endswith(f"_{roi}")), None)
-            if roi is not None and _is_image(entry):
+            if roi is not None and is_image_file(entry):
                 _add(folder.edits, (roi, entry.stem[: -len(roi) - 1]), entry)
             else:
                 folder.ignored.append(entry)
@@ -141,10 +137,7 @@ def _read_timing_json(path: Path) -> dict[str, TimingStats]:
 
 def load_image(path: Path, size: int) -> torch.Tensor:
     """An image file as 3 x size x size in [-1, 1], resized exactly like the evaluation images."""
-    try:
-        return to_unit_range(image_array(read_rgb(path), size))
-    except BadFileError as error:
-        raise ValueError(f"cannot read {path} ({error.reason}); replace or delete the file") from error
+    return to_unit_range(image_array(open_image(path), size))
 
 
 @dataclass

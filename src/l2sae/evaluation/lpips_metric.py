@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from l2sae.evaluation.weights import explain_download_failure, local_weights
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 BACKBONE_WEIGHTS = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 NET_KEY = "metrics.lpips.net"

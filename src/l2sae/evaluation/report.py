@@ -16,7 +16,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from l2sae.data.io import atomic_write_bytes, atomic_write_json
+from l2sae.utils.files import atomic_write_json, atomic_write_text
 
 COLUMNS: tuple[str, ...] = (
     "method",
@@ -201,8 +201,8 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
-    atomic_write_bytes(paths["markdown"], markdown_report(rows, settings, baselines, skipped).encode())
-    atomic_write_bytes(paths["csv"], csv_report(rows, skipped).encode())
+    atomic_write_text(paths["markdown"], markdown_report(rows, settings, baselines, skipped))
+    atomic_write_text(paths["csv"], csv_report(rows, skipped))
     rows = _complete_rows(rows, skipped, None)
     atomic_write_json(
         paths["json"], {"settings": dict(settings), "notes": skipped, "rows": rows, "baselines": dict(baselines)}

@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from l2sae.editing import L2SAEEditor
-from l2sae.editing.run import editor_from_config, resolve_device  # the same device rule as edit.py
+from l2sae.editing.run import editor_from_config
 from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
 from l2sae.evaluation.fid import inception_features
 from l2sae.evaluation.lpips_metric import build_lpips
@@ -30,7 +30,10 @@ from l2sae.evaluation.report import ALL_REGIONS, log_tables, write_report
 from l2sae.evaluation.scoring import EditScores, to_size
 from l2sae.evaluation.timing import measure_seconds
 from l2sae.evaluation.weights import check_enabled, optional_metric
-from l2sae.regions import ROI_NAMES, ConfigError
+from l2sae.regions import ROI_NAMES
+from l2sae.utils.device import resolve_device
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +186,6 @@ def flat_metrics(rows: Sequence[dict]) -> dict[str, float]:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate as configured by ``conf/evaluate.yaml``; return the flat metrics (see :func:`flat_metrics`)."""
-    from l2sae.training.run import finish_wandb, instantiate_loggers
-
     plan = check_config(cfg)
     datamodule = instantiate(cfg.data)
     if not set(plan.rois) <= set(datamodule.roi_names):

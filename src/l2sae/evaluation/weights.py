@@ -17,7 +17,7 @@ from urllib.error import URLError
 
 import torch
 
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 Network = TypeVar("Network")

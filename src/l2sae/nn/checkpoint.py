@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from l2sae.utils.files import atomic_path
+
 from .discriminator import DISCRIMINATOR_WIDTHS, discriminator_block_name
 from .patch_discriminator import PATCH_WIDTHS, patch_block_name
 from .sae import SAEConfig, SwappingAutoencoder, encoder_schedule
@@ -56,13 +58,8 @@ def save_sae(
     }
     payload = {"format": FORMAT, "config": model.config.to_dict(), "state_dict": state, "extra": dict(extra or {})}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
     return path
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from l2sae.nn import SAEConfig, SwappingAutoencoder, load_sae
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 
 def build_sae(backbone: Mapping | None, checkpoint: str | None, with_discriminators: bool) -> SwappingAutoencoder:

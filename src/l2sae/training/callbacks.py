@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,9 +10,10 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from l2sae.nn import SwappingAutoencoder, load_sae
+from l2sae.utils.images import write_image
 
 
 class NonFiniteLossError(RuntimeError):
@@ -93,9 +93,7 @@ class ImageGrid(pl.Callback):
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("grid", grid, trainer.global_step)
             elif isinstance(logger, CSVLogger):
-                path = Path(logger.log_dir) / "images" / f"grid-step{trainer.global_step:07d}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_image(grid, path)
+                write_image(grid * 2 - 1, Path(logger.log_dir) / "images" / f"grid-step{trainer.global_step:07d}.png")
 
     @torch.no_grad()
     def edit(self, pl_module, images: Tensor) -> Tensor:
@@ -120,7 +118,4 @@ class ImageGrid(pl.Callback):
         return make_grid(stacked.flatten(0, 1).add(1).div(2).cpu(), nrow=len(columns), padding=2, pad_value=1.0)
 
     def _save(self, grid: Tensor) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}.png")
-        save_image(grid, temporary)
-        os.replace(temporary, self.path)
+        write_image(grid * 2 - 1, self.path)

@@ -15,22 +15,17 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
-from l2sae.data.io import atomic_write_bytes, atomic_write_json
 from l2sae.nn import SAEConfig
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
+from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
 from .smpn import SMPNModule
-
-# config groups whose chosen option becomes a W&B tag
-TAGGED_GROUPS = ("experiment", "model", "backbone", "data", "slicing", "loss", "trainer")
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -152,53 +147,10 @@ def instantiate_callbacks(callbacks_cfg: DictConfig | None, stage: str) -> list[
     return callbacks
 
 
-def instantiate_loggers(cfg: DictConfig, prefix: str = "") -> list[Logger]:
-    """Every ``_target_`` entry of ``cfg.logger``; metric names get ``prefix`` (the stage) when several stages run."""
-    loggers = []
-    for node in (cfg.get("logger") or {}).values():
-        if not node or "_target_" not in node:
-            continue
-        overrides = {"prefix": prefix} if prefix else {}
-        if node._target_.endswith("WandbLogger"):
-            overrides.update(wandb_identity(cfg, node))
-        loggers.append(instantiate(node, **overrides))
-    return loggers
-
-
-def wandb_identity(cfg: DictConfig, node: DictConfig) -> dict:
-    """Name, group and tags of the W&B run where the config leaves them empty.
-
-    name: the run folder's name (a time stamp, or the job number in a sweep); group: the sweep folder's name,
-    so each job of ``-m`` is its own run grouped per sweep; tags: ``group=choice`` of the config groups.
-    """
-    output_dir = Path(cfg.paths.output_dir)
-    identity: dict = {}
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if not node.get("name"):
-        identity["name"] = f"{output_dir.parent.name}-{output_dir.name}" if multirun else output_dir.name
-    if not node.get("group") and multirun:
-        identity["group"] = f"{cfg.task_name}-{output_dir.parent.name}"
-    if HydraConfig.initialized():
-        choices = HydraConfig.get().runtime.choices
-        tags = [f"{group}={choices[group]}" for group in TAGGED_GROUPS if choices.get(group)]
-        identity["tags"] = list(node.get("tags") or []) + tags
-    return identity
-
-
-def finish_wandb() -> None:
-    """Close the W&B run, if one was started (each job of a sweep must get its own)."""
-    import sys
-
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
-
-
 # ---- run folder ------------------------------------------------------------------------------------
 @rank_zero_only
 def write_resolved_config(cfg: DictConfig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
+    atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
 
 
 @rank_zero_only
@@ -206,8 +158,5 @@ def finish_run_folder(metrics: Mapping[str, float], output_dir: Path, log_dir: P
     """Write ``metrics.json``, point ``<log_dir>/latest`` at the run folder (atomic link swap), print the folder."""
     atomic_write_json(output_dir / "metrics.json", dict(metrics))
     log_dir.mkdir(parents=True, exist_ok=True)
-    temporary = log_dir / f".latest.tmp{os.getpid()}"
-    temporary.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(output_dir.resolve(), log_dir.resolve()), temporary)
-    os.replace(temporary, log_dir / "latest")
+    atomic_symlink(output_dir, log_dir / "latest")
     print(f"Run folder: {output_dir}")

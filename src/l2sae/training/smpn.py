@@ -12,11 +12,11 @@ from l2sae.losses import PerceptualDistance, gan_loss, image_distance, r1_penalt
 from l2sae.nn import save_sae
 from l2sae.regions import (
     DEFAULT_MASK_THRESHOLD,
-    ConfigError,
     SliceScheme,
     masks_from_region_decodes,
     region_images,
 )
+from l2sae.utils.errors import ConfigError
 
 from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,20 @@ def native_bf16(device: torch.device | str) -> tuple[bool, str]:
     return False, f"CPU has none of {', '.join(CPU_BF16_FLAGS)}"
 
 
+def check_precision(precision: str | int) -> str:
+    """The ``precision`` setting as one of :data:`PRECISIONS`; anything else is a ConfigError naming the key."""
+    if str(precision) not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return str(precision)
+
+
 def resolve_precision(precision: str | int, device: torch.device | str) -> str:
     """``"auto"`` -> ``"bf16"`` where ``device`` runs it natively, else ``"32"``; others pass through.
 
     An explicit ``"bf16"`` on hardware without it warns once. The choice is logged. Raises ConfigError
     (key ``precision``) for anything but auto, 32 or bf16.
     """
-    precision = str(precision)
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    precision = check_precision(precision)
     if precision == "32":
         return precision
     native, reason = native_bf16(device)

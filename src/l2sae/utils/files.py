@@ -1,0 +1,56 @@
+"""Atomic writes: every output is written under a hidden temporary name beside its target, then renamed
+into place, so a reader never sees a half-written file (``os.replace`` is atomic on one file system)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temporary_sibling(path: str | os.PathLike) -> Path:
+    """A fresh hidden name beside ``path`` (same folder, same file system) for a file or folder being built."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path``; when the block succeeds it replaces ``path``, otherwise it
+    is removed. The parent folder is created. For writers that want a file name (``torch.save``, ``PIL``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | os.PathLike, data) -> None:
+    """Indented JSON with a final newline."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def atomic_symlink(target: str | os.PathLike, link: str | os.PathLike) -> None:
+    """Point ``link`` at ``target`` (relative to the link's folder), replacing any previous link atomically."""
+    link = Path(link)
+    temporary = temporary_sibling(link)
+    os.symlink(os.path.relpath(Path(target).resolve(), link.parent.resolve()), temporary)
+    try:
+        os.replace(temporary, link)
+    finally:
+        temporary.unlink(missing_ok=True)

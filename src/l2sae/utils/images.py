@@ -1,0 +1,121 @@
+"""The one image I/O of the project: listing, decoding, converting and writing image files.
+
+Training sets, baseline folders, ``edit.py`` and the app all decode through :func:`open_image`, so a
+file gives the same pixels wherever it is read: EXIF orientation applied; grayscale, palette, CMYK and
+16-bit files turned into 8-bit RGB; transparency laid on white. The pixel count is read from the header
+and checked against ``max_pixels`` before anything is decoded, and the whole file is decoded (a
+truncated JPEG fails here, not half-way through a run). Images as tensors are float 3 x H x W in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+from l2sae.utils.errors import ImageFileError
+from l2sae.utils.files import atomic_path
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
+DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: a 6300 x 6300 photo; about 120 MB decoded
+_SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# what PIL raises for files that are not (whole, sane) images; a truncated file raises OSError on load
+_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
+
+
+def is_image_file(path: Path) -> bool:
+    """A visible file with one of :data:`IMAGE_SUFFIXES` (any case)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def list_images(path: str | os.PathLike, key: str = "input") -> list[Path]:
+    """The image files named by ``path``: the file itself, or a folder's images (sorted, not recursive).
+
+    ``key`` is the setting that named ``path``, for the error messages.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder; point {key}= at a face image or a folder of them")
+    if path.is_file():
+        return [path]
+    images = sorted(p for p in path.iterdir() if is_image_file(p))
+    if not images:
+        raise ImageFileError(
+            path,
+            f"folder holds no images ({', '.join(IMAGE_SUFFIXES)})",
+            f"put face images there or point {key}= at one",
+        )
+    return images
+
+
+def _eight_bit_rgb(image: Image.Image, mode: str) -> Image.Image:
+    """``mode`` ("RGB" or "L") view of any decoded PIL image; 16-bit values are rescaled, alpha laid on white."""
+    if image.mode.startswith("I"):  # 16-bit (or 32-bit integer) grayscale: 0..65535 -> 0..255
+        values = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(values.round().clip(0, 255).astype(np.uint8))
+    if mode == "RGB" and (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert(mode)
+
+
+def open_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode a whole image file as 8-bit ``mode`` ("RGB", or "L" for masks), EXIF orientation applied.
+
+    Fails with :class:`ImageFileError` naming the file when it is not a whole, readable image or when its
+    header declares more than ``max_pixels`` pixels (None: no cap), before decoding it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageFileError(
+                    path,
+                    f"{width} x {height} pixels is more than max_pixels={max_pixels}",
+                    "use a smaller image, or raise the max_pixels setting",
+                )
+            image.load()
+            return _eight_bit_rgb(ImageOps.exif_transpose(image), mode)
+    except _DECODE_ERRORS as error:
+        if isinstance(error, ImageFileError):
+            raise
+        raise ImageFileError(path, f"not a readable image ({type(error).__name__}: {error})") from error
+
+
+def check_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Fail now, naming the file, if :func:`read_image` would fail on it (decodes the whole file)."""
+    open_image(path, "RGB", max_pixels)
+
+
+def to_unit_range(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (any shape) -> float32 in [-1, 1]."""
+    return torch.as_tensor(np.asarray(pixels)).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [-1, 1] (any shape) -> uint8 on the CPU, rounded."""
+    return ((image.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode one image file (see :func:`open_image`) into a 3 x H x W float tensor in [-1, 1]."""
+    return to_unit_range(pil_to_tensor(open_image(path, "RGB", max_pixels)))
+
+
+def write_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write a 3 x H x W image in [-1, 1] atomically; the format follows the suffix (PNG, JPEG or WebP)."""
+    path = Path(path)
+    image_format = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        raise ImageFileError(path, "unsupported output suffix", f"use one of {', '.join(IMAGE_SUFFIXES)}")
+    with atomic_path(path) as temporary:
+        to_pil_image(to_uint8(image)).save(temporary, format=image_format)
+    return path

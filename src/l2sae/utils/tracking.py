@@ -1,0 +1,57 @@
+"""Loggers and W&B for runs of any task: set-up from ``cfg.logger`` and teardown.
+
+Hydra and Lightning are imported inside the functions, so importing :mod:`l2sae.utils` stays light.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# config groups whose chosen option becomes a W&B tag
+TAGGED_GROUPS = ("experiment", "model", "backbone", "data", "slicing", "loss", "trainer")
+
+
+def instantiate_loggers(cfg, prefix: str = "") -> list:
+    """Every ``_target_`` entry of ``cfg.logger``; metric names get ``prefix`` (the stage) when several stages run."""
+    from hydra.utils import instantiate
+
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if not node or "_target_" not in node:
+            continue
+        overrides = {"prefix": prefix} if prefix else {}
+        if node._target_.endswith("WandbLogger"):
+            overrides.update(wandb_identity(cfg, node))
+        loggers.append(instantiate(node, **overrides))
+    return loggers
+
+
+def wandb_identity(cfg, node) -> dict:
+    """Name, group and tags of the W&B run where the config leaves them empty.
+
+    name: the run folder's name (a time stamp, or the job number in a sweep); group: the sweep folder's name,
+    so each job of ``-m`` is its own run grouped per sweep; tags: ``group=choice`` of the config groups.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    output_dir = Path(cfg.paths.output_dir)
+    identity: dict = {}
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if not node.get("name"):
+        identity["name"] = f"{output_dir.parent.name}-{output_dir.name}" if multirun else output_dir.name
+    if not node.get("group") and multirun:
+        identity["group"] = f"{cfg.task_name}-{output_dir.parent.name}"
+    if HydraConfig.initialized():
+        choices = HydraConfig.get().runtime.choices
+        tags = [f"{group}={choices[group]}" for group in TAGGED_GROUPS if choices.get(group)]
+        identity["tags"] = list(node.get("tags") or []) + tags
+    return identity
+
+
+def finish_wandb() -> None:
+    """Close the W&B run, if one was started (each job of a sweep must get its own)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
