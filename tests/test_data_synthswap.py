@@ -5,7 +5,8 @@ import pytest
 
 from l2sae.data.synthfaces import draw_face
 from l2sae.data.synthswap import SWAPPABLE_ROIS, draw_swaps, face_rng, fixed_pairs, region_mask
-from l2sae.regions import DEFAULT_REGION_PARTS, ConfigError
+from l2sae.regions import DEFAULT_REGION_PARTS
+from l2sae.utils.errors import ConfigError
 
 SIZE = 64
 # Parts painted after (in front of) each region's parts in synthfaces' drawing order.

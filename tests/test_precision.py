@@ -7,8 +7,9 @@ import torch
 
 from l2sae.editing import L2SAEEditor
 from l2sae.nn import SAEConfig, SwappingAutoencoder
-from l2sae.regions import ConfigError, SliceScheme
+from l2sae.regions import SliceScheme
 from l2sae.utils import precision
+from l2sae.utils.errors import ConfigError
 from l2sae.utils.precision import native_bf16, resolve_precision
 
 CPUINFO_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"

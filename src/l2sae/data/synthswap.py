@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from l2sae.data.synthfaces import LABEL, SHAPE_GROUPS, Drawing, Placement, draw
-from l2sae.regions import DEFAULT_REGION_PARTS, ROI_NAMES, ConfigError
+from l2sae.regions import DEFAULT_REGION_PARTS, ROI_NAMES
+from l2sae.utils.errors import ConfigError
 
 SWAPPABLE_ROIS: tuple[str, ...] = tuple(group for group in SHAPE_GROUPS if group in ROI_NAMES)  # all but skin
 
