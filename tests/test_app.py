@@ -25,7 +25,7 @@ from l2sae.app.page import PARTNER_MODES  # noqa: E402
 from l2sae.app.run import run, settings_from_config  # noqa: E402
 from l2sae.app.server import AppSettings, RunningApp  # noqa: E402
 from l2sae.editing import L2SAEEditor  # noqa: E402
-from l2sae.regions import ConfigError  # noqa: E402
+from l2sae.utils.errors import ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = pipeline.UploadLimits(max_upload_mb=0.05, max_pixels=100_000)  # small, so the tests' files hit them

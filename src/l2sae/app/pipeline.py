@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.functional import pil_to_tensor, resize, to_pil_image
 
 from l2sae.editing import EncodedFaces, L2SAEEditor
-from l2sae.editing.image_io import Placement, fit_to_model, paste_back
+from l2sae.editing.placement import Placement, fit_to_model, paste_back
 
 MODES: dict[str, str] = {  # page label -> editor mode
     "random style": "style",

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from l2sae.app.pipeline import UploadLimits
 from l2sae.app.server import AppSettings, RunningApp
 from l2sae.editing import L2SAEEditor
-from l2sae.regions import ConfigError
+from l2sae.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from l2sae.app.page import EditorPage
 from l2sae.app.pipeline import UploadLimits
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import L2SAEEditor
-from l2sae.editing.image_io import list_images
+from l2sae.utils.images import list_images
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class RunningApp:
         try:
             examples = draw_examples(self.workdir / "examples", editor.image_size, settings.num_examples)
             if settings.examples_dir:
-                examples += list_images(settings.examples_dir)
+                examples += list_images(settings.examples_dir, key="examples_dir")
             self.demo = EditorPage(editor, settings.limits, self.workdir, examples).build()
             self.demo.queue(default_concurrency_limit=1)
             _, self.url, self.share_url = self.demo.launch(
