@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -39,6 +40,10 @@ def settings_from_config(cfg: DictConfig) -> AppSettings:
     )
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(cfg: DictConfig) -> dict:
     """Serve the page at ``cfg.host:cfg.port`` until interrupted; returns the URL it served."""
     settings = settings_from_config(cfg)
@@ -49,9 +54,15 @@ def run(cfg: DictConfig) -> dict:
         precision=str(cfg.precision),
         **OmegaConf.to_container(cfg.editor, resolve=True),
     )
-    with RunningApp(editor, settings) as app:
-        print(f"L2SAE editor running at {app.url} (Ctrl-C stops it)", flush=True)
-        if app.share_url:
-            print(f"public share link: {app.share_url}", flush=True)
-        app.wait()
+    stops = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C or kill: stop serving and remove the temporary folder
+    previous = [signal.signal(stop, _interrupt) for stop in stops]
+    try:
+        with RunningApp(editor, settings) as app:
+            print(f"L2SAE editor running at {app.url} (Ctrl-C stops it)", flush=True)
+            if app.share_url:
+                print(f"public share link: {app.share_url}", flush=True)
+            app.wait()
+    finally:
+        for stop, handler in zip(stops, previous):
+            signal.signal(stop, handler)
     return {"url": app.url}
