@@ -72,6 +72,7 @@ class RunningApp:
                 max_file_size=int(settings.limits.max_upload_mb * 2**20),
                 quiet=True,
             )
+            log.info("uploads and results go to %s (removed when the app stops)", self.workdir)
         except BaseException:
             self.close()
             raise
