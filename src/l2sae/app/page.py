@@ -9,7 +9,6 @@ slider dragged while an edit runs only queues its last position.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import shutil
 import time
@@ -25,6 +24,7 @@ from PIL import Image
 from l2sae.app import pipeline
 from l2sae.app.pipeline import ALL_FACES, MODES, PhotoError, UploadLimits
 from l2sae.editing import L2SAEEditor
+from l2sae.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,10 @@ class Session:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _save(image: Image.Image, path: Path, **options) -> Path:
+def _save(image: Image.Image, path: Path, image_format: str, **options) -> Path:
     """Write atomically (temporary name, then rename); return ``path``."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    image.save(temporary, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG"), **options)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        image.save(temporary, format=image_format, **options)
     return path
 
 
@@ -112,9 +111,9 @@ class EditorPage:
         )
         seconds = time.perf_counter() - started
         stem = f"{Path(session.name).stem}_{mode}_{'+'.join(rois)}"
-        result_path = _save(result.image, session.folder / f"{stem}.png", compress_level=1)
+        result_path = _save(result.image, session.folder / f"{stem}.png", "PNG", compress_level=1)
         before = Image.open(session.input_path)
-        overlay_path = _save(matte_overlay(before, result.matte), session.folder / "mask.jpg", quality=90)
+        overlay_path = _save(matte_overlay(before, result.matte), session.folder / "mask.jpg", "JPEG", quality=90)
         what = f"strength {float(strength):g}, seed {seed}" if mode == "style" else mode_label
         status = f"Edited {', '.join(rois)} ({what}) in **{seconds:.2f} s**."
         log.info("edit %s %s %s: %.3f s", session.name, mode, "+".join(rois), seconds)
@@ -145,7 +144,7 @@ class EditorPage:
             image, prepared = self._prepare(file)
             current = self._new_session(session)
             current.photo, current.name = prepared, _upload_name(file)
-            current.input_path = _save(image, current.folder / "input.png", compress_level=1)
+            current.input_path = _save(image, current.folder / "input.png", "PNG", compress_level=1)
             choices = pipeline.face_choices(prepared)
             chosen = face if face in choices else ALL_FACES
             outputs = self._edit(current, chosen, rois, mode_label, strength, seed) if rois else [gr.skip()] * 5

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import pil_to_tensor, resize, to_pil_image
 
 from l2sae.editing import EncodedFaces, L2SAEEditor
 from l2sae.editing.placement import Placement, fit_to_model, paste_back
+from l2sae.utils.errors import ImageFileError
+from l2sae.utils.images import open_image
 
 MODES: dict[str, str] = {  # page label -> editor mode
     "random style": "style",
@@ -39,10 +41,8 @@ class UploadLimits:
 
 
 def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None) -> Image.Image:
-    """The uploaded file as an RGB image (EXIF orientation applied), or a PhotoError naming ``name``.
-
-    Checks the file's size before reading it and the pixel count before decoding it.
-    """
+    """The uploaded file as an RGB image (:func:`l2sae.utils.images.open_image`), or a PhotoError naming
+    ``name``. The file's size is checked before reading it, its pixel count before decoding it."""
     path = Path(path)
     name = name or path.name
     megabytes = path.stat().st_size / 2**20
@@ -54,20 +54,17 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
     try:
         with Image.open(path) as image:
             width, height = image.size
-            if width * height > limits.max_pixels:
-                raise PhotoError(
-                    f"{name} is {width} x {height} px ({width * height / 1e6:.1f} megapixels); this page accepts "
-                    f"up to {limits.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
-                )
-            image.load()
-            photo = ImageOps.exif_transpose(image).convert("RGB")
-    except Image.DecompressionBombError as error:
-        raise PhotoError(f"{name} has too many pixels for this page ({error}); scale the photo down") from error
-    except UnidentifiedImageError as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
         raise PhotoError(f"{name} is not an image; upload a PNG, JPEG or WebP photo") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise PhotoError(f"{name} could not be decoded: the file is corrupt or cut short ({error})") from error
-    return photo
+    if width * height > limits.max_pixels:
+        raise PhotoError(
+            f"{name} is {width} x {height} px ({width * height / 1e6:.1f} megapixels); this page accepts "
+            f"up to {limits.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
+        )
+    try:
+        return open_image(path, "RGB", max_pixels=None)
+    except ImageFileError as error:
+        raise PhotoError(f"{name} could not be decoded: the file is corrupt or cut short ({error.problem})") from error
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from l2sae.app.pipeline import UploadLimits
 from l2sae.app.server import AppSettings, RunningApp
 from l2sae.editing import L2SAEEditor
+from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def run(cfg: DictConfig) -> dict:
     editor = L2SAEEditor.from_checkpoints(
         cfg.ckpt.smn,
         cfg.ckpt.smpn,
-        device=cfg.device,
+        device=resolve_device(cfg.device),
         precision=str(cfg.precision),
         **OmegaConf.to_container(cfg.editor, resolve=True),
     )
