@@ -1,0 +1,83 @@
+"""Paste edited face crops back into the full-resolution photo with each face's inverse transform."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from l2sae.photos.alignment import quad_side
+
+
+def edge_fade(size: int, width: int) -> torch.Tensor:
+    """size x size weights rising linearly from ~0 at the square's border to 1 at ``width`` px inside, so a
+    matte that touches the crop's border still ends softly in the photo."""
+    ramp = ((torch.arange(size, dtype=torch.float32) + 0.5) / width).clamp(max=1.0)
+    ramp = torch.minimum(ramp, ramp.flip(0))
+    return torch.minimum(ramp[:, None], ramp[None, :])
+
+
+def _photo_box(quad: np.ndarray, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the photo pixels the quad covers (clipped), or None when it misses the photo."""
+    x0, y0 = max(math.floor(quad[:, 0].min()), 0), max(math.floor(quad[:, 1].min()), 0)
+    x1, y1 = min(math.ceil(quad[:, 0].max()) + 1, width), min(math.ceil(quad[:, 1].max()) + 1, height)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _photo_to_square_grid(matrix: np.ndarray, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """1 x h x w x 2 grid_sample coordinates, in the aligned square, of the photo pixels in ``box``."""
+    x0, y0, x1, y1 = box
+    inverse = torch.from_numpy(np.linalg.inv(matrix)).float()
+    ys = torch.arange(y0, y1, dtype=torch.float32) + 0.5
+    xs = torch.arange(x0, x1, dtype=torch.float32) + 0.5
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([x, y, torch.ones_like(x)], dim=-1) @ inverse.T
+    return (points[..., :2] * (2.0 / size) - 1.0)[None]
+
+
+def paste_faces(
+    photo: np.ndarray,
+    quads: Sequence[np.ndarray],
+    matrices: Sequence[np.ndarray],
+    images: torch.Tensor,
+    mattes: torch.Tensor,
+    fade_width: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp each face's image into the photo inside its matte; the larger faces are pasted last.
+
+    photo: H x W x 3 uint8; quads: 4 x 2 corners per face; matrices: each face's 3 x 3 map from its aligned
+    square to the photo (:func:`l2sae.photos.alignment.square_to_photo`); images: N x 3 x S x S in [-1, 1]
+    (what goes into the photo); mattes: N x 1 x S x S in [0, 1]. Each matte is faded towards the square's
+    border over ``fade_width`` px (default S/16), warped with bilinear sampling (images shrinking by more
+    than 2x are first reduced with antialiasing) and blended: ``photo + matte * (image - photo)``.
+    Pixels where every warped matte is 0 are returned bit-identical.
+    Returns (the pasted photo, H x W x 3 uint8; the union of the warped mattes, H x W float32 in [0, 1]).
+    """
+    height, width = photo.shape[:2]
+    size = images.shape[-1]
+    fade = edge_fade(size, fade_width or max(2, size // 16))
+    result = torch.from_numpy(np.array(photo, dtype=np.uint8, copy=True))
+    union = torch.zeros(height, width)
+    for index in sorted(range(len(quads)), key=lambda i: quad_side(quads[i])):
+        box = _photo_box(np.asarray(quads[index]), height, width)
+        if box is None:
+            continue
+        source = torch.cat([images[index].float().cpu(), mattes[index].float().cpu() * fade], dim=0)[None]
+        side = quad_side(quads[index])
+        if side < size / 2:
+            reduced = max(2, math.ceil(side))
+            source = F.interpolate(source, size=(reduced, reduced), mode="bilinear", antialias=True)
+        grid = _photo_to_square_grid(np.asarray(matrices[index]), box, size)
+        warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        x0, y0, x1, y1 = box
+        matte = warped[3].clamp(0.0, 1.0)
+        region = result[y0:y1, x0:x1].permute(2, 0, 1).float()
+        pasted = (warped[:3] + 1.0) * 127.5
+        blended = (region + matte * (pasted - region)).round().clamp(0, 255)
+        region = torch.where(matte > 0, blended, region).to(torch.uint8)
+        result[y0:y1, x0:x1] = region.permute(1, 2, 0)
+        union[y0:y1, x0:x1] = torch.maximum(union[y0:y1, x0:x1], matte)
+    return result.numpy(), union.numpy()
