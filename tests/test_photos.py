@@ -1,0 +1,221 @@
+"""l2sae.photos on a real photo (scikit-image's astronaut): detection, FFHQ alignment, paste-back, odd inputs."""
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from l2sae.photos import NoFaceError, PhotoError, align_face, find_faces, load_photo, paste_faces
+from l2sae.photos.alignment import square_to_photo
+from l2sae.photos.faces import frames_like_ffhq
+
+SIZE = 64  # the tiny networks' side
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [-1, 1]."""
+    return float(10 * torch.log10(4.0 / ((a - b) ** 2).mean()))
+
+
+def on_canvas(photo: np.ndarray, scale: float, angle: float, at: tuple[int, int], size=(900, 700)) -> np.ndarray:
+    """The photo scaled, rotated (degrees, counter-clockwise) and pasted at ``at`` on a flat canvas."""
+    image = Image.fromarray(photo)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+    image = image.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(40, 60, 90))
+    canvas = Image.new("RGB", size, (40, 60, 90))
+    canvas.paste(image, at)
+    return np.asarray(canvas)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def aligned(astronaut):
+    return find_faces(astronaut, 256)
+
+
+@pytest.fixture(scope="module")
+def two_astronauts(astronaut):
+    """Two astronauts on one canvas (the right one larger), found once for all tests."""
+    canvas = np.full((560, 1100, 3), 90, np.uint8)
+    canvas[20:532, 560:1072] = astronaut
+    canvas[150 : 150 + 384, 30 : 30 + 384] = np.asarray(Image.fromarray(astronaut).resize((384, 384), Image.LANCZOS))
+    return find_faces(canvas, SIZE)
+
+
+def test_the_astronaut_is_found_with_an_ffhq_square(aligned):
+    (face,) = aligned.faces
+    assert aligned.align == "ffhq" and face.status == "edited"
+    left, top, right, bottom = face.box
+    assert 160 < left < 190 and 75 < right - left < 100 and 60 < top < 95
+    assert face.landmarks.shape == (68, 2)
+    assert 160 < face.side < 190  # the FFHQ square: ~4 eye distances
+    assert aligned.crops.shape == (1, 3, 256, 256) and aligned.crops.abs().max() <= 1
+
+
+def test_rotated_scaled_off_centre_astronaut_aligns_to_nearly_the_same_crop(astronaut, aligned):
+    canvas = on_canvas(astronaut, scale=0.6, angle=20, at=(480, 250))
+    moved = find_faces(canvas, 256, min_face_size=64)
+    assert psnr(moved.crops[0], aligned.crops[0]) >= 25.0
+    top_edge = moved.faces[0].quad[3] - moved.faces[0].quad[0]
+    assert np.degrees(np.arctan2(-top_edge[1], top_edge[0])) == pytest.approx(20 - 3, abs=2)  # -3: the original's roll
+
+
+def test_crop_alignment_is_an_upright_square_around_the_box(astronaut):
+    cropped = find_faces(astronaut, SIZE, align="crop")
+    quad = cropped.faces[0].quad
+    assert quad[0][0] == quad[1][0] and quad[0][1] == quad[3][1]  # no rotation
+    assert cropped.align == "crop" and cropped.crops.shape == (1, 3, SIZE, SIZE)
+
+
+def test_align_none_squashes_the_whole_picture_without_detection():
+    noise = np.random.default_rng(0).integers(0, 256, (50, 80, 3), dtype=np.uint8)
+    whole = find_faces(noise, SIZE, align="none")
+    (face,) = whole.faces
+    assert face.box is None and whole.crops.shape == (1, 3, SIZE, SIZE)
+    assert np.allclose(face.matrix[:2, :2], np.diag([80 / SIZE, 50 / SIZE]))
+
+
+def test_an_aligned_crop_goes_through_auto_unchanged(aligned):
+    crop = ((aligned.crops[0].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    again = find_faces(crop, 256, align="auto")
+    assert again.align == "as_is" and np.array_equal(again.faces[0].matrix, np.eye(3))
+    assert torch.equal(again.crops[0], torch.from_numpy(crop).permute(2, 0, 1).float() / 127.5 - 1.0)
+    assert frames_like_ffhq(find_faces(crop, 256, align="ffhq").faces[0].quad, 256)
+
+
+def test_a_zero_matte_pastes_back_the_photo_bit_for_bit(two_astronauts):
+    faces = two_astronauts.edited_faces
+    assert len(faces) == 2
+    noise = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    pasted, matte = two_astronauts.paste(noise, torch.zeros(2, 1, SIZE, SIZE))
+    assert np.array_equal(pasted, two_astronauts.image) and not matte.any()
+
+
+def test_pixels_outside_the_warped_mattes_stay_exact_for_every_face(two_astronauts):
+    mattes = torch.zeros(2, 1, SIZE, SIZE)
+    mattes[:, :, 10:40, 15:50] = 1.0
+    images = -torch.ones(2, 3, SIZE, SIZE)  # black
+    pasted, matte = two_astronauts.paste(images, mattes)
+    outside = matte == 0
+    assert np.array_equal(pasted[outside], two_astronauts.image[outside])
+    for face in two_astronauts.edited_faces:  # each face's region is darkened where its matte is 1
+        centre = face.matrix @ [30, 25, 1]
+        x, y = int(centre[0]), int(centre[1])
+        assert matte[y, x] == pytest.approx(1.0) and pasted[y, x].max() <= 1
+    assert 0 < matte[(matte > 0) & (matte < 1)].size  # soft edges
+
+
+def test_the_larger_face_is_pasted_last(astronaut):
+    photo = np.zeros((100, 100, 3), np.uint8)
+    small = np.array([[20.0, 20], [20, 60], [60, 60], [60, 20]])
+    large = np.array([[10.0, 10], [10, 90], [90, 90], [90, 10]])
+    images = torch.stack([torch.full((3, SIZE, SIZE), 1.0), torch.full((3, SIZE, SIZE), -1.0 + 2 * 100 / 255)])
+    mattes = torch.ones(2, 1, SIZE, SIZE)
+    quads = [large, small]  # given large first: still pasted last
+    pasted, _ = paste_faces(photo, quads, [square_to_photo(q, SIZE) for q in quads], images, mattes)
+    assert tuple(pasted[50, 50]) == (255, 255, 255)
+
+
+def test_a_face_partly_outside_the_photo_is_padded_and_pasted(astronaut):
+    cut = np.ascontiguousarray(astronaut[70:, 150:])  # the FFHQ square leaves the photo at the top and left
+    found = find_faces(cut, SIZE)
+    quad = found.faces[0].quad
+    assert quad[:, 0].min() < 0 and quad[:, 1].min() < 0
+    assert found.crops.std() > 0.1  # the padded part is image-like, not one flat colour
+    pasted, matte = found.paste(found.crops, torch.ones(1, 1, SIZE, SIZE))
+    assert pasted.shape == cut.shape and matte[0, 0] > 0 and matte[-1, -1] == 0
+
+
+def test_too_small_faces_are_skipped_with_their_size(astronaut):
+    with pytest.raises(NoFaceError, match=r"too small: 1[67]\d px across.*below 400 px"):
+        find_faces(astronaut, SIZE, min_face_size=400)
+    canvas = np.full((600, 900, 3), 90, np.uint8)
+    canvas[40:552, 360:872] = astronaut
+    canvas[300:556, 40:296] = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
+    found = find_faces(canvas, 256, upsample=1)
+    small, large = found.faces
+    assert small.status == "skipped" and "too small" in small.reason and large.status == "edited"
+    assert len(found.crops) == 1
+
+
+def test_face_choice(two_astronauts):
+    assert two_astronauts.faces[0].side < two_astronauts.faces[1].side  # numbered from the left
+    image = two_astronauts.image
+    largest = find_faces(image, SIZE, faces="largest")
+    assert [face.status for face in largest.faces] == ["skipped", "edited"]
+    assert "not chosen" in largest.faces[0].reason
+    assert [face.status for face in find_faces(image, SIZE, faces="0").faces] == ["edited", "skipped"]
+    with pytest.raises(NoFaceError, match="faces=5 but 2"):
+        find_faces(image, SIZE, faces=5)
+    with pytest.raises(ValueError, match="faces: expected"):
+        find_faces(image, SIZE, faces="biggest")
+    with pytest.raises(ValueError, match="align: expected"):
+        find_faces(image, SIZE, align="eyes")
+
+
+def test_no_face_and_corrupt_files_name_the_file(tmp_path):
+    flat = tmp_path / "wall.png"
+    Image.new("RGB", (300, 200), (120, 130, 140)).save(flat)
+    with pytest.raises(NoFaceError, match="wall.png: no face found"):
+        find_faces(flat, SIZE)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(PhotoError, match="broken.jpg: not a readable image"):
+        find_faces(broken, SIZE)
+    with pytest.raises(FileNotFoundError, match="nowhere.jpg"):
+        load_photo(tmp_path / "nowhere.jpg")
+
+
+def test_odd_photo_formats_become_rgb(astronaut, tmp_path):
+    gray = astronaut.mean(axis=2).round().astype(np.uint8)
+    assert np.array_equal(load_photo(Image.fromarray(gray))[0], np.repeat(gray[..., None], 3, axis=2))
+    deep = gray.astype(np.uint16) * 257
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert np.array_equal(load_photo(tmp_path / "deep.png")[0][..., 0], gray)
+    assert np.array_equal(load_photo(deep)[0][..., 1], gray)
+    cmyk = Image.fromarray(astronaut).convert("CMYK")
+    cmyk.save(tmp_path / "print.jpg", quality=95)
+    assert np.abs(load_photo(tmp_path / "print.jpg")[0].astype(int) - astronaut).mean() < 8
+    rgba = np.dstack([astronaut, np.zeros(astronaut.shape[:2], np.uint8)])  # fully transparent: white
+    assert (load_photo(rgba)[0] == 255).all()
+
+
+def test_exif_orientation_is_honoured(astronaut):
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display turns it 90 degrees clockwise
+    Image.fromarray(astronaut[:, :300]).save(buffer, format="JPEG", exif=exif, quality=95)
+    buffer.seek(0)
+    pixels, _ = load_photo(Image.open(buffer))
+    assert pixels.shape == (300, 512, 3)
+
+
+def test_a_48_megapixel_photo_is_detected_on_a_downscaled_copy(astronaut):
+    canvas = np.full((6000, 8000, 3), 128, np.uint8)
+    canvas[1000:4072, 3000:6072] = np.asarray(Image.fromarray(astronaut).resize((3072, 3072), Image.BILINEAR))
+    found = find_faces(canvas, SIZE)
+    (face,) = found.faces
+    assert face.box[0] == pytest.approx(3000 + 6 * 175, abs=60) and 6 * 160 < face.side < 6 * 190
+    quad_in_astronaut = (face.quad + 0.5 - [3000, 1000]) / 6 - 0.5  # continuous coordinates scale by 6
+    small = align_face(astronaut, quad_in_astronaut, SIZE)
+    assert psnr(found.crops[0], small) > 25
+
+
+def test_the_photo_pipeline_imports_without_hydra_lightning_or_the_editor():
+    code = (
+        "import sys, l2sae.photos; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pytorch_lightning', 'lightning', 'hydra', 'omegaconf', 'wandb'}), 'l2sae.editing' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "[]",
+        "False",
+    ]
