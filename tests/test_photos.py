@@ -13,6 +13,7 @@ from skimage import data
 from l2sae.photos import NoFaceError, PhotoError, align_face, find_faces, load_photo, paste_faces
 from l2sae.photos.alignment import square_to_photo
 from l2sae.photos.faces import frames_like_ffhq
+from l2sae.utils.errors import ImageFileError
 
 SIZE = 64  # the tiny networks' side
 
@@ -169,10 +170,12 @@ def test_no_face_and_corrupt_files_name_the_file(tmp_path):
         find_faces(flat, SIZE)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(PhotoError, match="broken.jpg: not a readable image"):
+    with pytest.raises(ImageFileError, match="broken.jpg: not a readable image"):
         find_faces(broken, SIZE)
     with pytest.raises(FileNotFoundError, match="nowhere.jpg"):
         load_photo(tmp_path / "nowhere.jpg")
+    with pytest.raises(PhotoError, match="the photo array: expected uint8"):
+        load_photo(np.zeros((4, 4, 2), np.float32))
 
 
 def test_odd_photo_formats_become_rgb(astronaut, tmp_path):

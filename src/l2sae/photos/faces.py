@@ -10,7 +10,7 @@ import torch
 from l2sae.photos.alignment import align_face, box_quad, ffhq_quad, image_quad, quad_side, square_to_photo
 from l2sae.photos.detection import DetectedFace, detect_faces
 from l2sae.photos.paste import paste_faces
-from l2sae.photos.reading import Photo, PhotoError, load_photo
+from l2sae.photos.reading import PHOTO_MAX_PIXELS, Photo, PhotoError, load_photo
 
 ALIGN_MODES: tuple[str, ...] = ("auto", "ffhq", "crop", "none")
 FACE_CHOICES = "all, largest or a face number (0 = leftmost)"
@@ -149,6 +149,7 @@ def find_faces(
     align: str = "auto",
     faces: str | int = "all",
     min_face_size: float | None = None,
+    max_pixels: int | None = PHOTO_MAX_PIXELS,
     **detection,
 ) -> AlignedPhoto:
     """Detect, select and align the faces of ``photo`` (a path, PIL image or H x W (x 3/4) array).
@@ -158,13 +159,14 @@ def find_faces(
     picture with no face found, or whose face already fills it like FFHQ, is used as it is, unresampled;
     anything else is aligned with "ffhq"). faces: "all", "largest" or a face number (0 = leftmost).
     min_face_size: faces whose aligned square is smaller (photo px) are skipped (default: size / 2).
+    max_pixels: photo files with more pixels are refused before decoding (None: no cap).
     detection: keyword arguments of :func:`l2sae.photos.detection.detect_faces`.
     Raises NoFaceError (naming the photo) when no face is left to edit.
     """
     if align not in ALIGN_MODES:
         raise ValueError(f"align: expected one of {', '.join(ALIGN_MODES)}, got {align!r}")
     choice = _check_choice(faces)
-    image, name = load_photo(photo)
+    image, name = load_photo(photo, max_pixels)
     height, width = image.shape[:2]
     min_face_size = size / 2 if min_face_size is None else float(min_face_size)
     if align == "none":

@@ -64,6 +64,11 @@ def _eight_bit_rgb(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
+def rgb_view(image: Image.Image) -> Image.Image:
+    """8-bit RGB of an already decoded PIL image, converted like a file by :func:`open_image` (EXIF, alpha, 16-bit)."""
+    return _eight_bit_rgb(ImageOps.exif_transpose(image), "RGB")
+
+
 def open_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode a whole image file as 8-bit ``mode`` ("RGB", or "L" for masks), EXIF orientation applied.
 
