@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
-from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED
+from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED, EncodedFaces
+from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import DEFAULT_MASK_THRESHOLD, ROI_NAMES, SliceScheme, masks_from_region_decodes
 from l2sae.utils.errors import ConfigError
@@ -174,7 +175,7 @@ def test_swap_with_itself_is_the_identity_up_to_the_matte(editor, images):
     faces = editor.encode(images)
     faces.region_masks["hair"] = _half("left")
     style = editor.swap_style(faces, faces, "hair")
-    structure = editor.swap_structure(faces, faces, "hair")
+    structure = editor.swap_structure(faces, faces, "hair", design="smn_sliced")
     reconstruction = editor._decode(editor.smn, faces.smn_structure, faces.smn_texture)
     assert torch.equal(style.global_edit, reconstruction) and torch.equal(structure.global_edit, reconstruction)
     for result in (style, structure):
@@ -195,22 +196,61 @@ def test_swap_style_takes_the_references_texture(monkeypatch, editor, images):
         editor.swap_style(images, torch.rand(3, 3, SIZE, SIZE), "eyes")
 
 
-def test_swap_structure_swaps_only_the_regions_channels_inside_both_regions(monkeypatch, editor, images):
-    donor_images = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
-    faces, donor = editor.encode(images), editor.encode(donor_images)
+def _faces_and_donor(editor, images):
+    """Encoded faces whose hair is the left half, and a donor whose hair is the top right quarter."""
+    faces, donor = editor.encode(images), editor.encode(torch.rand(1, 3, SIZE, SIZE) * 2 - 1)
     faces.region_masks["hair"] = _half("left")
     donor.region_masks["hair"] = torch.zeros(1, SIZE, SIZE)
-    donor.region_masks["hair"][:, : SIZE // 4, SIZE // 2 :] = 1.0  # the donor's hair: top right
-    decodes = _spy(monkeypatch, editor.smn, "decode")
-    result = editor.swap_structure(faces, donor, "hair")
-    ((structure, _),) = decodes
-    assert torch.equal(structure[:, :2], donor.smn_structure[:, :2].expand(2, -1, -1, -1))
-    assert torch.equal(structure[:, 2:], faces.smn_structure[:, 2:])
+    donor.region_masks["hair"][:, : SIZE // 4, SIZE // 2 :] = 1.0
+    return faces, donor
+
+
+@pytest.mark.parametrize(("design", "network"), [("smn_sliced", "smn"), ("smpn", "smpn")])
+def test_swap_structure_swaps_only_the_regions_channels_inside_both_regions(
+    monkeypatch, editor, images, design, network
+):
+    faces, donor = _faces_and_donor(editor, images)
+    decodes = _spy(monkeypatch, getattr(editor, network), "decode")
+    result = editor.swap_structure(faces, donor, "hair", design=design)
+    ((structure, texture),) = decodes
+    code, donor_code = getattr(faces, f"{network}_structure"), getattr(donor, f"{network}_structure")
+    assert torch.equal(structure[:, :2], donor_code[:, :2].expand(2, -1, -1, -1))
+    assert torch.equal(structure[:, 2:], code[:, 2:])
+    assert torch.equal(texture, getattr(faces, f"{network}_texture"))
     covered = result.matte[:, 0] > 0
     assert covered[:, :, : SIZE // 2].all() and covered[:, : SIZE // 4, SIZE // 2 :].all()
     assert not covered[:, SIZE // 2 :, SIZE // 2 + 4 :].any()
     with pytest.raises(ValueError, match="donor"):
         editor.swap_structure(images, torch.rand(1, 3, 32, 32), "hair")
+
+
+def test_swapped_matte_covers_the_region_where_the_spliced_smpn_code_puts_it(editor, images):
+    faces, donor = _faces_and_donor(editor, images)
+    result = editor.swap_structure(faces, donor, "hair", design="smpn_swapped_matte")
+    spliced = faces.smpn_structure.clone()
+    spliced[:, :2] = donor.smpn_structure[:, :2]
+    swapped = EncodedFaces(images, faces.smn_structure, faces.smn_texture, spliced, faces.smpn_texture)
+    swapped_hair = editor.masks(swapped, "hair")
+    assert swapped_hair.sum() > 0 and not torch.equal(swapped_hair[:, 0], donor.region_masks["hair"].expand(2, -1, -1))
+    reconstruction = editor._decode(editor.smpn, spliced, faces.smpn_texture)
+    expected, _ = editor.matting(images, reconstruction, torch.maximum(_half("left")[:, None], swapped_hair))
+    assert torch.allclose(result.images, expected, atol=1e-6)
+
+
+def test_the_editor_s_design_is_the_default_and_is_checked(networks, editor, images):
+    assert editor.structure_swap == DEFAULT_STRUCTURE_SWAP
+    faces, donor = _faces_and_donor(editor, images)
+    chosen = L2SAEEditor(
+        *networks, SLICING, matting=AlphaMatting(kernel_size=5), precision="32", structure_swap="smn_sliced"
+    )
+    assert torch.equal(
+        chosen.swap_structure(faces, donor, "hair").images,
+        editor.swap_structure(faces, donor, "hair", design="smn_sliced").images,
+    )
+    with pytest.raises(ConfigError, match="editor.structure_swap: unknown structure-swap design 'smn'"):
+        L2SAEEditor(*networks, SLICING, structure_swap="smn")
+    with pytest.raises(ConfigError, match="design: unknown structure-swap design"):
+        editor.swap_structure(faces, donor, "hair", design="best")
 
 
 def test_bf16_runs_bfloat16_copies_and_stays_close_to_float32(networks, images):

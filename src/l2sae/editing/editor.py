@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from l2sae.editing.matting import AlphaMatting
+from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DESIGNS, check_design, splice
 from l2sae.nn.checkpoint import load_sae, read_extra
 from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
@@ -118,6 +119,7 @@ class L2SAEEditor:
         therefore always gets contiguous images).
     image_size: the side the networks were trained at (default: the SMPN's crop size); images of that
     size are what :func:`l2sae.editing.placement.fit_to_model` prepares.
+    structure_swap: the design of :meth:`swap_structure` (:mod:`l2sae.editing.swap_designs`).
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class L2SAEEditor:
         precision: str | int = "auto",
         channels_last: bool = True,
         image_size: int | None = None,
+        structure_swap: str = DEFAULT_STRUCTURE_SWAP,
     ) -> None:
         self.slicing = slicing if isinstance(slicing, SliceScheme) else SliceScheme.from_dict(slicing)
         smpn_channels = smpn.config.structure_channels
@@ -150,6 +153,7 @@ class L2SAEEditor:
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
         self.image_size = int(image_size or smpn.config.crop_size)
+        self.structure_swap = check_design(structure_swap)
         self.dtype = PRECISION_DTYPES[self.precision]
         self.smn = _inference_copy(smn, self.dtype)
         self.smpn = _inference_copy(smpn, self.dtype)
@@ -309,18 +313,21 @@ class L2SAEEditor:
         return self._composite(faces, global_edit, self._region(faces, rois))
 
     @torch.inference_mode()
-    def swap_structure(self, images: Faces, donor: Faces, rois: str | Sequence[str]) -> EditResult:
+    def swap_structure(
+        self, images: Faces, donor: Faces, rois: str | Sequence[str], design: str | None = None
+    ) -> EditResult:
         """The region(s) take their structure channels from ``donor`` (a batch of 1 or B same-size faces).
 
-        The SMPN's slicing says which channels belong to a region; it is applied to the SMN's structure
-        code, which shares the layout but was not trained sliced, so the swap is approximate. The matte
-        covers the region in both the input and the donor.
+        The SMPN's slicing says which channels belong to a region. ``design`` (None: the editor's
+        ``structure_swap``) says whose code is spliced and decoded and which matte composites it; see
+        :mod:`l2sae.editing.swap_designs`. ``global_edit`` is the decode of the spliced code.
         """
+        design = STRUCTURE_SWAP_DESIGNS[self.structure_swap if design is None else check_design(design, "design")]
         rois = self.slicing.validate_rois(rois)
         smn_channels = self.smn.config.structure_channels
-        if smn_channels != self.slicing.num_channels:
+        if design.decoder == "smn" and smn_channels != self.slicing.num_channels:
             raise ConfigError(
-                f"{self.slicing.key}.num_channels: structure swaps need an SMN with the slicing's "
+                f"{self.slicing.key}.num_channels: structure swaps through the SMN need an SMN with the slicing's "
                 f"{self.slicing.num_channels} structure channels, this SMN has {smn_channels}"
             )
         size, donor_size = _image_size(images), _image_size(donor)
@@ -329,9 +336,18 @@ class L2SAEEditor:
         faces = self._faces(images)
         donor = self._faces(donor, "donor")
         batch = len(faces)
-        channels = self.slicing.channel_masks(rois).amax(dim=0).to(self.device)[None, :, None, None]
-        donor_structure = _broadcast(donor.smn_structure, batch, "donor")
-        structure = faces.smn_structure * (1.0 - channels) + donor_structure * channels
-        global_edit = self._decode(self.smn, structure, faces.smn_texture)
-        region = torch.maximum(self._region(faces, rois), _broadcast(self._region(donor, rois), batch, "donor"))
-        return self._composite(faces, global_edit, region)
+        channels = self.slicing.channel_masks(rois).amax(dim=0).to(self.device)
+        smpn_structure = splice(faces.smpn_structure, _broadcast(donor.smpn_structure, batch, "donor"), channels)
+        if design.decoder == "smn":
+            structure = splice(faces.smn_structure, _broadcast(donor.smn_structure, batch, "donor"), channels)
+            global_edit = self._decode(self.smn, structure, faces.smn_texture)
+        else:
+            global_edit = self._decode(self.smpn, smpn_structure, faces.smpn_texture)
+        if design.matte == "donor":
+            other = _broadcast(self._region(donor, rois), batch, "donor")
+        else:  # the region where the spliced SMPN code puts it
+            swapped = EncodedFaces(
+                faces.images, faces.smn_structure, faces.smn_texture, smpn_structure, faces.smpn_texture
+            )
+            other = self._region(swapped, rois)
+        return self._composite(faces, global_edit, torch.maximum(self._region(faces, rois), other))

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.run import editor_from_config
+from l2sae.evaluation import structure_swap
 from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
 from l2sae.evaluation.fid import inception_features
 from l2sae.evaluation.lpips_metric import build_lpips
@@ -188,6 +189,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate as configured by ``conf/evaluate.yaml``; return the flat metrics (see :func:`flat_metrics`)."""
     plan = check_config(cfg)
     datamodule = instantiate(cfg.data)
+    swap_plan = structure_swap.check_settings(cfg.structure_swap, datamodule.synthetic)
     if not set(plan.rois) <= set(datamodule.roi_names):
         raise ConfigError(
             f"data: evaluation needs ground-truth masks of the regions {list(plan.rois)}; this data has "
@@ -247,6 +249,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     print(paths["markdown"].read_text())
     log.info("report written to %s", paths["markdown"])
     metrics = flat_metrics(rows)
+    if swap_plan is not None:  # structure swaps against ground truth drawn from the synthetic faces
+        swap_rows, swap_report = structure_swap.evaluate(
+            swap_plan, editor, datamodule, networks["lpips"], cfg.paths.output_dir
+        )
+        print(swap_report.read_text())
+        metrics.update(structure_swap.flat_metrics(swap_rows))
     try:
         log_tables(loggers, rows)
         for logger in loggers:
