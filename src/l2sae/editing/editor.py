@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from l2sae.editing import photo as photo_editing
 from l2sae.editing.matting import AlphaMatting
 from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DESIGNS, check_design, splice
 from l2sae.nn.checkpoint import load_sae, read_extra
@@ -351,3 +352,17 @@ class L2SAEEditor:
             )
             other = self._region(swapped, rois)
         return self._composite(faces, global_edit, torch.maximum(self._region(faces, rois), other))
+
+    def prepare_photo(
+        self, photo: photo_editing.Photo, align: str = "auto", faces: str | int = "all", rois=(), **options
+    ) -> photo_editing.PreparedPhoto:
+        """Find, align and encode the faces of a photo (path, PIL image or H x W x 3 uint8 array) once;
+        see :func:`l2sae.editing.photo.prepare_photo`."""
+        return photo_editing.prepare_photo(self, photo, align, faces, rois, **options)
+
+    def edit_photo(
+        self, photo: photo_editing.Photo | photo_editing.PreparedPhoto, roi: str | Sequence[str], **options
+    ) -> photo_editing.PhotoEditResult:
+        """Edit every chosen face of a photo and paste the edits back at full resolution; returns a
+        :class:`l2sae.editing.photo.PhotoEditResult` (see :func:`l2sae.editing.photo.edit_photo` for options)."""
+        return photo_editing.edit_photo(self, photo, roi, **options)
