@@ -26,7 +26,7 @@ def networks():
 
 @pytest.fixture
 def editor(networks):
-    return L2SAEEditor(*networks, SLICING, matting=AlphaMatting(kernel_size=5), precision="32")
+    return L2SAEEditor(*networks, SLICING, matting=AlphaMatting(kernel_size=5), precision="32", window=False)
 
 
 @pytest.fixture
