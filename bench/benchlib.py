@@ -37,8 +37,8 @@ def cpu_model() -> str:
 
 
 def cpu_matrix_features() -> list[str]:
-    """The CPU flags that decide bf16 speed (avx512_bf16, amx_bf16, amx_tile, avx512f) present here."""
-    wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    """The CPU's vector flags that decide speed (avx2, avx512f, avx512_bf16, amx_bf16, amx_tile) present here."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
@@ -58,6 +58,8 @@ def machine_info(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY"),
         "device": str(device),
         "load_average_1_5_15": [round(value, 2) for value in os.getloadavg()],
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -65,6 +67,17 @@ def machine_info(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu_model"] = torch.cuda.get_device_name(device)
     return info
+
+
+def machine_line(machine: dict) -> str:
+    """One line naming the CPU, its vector flags, what torch and oneDNN use of them, threads and load now."""
+    limits = [f"{key}={machine[key]}" for key in ("aten_cpu_capability", "onednn_max_cpu_isa") if machine.get(key)]
+    return (
+        f"{machine['cpu_model']} (flags: {' '.join(machine['cpu_features']) or 'no avx2/avx512/amx'}; torch kernels "
+        f"{machine['cpu_capability']}{'; restricted: ' + ', '.join(limits) if limits else ''}), "
+        f"{machine['torch_threads']} torch threads, torch {machine['torch_version']}, device {machine['device']}, "
+        f"load average now {os.getloadavg()[0]:.2f}"
+    )
 
 
 def cpu_pressure() -> tuple[float, int] | None:

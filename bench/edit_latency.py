@@ -3,6 +3,11 @@
     python bench/edit_latency.py                          # 256 and 512 px, float32 and bfloat16
     python bench/edit_latency.py --sizes 256 --profile    # plus the top ops of the 256 px region edit
     python bench/edit_latency.py --sizes 64 --runs 2      # smoke run on the tiny preset (seconds)
+    python bench/edit_latency.py --sizes 256 --tables official --official-repo DIR   # vs the official SAE code
+
+``--official-repo DIR`` (a checkout of taesungp/swapping-autoencoder-pytorch) adds the side-by-side table
+of :mod:`official_compare`: per region, the official code's edit against L2SAE's (fp32 with the full
+decode, fp32 and precision auto with the window decode) on the same weights, timed in alternation.
 
 Random weights (speed does not depend on them): an SMN and an SMPN of the size's preset
 (``benchlib.PRESET_FOR_SIZE``), noise off, the default slicing scheme. Each operation is timed
@@ -30,10 +35,14 @@ from benchlib import (
     count_flops,
     format_table,
     machine_info,
+    machine_line,
     psnr,
     wait_until_quiet,
     write_results,
 )
+from official_compare import COLUMNS as OFFICIAL_COLUMNS
+from official_compare import compare_with_official
+from official_sae import CHANGES, OfficialSAE, import_official
 
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import EncodedFaces, L2SAEEditor
@@ -201,7 +210,7 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
                 "networks": networks.label,
                 "operation": op.name,
                 "description": op.description,
-                "precision": "fp32" if precision == "32" else "bf16",
+                "precision": {"32": "fp32", "bf16": "bf16"}.get(precision, f"auto={editor.precision}"),
                 "channels_last": editor.channels_last,
                 **stats.to_dict(),
                 "seconds": seconds,
@@ -256,7 +265,7 @@ def parse_args() -> argparse.Namespace:
         "--precision",
         nargs="+",
         default=["32", "bf16"],
-        choices=["32", "bf16"],
+        choices=["32", "bf16", "auto"],
         help="editor precisions to time (PSNR always compares with float32)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
@@ -278,6 +287,15 @@ def parse_args() -> argparse.Namespace:
         help="before each operation wait up to SECONDS for other jobs to leave the CPU "
         "(10 s CPU pressure < 10%%; Linux only); default 0",
     )
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        default=["operations", "official"],
+        choices=["operations", "official"],
+        help="operations: each editor operation at each precision; official: vs the official code (needs "
+        "--official-repo; skipped without it)",
+    )
+    parser.add_argument("--official-repo", help="a checkout of taesungp/swapping-autoencoder-pytorch")
     parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")
     parser.add_argument("--smpn", help="the SMPN checkpoint that goes with --smn (slicing read from it)")
     args = parser.parse_args()
@@ -294,25 +312,37 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     machine = machine_info(device)
-    print(
-        f"{machine['cpu_model']} ({', '.join(machine['cpu_features']) or 'no avx512/amx'}), "
-        f"{machine['torch_threads']} torch threads, torch {machine['torch_version']}, device {device}, "
-        f"load average {machine['load_average_1_5_15'][0]}",
-        flush=True,
-    )
+    print(machine_line(machine), flush=True)
     results = {"benchmark": "edit_latency", "machine": machine, "settings": vars(args), "rows": [], "profiles": []}
+    official = None
+    if "official" in args.tables and args.official_repo:
+        official = import_official(args.official_repo)
+        results |= {"official_rows": [], "official_changes": CHANGES, "official_stand_ins": official[2]}
+        print(f"{CHANGES}; stand-in modules: {', '.join(official[2]) or 'none'}", flush=True)
     if args.smn:
         setups = [lambda: trained_networks(args.smn, args.smpn, device)]
     else:
         setups = [lambda size=size: random_networks(size, device) for size in args.sizes]
     for setup in setups:
         networks = setup()
+        if official is not None:
+            official_networks = [
+                OfficialSAE(official[0], official[1], network) for network in (networks.smn, networks.smpn)
+            ]
+            rows = compare_with_official(networks, official_networks, bool(args.smn), args, device)
+            results["official_rows"].extend(rows)
+            print(
+                f"\n{networks.size} px ({networks.label}), batch 1: official SAE code vs L2SAE, medians of "
+                f"{args.runs} alternating rounds; x = official s / L2SAE s; {CHANGES}"
+            )
+            print(machine_line(machine_info(device)))
+            print(format_table(rows, OFFICIAL_COLUMNS) + "\n", flush=True)
+        if "operations" not in args.tables:
+            continue
         rows = benchmark(networks, args, device)
         results["rows"].extend(rows)
-        print(
-            f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}, "
-            f"load average now {os.getloadavg()[0]:.2f}"
-        )
+        print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}")
+        print(machine_line(machine_info(device)))
         print(format_table(rows, TABLE_COLUMNS) + "\n", flush=True)
         if args.profile:
             for precision in args.precision:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import format_table, machine_info, write_results
+from benchlib import format_table, machine_info, machine_line, write_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
@@ -47,6 +47,7 @@ TABLE_COLUMNS = (
     ("gflop_per_s", "GFLOP/s"),
     ("peak_step_mib", "step peak MiB"),
     ("peak_rss_mib", "process peak MiB"),
+    ("peak_cuda_mib", "GPU peak MiB"),
 )
 
 
@@ -84,7 +85,9 @@ def build_module(network: str, preset: str, workdir: Path):
     return instantiate(cfg.model[network].module)
 
 
-def run_case(network: str, preset: str, precision: str, batch: int, warmup: int, runs: int) -> dict:
+def run_case(
+    network: str, preset: str, precision: str, batch: int, warmup: int, runs: int, device: str = "cpu"
+) -> dict:
     """Build the module, fit ``warmup + runs`` (+1 lazy-R1) batches, return timings and memory."""
     import pytorch_lightning as pl
     import torch
@@ -92,6 +95,8 @@ def run_case(network: str, preset: str, precision: str, batch: int, warmup: int,
 
     from l2sae.evaluation.timing import TimingStats
     from l2sae.regions import ROI_NAMES
+
+    on_gpu = device == "cuda"
 
     class StepTimer(pl.Callback):
         """Wall time of every batch; the FLOPs of the first (untimed warm-up) batch."""
@@ -103,9 +108,13 @@ def run_case(network: str, preset: str, precision: str, batch: int, warmup: int,
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             if batch_idx == 0:
                 self.flop_counter.__enter__()
+            if on_gpu:
+                torch.cuda.synchronize()
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if on_gpu:
+                torch.cuda.synchronize()
             self.seconds.append(time.perf_counter() - self.start)
             if batch_idx == 0:
                 self.flop_counter.__exit__(None, None, None)
@@ -129,7 +138,7 @@ def run_case(network: str, preset: str, precision: str, batch: int, warmup: int,
     loader = torch.utils.data.DataLoader(samples, batch_size=batch, shuffle=False, drop_last=True)
     timer = StepTimer()
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if on_gpu else "cpu",
         devices=1,
         precision=PRECISIONS[precision],
         max_epochs=1,
@@ -161,6 +170,8 @@ def run_case(network: str, preset: str, precision: str, batch: int, warmup: int,
         "peak_rss_mib": peak_rss_mib(),
         "peak_step_mib": peak_rss_mib() - rss_before,
         "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if on_gpu else "cpu",
+        "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
     }
 
 
@@ -181,6 +192,8 @@ def run_in_subprocess(case: tuple[str, str, str], args: argparse.Namespace) -> d
             str(args.runs),
             "--case-output",
             str(out),
+            "--device",
+            args.device,
         ]
         if args.threads:
             command += ["--threads", str(args.threads)]
@@ -199,6 +212,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="timed steps per case (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first, at least 1 (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the steps run (default cpu)")
     parser.add_argument("--case", nargs=3, metavar=("NETWORK", "PRESET", "PRECISION"), help=argparse.SUPPRESS)
     parser.add_argument("--case-output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -216,19 +230,15 @@ def main() -> None:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        result = run_case(*args.case, batch=args.batch, warmup=args.warmup, runs=args.runs)
+        result = run_case(*args.case, batch=args.batch, warmup=args.warmup, runs=args.runs, device=args.device)
         args.case_output.write_text(json.dumps(result))
         return
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    machine = machine_info(torch.device("cpu"))
-    print(
-        f"{machine['cpu_model']} ({', '.join(machine['cpu_features'])}), {machine['torch_threads']} torch threads, "
-        f"load average {machine['load_average_1_5_15'][0]}",
-        flush=True,
-    )
+    machine = machine_info(torch.device(args.device))
+    print(machine_line(machine), flush=True)
     rows = []
     for preset in args.presets:
         for network in args.networks:
@@ -240,7 +250,8 @@ def main() -> None:
                     f"step peak {row['peak_step_mib']:.0f} MiB",
                     flush=True,
                 )
-    print(f"\ntraining step, batch {args.batch}, load average now {os.getloadavg()[0]:.2f}")
+    print(f"\ntraining step, batch {args.batch}, device {args.device}")
+    print(machine_line(machine))
     print(format_table(rows, TABLE_COLUMNS))
     machine["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     results = {
