@@ -10,13 +10,13 @@ from pathlib import Path
 
 import hydra
 
+from l2sae.training import run  # also registers the resolvers of conf/hydra/train.yaml
+
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg) -> dict:
-    from l2sae.training import run
-
     return run(cfg)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -25,6 +26,7 @@ from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
+from .distributed import RunFolderAgreement, adopt_run_folder, handoff, launched_as_rank_zero
 from .smpn import SMPNModule
 
 
@@ -37,20 +39,27 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """
     stages = check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
-    write_resolved_config(cfg, output_dir / "config.yaml")
+    if launched_as_rank_zero():
+        write_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
     metrics: dict[str, float] = {}
+    exports: set[str] = set()  # files written by the stages so far (on rank 0)
+    previous: pl.Trainer | None = None
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(cfg.get("num_threads") or threads)
         for index, (name, stage) in enumerate(stages.items()):
             final = index == len(stages) - 1
-            stage_metrics = train_stage(cfg, name, stage, logger_prefix="" if len(stages) == 1 else name)
+            handoff_from = previous.strategy if previous is not None and stage_start(cfg, stage) in exports else None
+            stage_metrics, previous, run_dir = train_stage(
+                cfg, name, stage, logger_prefix="" if len(stages) == 1 else name, handoff_from=handoff_from
+            )
+            adopt_run_folder(cfg, run_dir)
+            exports.add(str(stage.export))
             metrics.update({key if final else f"{name}/{key}": value for key, value in stage_metrics.items()})
     finally:
         torch.set_num_threads(threads)
         finish_wandb()
-    finish_run_folder(metrics, output_dir, Path(cfg.paths.log_dir))
+    finish_run_folder(metrics, Path(cfg.paths.output_dir), Path(cfg.paths.log_dir))
     return metrics
 
 
@@ -87,14 +96,12 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                 f"data.image_size: {datamodule.image_size} differs from backbone.crop_size {backbone.crop_size}, "
                 f"the side the image discriminator of model.{name} is built for"
             )
-        if "init_checkpoint" in module:
-            start, key = module.init_checkpoint, f"model.{name}.module.init_checkpoint"
-            if not start:
-                raise ConfigError(
-                    f"{key}: missing; give the SAE to start from (official latest_checkpoint.pth or an smn.pt)"
-                )
-        else:
-            start, key = cfg.backbone.get("checkpoint"), "backbone.checkpoint"
+        start = stage_start(cfg, stage)
+        key = f"model.{name}.module.init_checkpoint" if "init_checkpoint" in module else "backbone.checkpoint"
+        if "init_checkpoint" in module and not start:
+            raise ConfigError(
+                f"{key}: missing; give the SAE to start from (official latest_checkpoint.pth or an smn.pt)"
+            )
         if start and str(start) not in produced and not Path(start).is_file():
             raise ConfigError(
                 f"{key}: {start} does not exist; give an SAE checkpoint (the official latest_checkpoint.pth "
@@ -112,6 +119,12 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
     return stages
 
 
+def stage_start(cfg: DictConfig, stage: DictConfig) -> str | None:
+    """The SAE file a stage starts from: its module's ``init_checkpoint`` (SMPN), else ``backbone.checkpoint``."""
+    start = stage.module.init_checkpoint if "init_checkpoint" in stage.module else cfg.backbone.get("checkpoint")
+    return str(start) if start else None
+
+
 def stage_config(group: DictConfig, overrides: DictConfig | None) -> DictConfig:
     """A group's config (``cfg.data``, ``cfg.trainer``) with a stage's overrides merged in (resolved, so it
     stands alone; the overrides may add keys)."""
@@ -120,22 +133,38 @@ def stage_config(group: DictConfig, overrides: DictConfig | None) -> DictConfig:
 
 
 # ---- one stage -----------------------------------------------------------------------------------
-def train_stage(cfg: DictConfig, name: str, stage: DictConfig, logger_prefix: str = "") -> dict[str, float]:
-    """Fit one stage, validate it once more, export its SAE; return the validation metrics."""
+def train_stage(
+    cfg: DictConfig, name: str, stage: DictConfig, logger_prefix: str = "", handoff_from=None
+) -> tuple[dict[str, float], pl.Trainer, str]:
+    """Fit one stage, validate it once more, export its SAE (rank 0).
+
+    ``handoff_from``: the previous stage's strategy when this stage starts from an earlier stage's export; the
+    file then reaches every rank from rank 0 (:func:`~l2sae.training.distributed.handoff`).
+    Returns the validation metrics, the trainer and rank 0's run folder (agreed once the process group exists).
+    """
     datamodule = instantiate(stage_config(cfg.data, stage.get("data")))
-    takes_data_regions = "roi_names" in stage.module and stage.module.roi_names is None
-    module = instantiate(stage.module, **({"roi_names": list(datamodule.roi_names)} if takes_data_regions else {}))
+    overrides = {}
+    if "roi_names" in stage.module and stage.module.roi_names is None:
+        overrides["roi_names"] = list(datamodule.roi_names)
+    with handoff(handoff_from, stage_start(cfg, stage)) if handoff_from else nullcontext() as start:
+        if start and "init_checkpoint" in stage.module:
+            overrides["init_checkpoint"] = start
+        elif start:
+            overrides["backbone"] = {**OmegaConf.to_container(stage.module.backbone, resolve=True), "checkpoint": start}
+        module = instantiate(stage.module, **overrides)
+    agreement = RunFolderAgreement(cfg.paths.output_dir)
     trainer = instantiate(
         stage_config(cfg.trainer, stage.get("trainer")),
-        callbacks=instantiate_callbacks(cfg.get("callbacks"), name),
+        callbacks=[*instantiate_callbacks(cfg.get("callbacks"), name), agreement],
         logger=instantiate_loggers(cfg, logger_prefix) or False,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
         module.export(stage.export)
-    trainer.strategy.barrier("export")  # the next stage may start from this export, on every rank
-    return {key: float(value) for key, value in (results[0] if results else {}).items()}
+    trainer.strategy.barrier("export")
+    metrics = {key: float(value) for key, value in (results[0] if results else {}).items()}
+    return metrics, trainer, agreement.run_dir
 
 
 def instantiate_callbacks(callbacks_cfg: DictConfig | None, stage: str) -> list[pl.Callback]:
@@ -148,7 +177,6 @@ def instantiate_callbacks(callbacks_cfg: DictConfig | None, stage: str) -> list[
 
 
 # ---- run folder ------------------------------------------------------------------------------------
-@rank_zero_only
 def write_resolved_config(cfg: DictConfig, path: Path) -> None:
     atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
 
