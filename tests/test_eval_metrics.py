@@ -74,10 +74,43 @@ def test_grouped_fid_matches_a_direct_frechet_distance():
         assert result[group]["fid_images"] == len(images)
     both = torch.cat(list(fakes.values()))
     expected = frechet_distance(real_features, extractor(to_uint8(both)).double().numpy())
-    assert result["both"] == {"fid": pytest.approx(expected, rel=1e-6), "fid_images": 55}
-    assert result["empty"] == {"fid": None, "fid_images": 0}
+    assert result["both"]["fid"] == pytest.approx(expected, rel=1e-6) and result["both"]["fid_images"] == 55
+    assert result["empty"] == {"fid": None, "fid_images": 0, "kid": None, "kid_std": None, "kid_subset_size": None}
     assert fid.num_real == 40
     assert result["dark"]["fid"] > 0.01  # the sets really differ
+
+
+def unbiased_polynomial_mmd(real: np.ndarray, fake: np.ndarray) -> float:
+    """The textbook KID formula: unbiased MMD^2 with the kernel (x.y / d + 1)^3, on two sets of equal size."""
+
+    def kernel(a, b):
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    m = len(real)
+    within = [(kernel(x, x).sum() - np.trace(kernel(x, x))) / (m * (m - 1)) for x in (real, fake)]
+    return float(sum(within) - 2 * kernel(real, fake).mean())
+
+
+def test_grouped_kid_matches_a_direct_mmd_and_adapts_its_subset_to_small_sets():
+    real, fake = random_images(30), random_images(30, brightness=-0.3)
+    extractor = ChannelStatistics()
+    kid = GroupedFID(extractor, groups=["all", "few", "one"], kid_subsets=1)  # one subset: all 30 images
+    kid.add_real(real)
+    kid.add(fake, ["all"])
+    kid.add(fake[:5], ["few"])
+    kid.add(fake[:1], ["one"])
+    result = kid.compute()
+    features = [extractor(to_uint8(images)).double().numpy() for images in (real, fake)]
+    assert result["all"]["kid"] == pytest.approx(unbiased_polynomial_mmd(*features), rel=1e-6)
+    assert result["all"]["kid_std"] == 0.0 and result["all"]["kid_subset_size"] == 30
+    assert result["few"]["kid_subset_size"] == 5 and result["few"]["kid"] is not None  # torchmetrics would refuse 1000
+    assert result["one"]["kid"] is None and result["one"]["fid"] is None
+    state = torch.random.get_rng_state()
+    again = GroupedFID(extractor, groups=["few"], kid_subsets=10)
+    again.add_real(real)
+    again.add(fake[:5], ["few"])
+    first, second = again.compute()["few"]["kid"], again.compute()["few"]["kid"]
+    assert first == second and torch.equal(torch.random.get_rng_state(), state)  # seeded, global RNG untouched
 
 
 def test_grouped_fid_rejects_an_unknown_group():

@@ -1,23 +1,30 @@
-"""Fréchet Inception Distance of edited images against the real evaluation images (torchmetrics).
+"""Fréchet and Kernel Inception Distances of edited images against the real evaluation images (torchmetrics).
 
 One evaluation compares many sets of edits (per method and region) with the same real images.
-:class:`GroupedFID` runs each image through the feature extractor once and keeps one
-torchmetrics ``FrechetInceptionDistance`` per group over those features, on the CPU.
+:class:`GroupedFID` runs each image through the feature extractor once and keeps one torchmetrics
+``FrechetInceptionDistance`` and one ``KernelInceptionDistance`` per group over those features, on the
+CPU. KID (Binkowski et al., 2018) is unbiased, so it stays meaningful on small splits where FID is
+biased upwards; both use the same Inception features.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from l2sae.evaluation.weights import explain_download_failure, local_weights
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_KEY = "metrics.fid.feature_extractor_weights_path"
+KID_SUBSETS = 100  # torchmetrics' defaults: 100 random subsets of up to 1000 images each
+KID_SUBSET_SIZE = 1000
+KID_SEED = 0  # the subsets are drawn from this seed, so KID is reproducible (the global RNG is left alone)
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -61,32 +68,46 @@ class _GivenFeatures(nn.Module):
 
 
 class GroupedFID:
-    """FID of several groups of generated images, each against the same real images.
+    """FID and KID of several groups of generated images, each against the same real images.
 
     ``extractor`` maps uint8 images B x 3 x H x W to features B x D (see :func:`inception_features`;
     tests inject a small module). Images are given in [-1, 1]. Real images count in every group.
-    Each group keeps two D x D float64 sums on the CPU (64 MB at D = 2048).
+    Each group keeps two D x D float64 sums on the CPU (64 MB at D = 2048) and, for KID, references to
+    the features. KID averages ``kid_subsets`` subsets of ``min(kid_subset_size, real, generated)`` images.
     """
 
-    def __init__(self, extractor: nn.Module, groups: Iterable[Hashable]) -> None:
+    def __init__(
+        self,
+        extractor: nn.Module,
+        groups: Iterable[Hashable],
+        kid_subsets: int = KID_SUBSETS,
+        kid_subset_size: int = KID_SUBSET_SIZE,
+    ) -> None:
         self.extractor = extractor
         self.groups = tuple(groups)
-        self._metrics: dict[Hashable, FrechetInceptionDistance] = {}
+        self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        self._metrics: dict[Hashable, tuple[FrechetInceptionDistance, KernelInceptionDistance]] = {}
         self.num_real = 0
+
+    def _new_metrics(self, dim: int) -> tuple[FrechetInceptionDistance, KernelInceptionDistance]:
+        with warnings.catch_warnings():  # KID's warning that it keeps the features: they are referenced, not copied
+            warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
+            kid = KernelInceptionDistance(feature=_GivenFeatures(dim), subsets=self.kid_subsets)
+        return FrechetInceptionDistance(feature=_GivenFeatures(dim)), kid
 
     @torch.no_grad()
     def _features(self, images: Tensor) -> Tensor:
         features = self.extractor(to_uint8(images)).reshape(images.shape[0], -1).cpu().double()
         if not self._metrics:
-            dim = features.shape[1]
-            self._metrics = {group: FrechetInceptionDistance(feature=_GivenFeatures(dim)) for group in self.groups}
+            self._metrics = {group: self._new_metrics(features.shape[1]) for group in self.groups}
         return features
 
     def add_real(self, images: Tensor) -> None:
         """Real images B x 3 x H x W in [-1, 1]."""
         features = self._features(images)
-        for metric in self._metrics.values():
-            metric.update(features, real=True)
+        for metrics in self._metrics.values():
+            for metric in metrics:
+                metric.update(features, real=True)
         self.num_real += images.shape[0]
 
     def add(self, images: Tensor, groups: Iterable[Hashable]) -> None:
@@ -97,14 +118,27 @@ class GroupedFID:
             raise KeyError(f"unknown FID groups {unknown}; known: {self.groups}")
         features = self._features(images)
         for group in groups:
-            self._metrics[group].update(features, real=False)
+            for metric in self._metrics[group]:
+                metric.update(features, real=False)
+
+    def _kid(self, metric: KernelInceptionDistance | None, count: int) -> dict[str, float | int | None]:
+        subset_size = min(self.kid_subset_size, count, self.num_real)
+        if metric is None or subset_size < 2:
+            return {"kid": None, "kid_std": None, "kid_subset_size": None}
+        metric.subset_size = subset_size  # adapted to small splits (torchmetrics refuses more than there are)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(KID_SEED)
+            mean, std = metric.compute()
+        return {"kid": float(mean), "kid_std": float(std), "kid_subset_size": subset_size}
 
     def compute(self) -> dict[Hashable, dict[str, float | int | None]]:
-        """Per group: ``fid`` (None with fewer than 2 real or generated images) and ``fid_images`` (generated)."""
+        """Per group: ``fid`` (None with fewer than 2 real or generated images) and ``fid_images`` (generated);
+        ``kid`` and ``kid_std`` (mean and standard deviation over the subsets) and ``kid_subset_size``."""
         results = {}
         for group in self.groups:
-            metric = self._metrics.get(group)
-            count = 0 if metric is None else int(metric.fake_features_num_samples)
-            value = float(metric.compute()) if count >= 2 and self.num_real >= 2 else None
+            fid, kid = self._metrics.get(group, (None, None))
+            count = 0 if fid is None else int(fid.fake_features_num_samples)
+            value = float(fid.compute()) if count >= 2 and self.num_real >= 2 else None
             results[group] = {"fid": value, "fid_images": count}
+            results[group] |= self._kid(kid, count)
         return results
