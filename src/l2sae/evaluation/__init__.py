@@ -1,4 +1,5 @@
-"""Evaluation: FID, LPIPS, time per edit, mask IoU and edit leakage, for L2SAE and baseline folders.
+"""Evaluation: FID, LPIPS, time per edit, mask IoU, edit leakage, KID, preservation outside the region,
+identity, diversity, for L2SAE and baseline folders.
 
 The metric classes are plain Python over tensors (images B x 3 x H x W in [-1, 1]); they need no
 Lightning or Hydra. ``run(cfg)`` is ``evaluate.py``'s work (conf/evaluate.yaml).
@@ -6,8 +7,10 @@ Lightning or Hydra. ``run(cfg)`` is ``evaluate.py``'s work (conf/evaluate.yaml).
 
 from l2sae.evaluation.baselines import BaselineFolder, Pairing, scan_baseline
 from l2sae.evaluation.fid import GroupedFID, inception_features
+from l2sae.evaluation.identity import IdentityScores
 from l2sae.evaluation.leakage import EditLeakage
 from l2sae.evaluation.lpips_metric import build_lpips, lpips_distance
+from l2sae.evaluation.masked import MaskedMean, Preservation
 from l2sae.evaluation.masks import RegionIoU
 from l2sae.evaluation.report import write_report
 from l2sae.evaluation.run import run
@@ -20,8 +23,11 @@ __all__ = [
     "EditLeakage",
     "EditScores",
     "GroupedFID",
+    "IdentityScores",
+    "MaskedMean",
     "MissingWeightsError",
     "Pairing",
+    "Preservation",
     "RegionIoU",
     "TimingStats",
     "build_lpips",
