@@ -82,12 +82,7 @@ METRIC_COLUMNS = {  # the columns of each metric that needs pretrained weights o
         "recon_pairs",
         "lpips_outside",
         "lpips_band",
-        "diversity",
-        "diversity_images",
-        "diversity_seeds",
-        "swap_lpips",
-        "swap_lpips_input",
-        "swap_pairs",
+        *(column for column in EXTENDED_COLUMNS if column.startswith(("diversity", "swap_"))),
     ),
     "identity": tuple(column for column in EXTENDED_COLUMNS if column.startswith("identity_")),
 }

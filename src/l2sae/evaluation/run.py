@@ -31,6 +31,7 @@ from l2sae.evaluation.baselines import BaselineFolder, Pairing, load_image, scan
 from l2sae.evaluation.face_descriptor import DETECTION_SIDE, FaceDescriber
 from l2sae.evaluation.fid import inception_features
 from l2sae.evaluation.lpips_metric import build_lpips
+from l2sae.evaluation.masked import default_band_width
 from l2sae.evaluation.report import ALL_REGIONS, log_tables, write_report
 from l2sae.evaluation.scoring import EditScores, to_size
 from l2sae.evaluation.timing import hardware_description, measure_seconds
@@ -281,7 +282,9 @@ def protocol(
     lpips_setting = f"lpips {metrics.lpips.net}"
     if metrics.lpips.random_backbone:
         lpips_setting += " with a random backbone (tests only: not a perceptual distance)"
-    band = "1/32 of the side" if plan.band_width is None else f"{plan.band_width} px"
+    band = f"{plan.band_width} px"
+    if plan.band_width is None:
+        band = f"{default_band_width(data.image_size)} px (1/32 of the side)"
     precision = f"{str(editor.dtype).removeprefix('torch.')} (precision={cfg.precision})"
     not_computed = "not computed (see notes)"
     settings = {
