@@ -28,7 +28,7 @@ from l2sae.editing import L2SAEEditor  # noqa: E402
 from l2sae.utils.errors import ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-LIMITS = pipeline.UploadLimits(max_upload_mb=0.05, max_pixels=100_000)  # small, so the tests' files hit them
+LIMITS = pipeline.UploadLimits(max_upload_mb=0.1, max_pixels=200_000)  # small, so the tests' files hit them
 STYLE = ("all faces", ["hair"], "random style")
 
 
@@ -71,11 +71,10 @@ def upload(client, path, *settings, endpoint="/upload"):
     return client.predict(gradio_client.handle_file(str(path)), *settings, api_name=endpoint)
 
 
-def editor_result(editor, path, rois, mode="style", strength=1.0, seed=0, partner=None) -> np.ndarray:
+def editor_result(editor, path, rois, mode="style", strength=1.0, seed=0, partner=None, faces="all") -> np.ndarray:
     """What the editor itself gives for the photo at ``path``."""
-    prepared = pipeline.prepare(editor, Image.open(path).convert("RGB"))
-    partner = pipeline.prepare(editor, Image.open(partner).convert("RGB")) if partner else None
-    result = pipeline.edit(editor, prepared, rois, mode, strength=strength, seed=seed, partner=partner)
+    partners = {"reference": partner} if mode == "swap_style" else {"donor": partner}
+    result = editor.edit_photo(str(path), rois, mode=mode, strength=strength, seed=seed, faces=faces, **partners)
     return np.asarray(result.image)
 
 
@@ -83,7 +82,7 @@ def test_upload_edits_like_the_editor_and_a_strength_change_reuses_the_codes(app
     assert app.url.startswith("http://127.0.0.1:")
     input_view, face_update, overlay, result, (before, after), download, status = upload(client, faces[0])
     assert np.array_equal(pixels(input_view), pixels(faces[0]))
-    assert face_update["value"] == "all faces" and ["face 1", "face 1"] in face_update["choices"]
+    assert face_update["value"] == "all faces" and ["face 0", "face 0"] in face_update["choices"]
     assert np.array_equal(pixels(result), editor_result(editor, faces[0], ["hair"]))
     assert np.array_equal(pixels(before), pixels(faces[0])) and np.array_equal(pixels(after), pixels(result))
     assert (
@@ -183,16 +182,19 @@ def _write_bad_files(folder: Path) -> dict[str, Path]:
     corrupt = folder / "cut.png"
     corrupt.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
     wide = folder / "wide.png"
-    Image.new("RGB", (400, 300), (90, 120, 150)).save(wide)  # 120 000 pixels: over the test's max_pixels
+    Image.new("RGB", (500, 500), (90, 120, 150)).save(wide)  # 250 000 pixels: over the test's max_pixels
     heavy = folder / "heavy.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(heavy)  # ~77 kB
-    return {"text": text, "corrupt": corrupt, "wide": wide, "heavy": heavy}
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (240, 240, 3), dtype=np.uint8)).save(heavy)  # 170 kB
+    faceless = folder / "wall.png"
+    Image.new("RGB", (120, 90), (200, 190, 170)).save(faceless)
+    return {"text": text, "corrupt": corrupt, "wide": wide, "heavy": heavy, "faceless": faceless}
 
 
 @pytest.mark.parametrize(("kind", "message"), [
     ("text", "notes.txt is not an image"),
     ("corrupt", "cut.png could not be decoded"),
-    ("wide", "400 x 300 px"),
+    ("wide", "500 x 500 px"),
+    ("faceless", "wall.png: no face found"),
 ])  # fmt: skip
 def test_bad_uploads_are_a_message_on_the_page(client, tmp_path, kind, message):
     path = _write_bad_files(tmp_path / "bad")[kind]
@@ -204,7 +206,7 @@ def test_files_over_max_upload_mb_are_refused(client, tmp_path):
     heavy = _write_bad_files(tmp_path / "bad")["heavy"]
     with pytest.raises(Exception, match="exceeds the maximum file size"):  # Gradio refuses the upload itself
         upload(client, heavy)
-    with pytest.raises(pipeline.PhotoError, match="heavy.png is 0.1 MB; this page accepts photos up to 0.05 MB"):
+    with pytest.raises(pipeline.PhotoError, match="heavy.png is 0.2 MB; this page accepts photos up to 0.1 MB"):
         pipeline.open_upload(heavy, LIMITS)  # and the page's own check, for files that arrive otherwise
 
 
@@ -227,3 +229,22 @@ def test_without_checkpoints_it_names_the_training_command(tmp_path):
     cfg = _config(f"ckpt.smn={tmp_path / 'smn.pt'}", f"ckpt.smpn={tmp_path / 'smpn.pt'}")
     with pytest.raises(FileNotFoundError, match="python train.py"):
         run(cfg)
+
+
+def test_a_photo_with_two_faces_lists_both_and_edits_the_chosen_one(client, editor, tmp_path):
+    """The astronaut twice on one canvas: each face found, outlined, chosen alone, pasted back in place."""
+    data = pytest.importorskip("skimage.data")
+    astronaut = Image.fromarray(data.astronaut()).resize((256, 256), Image.LANCZOS)
+    canvas = Image.new("RGB", (512, 256))
+    canvas.paste(astronaut, (0, 0))
+    canvas.paste(astronaut.transpose(Image.FLIP_LEFT_RIGHT), (256, 0))
+    photo = tmp_path / "twins.jpg"
+    canvas.save(photo, quality=85)
+    outlined, face_update, *_ = upload(client, photo)
+    assert [choice for choice, _ in face_update["choices"]] == ["all faces", "face 0", "face 1"]
+    assert not np.array_equal(pixels(outlined), pixels(photo))  # alignment squares drawn on the input
+    _, both, *_ = client.predict("all faces", ["hair"], "random style", 2.0, 0, api_name="/edit")
+    assert np.array_equal(pixels(both), editor_result(editor, photo, ["hair"], strength=2.0))
+    _, right, *_ = client.predict("face 1", ["hair"], "random style", 2.0, 0, api_name="/edit")
+    assert np.array_equal(pixels(right), editor_result(editor, photo, ["hair"], strength=2.0, faces=1))
+    assert np.array_equal(pixels(right)[:, :200], pixels(photo)[:, :200])  # the left face is left alone

@@ -24,6 +24,7 @@ from PIL import Image
 from l2sae.app import pipeline
 from l2sae.app.pipeline import ALL_FACES, MODES, PhotoError, UploadLimits
 from l2sae.editing import L2SAEEditor
+from l2sae.editing.photo import PreparedPhoto
 from l2sae.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,13 @@ SESSION_TTL_S = 3 * 3600  # a session's photo is forgotten this long after its l
 
 @dataclass(eq=False)
 class Session:
-    """One browser session's photo, its reference / donor and its download folder."""
+    """One browser session's photo (prepared once per face choice), its reference / donor, its files."""
 
     folder: Path
     name: str = "photo"
-    photo: pipeline.PreparedUpload | None = None
+    photos: dict[str, PreparedPhoto] = field(default_factory=dict)  # face chooser entry -> prepared photo
     input_path: Path | None = None
-    partners: dict[str, pipeline.PreparedUpload] = field(default_factory=dict)  # editor mode -> prepared image
+    partners: dict[str, PreparedPhoto] = field(default_factory=dict)  # editor mode -> prepared image
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -56,10 +57,10 @@ def _save(image: Image.Image, path: Path, image_format: str, **options) -> Path:
     return path
 
 
-def matte_overlay(photo: Image.Image, matte: np.ndarray) -> Image.Image:
-    """The photo with the matte (H x W in [0, 1]) tinted over it at half opacity."""
+def matte_overlay(photo: np.ndarray, matte: np.ndarray) -> Image.Image:
+    """The photo (H x W x 3 uint8) with the matte (H x W in [0, 1]) tinted over it at half opacity."""
     alpha = 0.5 * matte[..., None]
-    pixels = np.asarray(photo, dtype=np.float32) * (1.0 - alpha) + MATTE_TINT * alpha
+    pixels = photo.astype(np.float32) * (1.0 - alpha) + MATTE_TINT * alpha
     return Image.fromarray(pixels.round().clip(0, 255).astype(np.uint8))
 
 
@@ -85,18 +86,23 @@ class EditorPage:
         folder.mkdir(parents=True)
         return Session(folder)
 
-    def _prepare(self, path: str | Path) -> tuple[Image.Image, pipeline.PreparedUpload]:
-        image = pipeline.open_upload(path, self.limits, _upload_name(path))
-        try:
-            return image, pipeline.prepare(self.editor, image)
-        except PhotoError:
-            raise
-        except ValueError as error:  # the photo pipeline's bad-photo errors (no face, face too small, ...)
-            raise PhotoError(f"{_upload_name(path)}: {error}") from error
+    def _prepare(self, path: str | Path, faces: str = "all") -> PreparedPhoto:
+        name = _upload_name(path)
+        return pipeline.prepare(self.editor, pipeline.open_upload(path, self.limits, name), name, faces)
+
+    def _photo(self, session: Session, face: str) -> PreparedPhoto:
+        """The session's photo prepared for the chosen face (each choice prepared once, then cached)."""
+        if face not in session.photos:
+            every_face = session.photos[ALL_FACES]
+            if face not in pipeline.face_choices(every_face):
+                raise PhotoError(f"{session.name} has no {face!r}; choose one of the listed faces.")
+            prepared = pipeline.prepare(self.editor, every_face.aligned.image, session.name, pipeline.face_index(face))
+            session.photos[face] = prepared
+        return session.photos[face]
 
     def _edit(self, session: Session | None, face: str, rois: Sequence[str], mode_label: str, strength, seed):
         """Run one edit; returns (mask over input, result, (before, after), download path, status)."""
-        if session is None or session.photo is None:
+        if session is None or not session.photos:
             raise PhotoError("Upload a photo (or click an example face) first.")
         if not rois:
             raise PhotoError("Choose at least one region.")
@@ -106,16 +112,16 @@ class EditorPage:
             raise PhotoError(f"Upload a {PARTNER_MODES[mode]} for '{mode_label}'.")
         seed = int(seed or 0)
         started = time.perf_counter()
-        result = pipeline.edit(
-            self.editor, session.photo, rois, mode, strength=float(strength), seed=seed, partner=partner, face=face
-        )
+        prepared = self._photo(session, face)
+        result = pipeline.edit(self.editor, prepared, rois, mode, strength=float(strength), seed=seed, partner=partner)
         seconds = time.perf_counter() - started
         stem = f"{Path(session.name).stem}_{mode}_{'+'.join(rois)}"
         result_path = _save(result.image, session.folder / f"{stem}.png", "PNG", compress_level=1)
-        before = Image.open(session.input_path)
-        overlay_path = _save(matte_overlay(before, result.matte), session.folder / "mask.jpg", "JPEG", quality=90)
+        overlay = matte_overlay(prepared.aligned.image, result.matte)
+        overlay_path = _save(overlay, session.folder / "mask.jpg", "JPEG", quality=90)
         what = f"strength {float(strength):g}, seed {seed}" if mode == "style" else mode_label
-        status = f"Edited {', '.join(rois)} ({what}) in **{seconds:.2f} s**."
+        notes = pipeline.face_notes(session.photos[ALL_FACES])
+        status = f"Edited {', '.join(rois)} ({what}) in **{seconds:.2f} s**. {notes}".strip()
         log.info("edit %s %s %s: %.3f s", session.name, mode, "+".join(rois), seconds)
         return (
             str(overlay_path),
@@ -141,14 +147,14 @@ class EditorPage:
             return (session, gr.skip(), gr.skip(), *([gr.skip()] * 5))
 
         def load():
-            image, prepared = self._prepare(file)
+            prepared = self._prepare(file)
             current = self._new_session(session)
-            current.photo, current.name = prepared, _upload_name(file)
-            current.input_path = _save(image, current.folder / "input.png", "PNG", compress_level=1)
-            choices = pipeline.face_choices(prepared)
-            chosen = face if face in choices else ALL_FACES
-            outputs = self._edit(current, chosen, rois, mode_label, strength, seed) if rois else [gr.skip()] * 5
-            return current, str(current.input_path), gr.Dropdown(choices=choices, value=chosen), *outputs
+            current.photos, current.name = {ALL_FACES: prepared}, _upload_name(file)
+            current.input_path = _save(prepared.image, current.folder / "input.png", "PNG", compress_level=1)
+            faces_path = _save(pipeline.outlined(prepared), current.folder / "faces.png", "PNG", compress_level=1)
+            choices = gr.Dropdown(choices=pipeline.face_choices(prepared), value=ALL_FACES)
+            outputs = self._edit(current, ALL_FACES, rois, mode_label, strength, seed) if rois else [gr.skip()] * 5
+            return current, str(faces_path), choices, *outputs
 
         return self._checked(load)
 
@@ -164,10 +170,10 @@ class EditorPage:
                 return session, *([gr.skip()] * 5)
 
             def load():
-                _, prepared = self._prepare(file)
+                prepared = self._prepare(file, faces="largest")
                 current = self._new_session(session)
                 current.partners[mode] = prepared
-                if MODES[mode_label] != mode or current.photo is None:
+                if MODES[mode_label] != mode or not current.photos:
                     return current, *([gr.skip()] * 4), f"{PARTNER_MODES[mode].capitalize()} loaded."
                 return current, *self._edit(current, face, rois, mode_label, strength, seed)
 
@@ -189,7 +195,7 @@ class EditorPage:
             gr.update(visible=mode == "swap_style"),
             gr.update(visible=mode == "swap_structure"),
         )
-        if session is None or session.photo is None or not rois:
+        if session is None or not session.photos or not rois:
             return *visibility, *([gr.skip()] * 5)
         if mode in PARTNER_MODES and mode not in session.partners:
             return *visibility, *([gr.skip()] * 4), f"Upload a {PARTNER_MODES[mode]} for '{mode_label}'."

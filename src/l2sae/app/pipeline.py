@@ -1,7 +1,7 @@
 """What the page asks of the editor: check an uploaded photo, prepare it once, edit it.
 
-The only place the app touches the editor and the photo pipeline. Images cross this boundary as
-PIL images at the photo's own size; the matte as an H x W float array in [0, 1].
+The only place the app touches the editor and the photo pipeline (``L2SAEEditor.prepare_photo`` /
+``edit_photo``: faces found, aligned, encoded once, edited and pasted back at full resolution).
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.transforms.functional import pil_to_tensor, resize, to_pil_image
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from l2sae.editing import EncodedFaces, L2SAEEditor
-from l2sae.editing.placement import Placement, fit_to_model, paste_back
+from l2sae.editing import L2SAEEditor
+from l2sae.editing.photo import PhotoEditResult, PreparedPhoto
 from l2sae.utils.errors import ImageFileError
 from l2sae.utils.images import open_image
 
@@ -26,6 +24,7 @@ MODES: dict[str, str] = {  # page label -> editor mode
     "structure from a donor": "swap_structure",
 }
 ALL_FACES = "all faces"
+OUTLINE_COLOURS = {"edited": (40, 220, 90), "skipped": (160, 160, 160)}
 
 
 class PhotoError(ValueError):
@@ -67,67 +66,66 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
         raise PhotoError(f"{name} could not be decoded: the file is corrupt or cut short ({error.problem})") from error
 
 
-@dataclass(frozen=True)
-class FaceInfo:
-    """One face of a photo as the page lists it."""
-
-    label: str
-    edited: bool
-    reason: str = ""
-
-
-@dataclass(eq=False)
-class PreparedUpload:
-    """A photo encoded once: its pixels (3 x H x W in [-1, 1]), the model's view of it and its codes."""
-
-    photo: torch.Tensor
-    view: torch.Tensor
-    placement: Placement
-    encoded: EncodedFaces
-    faces: tuple[FaceInfo, ...]
+def prepare(editor: L2SAEEditor, photo: Image.Image | np.ndarray, name: str, faces: str | int = "all") -> PreparedPhoto:
+    """Find, align and encode the faces of ``photo`` once (``faces``: "all", "largest" or a face number)."""
+    try:
+        return editor.prepare_photo(np.array(photo), align="auto", faces=faces)  # a writable copy for torch
+    except ValueError as error:  # no face, faces too small, ...: the pipeline's messages, named after the upload
+        raise PhotoError(f"{name}: {str(error).removeprefix('the photo array: ')}") from error
 
 
-@dataclass(frozen=True)
-class PhotoEdit:
-    """image: the whole photo after the edit; matte: H x W in [0, 1], where the edit was blended in."""
-
-    image: Image.Image
-    matte: np.ndarray
+def face_label(index: int) -> str:
+    return f"face {index}"
 
 
-def prepare(editor: L2SAEEditor, photo: Image.Image) -> PreparedUpload:
-    """Encode the photo once (the whole picture taken as one aligned face)."""
-    pixels = pil_to_tensor(photo).float() / 127.5 - 1.0
-    view, placement = fit_to_model(pixels, editor.image_size)
-    encoded = editor.encode(view.unsqueeze(0))
-    return PreparedUpload(pixels, view, placement, encoded, (FaceInfo("face 1", True),))
+def face_choices(prepared: PreparedPhoto) -> list[str]:
+    """The face chooser's entries: all faces, then each face that can be edited (numbered from the left)."""
+    return [ALL_FACES] + [face_label(i) for i, face in enumerate(prepared.faces) if face.status == "edited"]
 
 
-def face_choices(prepared: PreparedUpload) -> list[str]:
-    """The face chooser's entries: every face, then each face that can be edited."""
-    return [ALL_FACES] + [face.label for face in prepared.faces if face.edited]
+def face_notes(prepared: PreparedPhoto) -> str:
+    """One line per face that is not edited, with the reason."""
+    return " ".join(
+        f"{face_label(i)} skipped: {face.reason}." for i, face in enumerate(prepared.faces) if face.status != "edited"
+    )
+
+
+def face_index(label: str) -> str | int:
+    """The photo pipeline's ``faces`` choice of a chooser entry."""
+    return "all" if label == ALL_FACES else int(label.removeprefix("face "))
+
+
+def outlined(prepared: PreparedPhoto) -> Image.Image:
+    """The photo with each face's alignment square and number drawn on it (none for a pre-aligned picture)."""
+    image = prepared.image
+    if prepared.aligned.align == "as_is":
+        return image
+    draw = ImageDraw.Draw(image)
+    width = max(2, round(max(image.size) / 300))
+    for index, face in enumerate(prepared.faces):
+        corners = [tuple(point) for point in np.asarray(face.quad, dtype=float)]
+        draw.line(corners + corners[:1], fill=OUTLINE_COLOURS.get(face.status, (255, 255, 255)), width=width)
+        draw.text(corners[0], face_label(index), fill=OUTLINE_COLOURS.get(face.status), font_size=6 * width + 8)
+    return image
 
 
 def edit(
     editor: L2SAEEditor,
-    prepared: PreparedUpload,
+    prepared: PreparedPhoto,
     rois: Sequence[str],
     mode: str,
     *,
     strength: float = 1.0,
     seed: int = 0,
-    partner: PreparedUpload | None = None,
-    face: str = ALL_FACES,
-) -> PhotoEdit:
+    partner: PreparedPhoto | None = None,
+) -> PhotoEditResult:
     """One edit of a prepared photo; ``mode`` is an editor mode, ``partner`` the reference or donor."""
-    if mode == "style":
-        result = editor.edit_style(prepared.encoded, rois, strength=strength, seed=seed)
-    elif mode == "swap_style":
-        result = editor.swap_style(prepared.encoded, partner.encoded, rois)
-    else:
-        result = editor.swap_structure(prepared.encoded, partner.encoded, rois)
-    image = paste_back(prepared.photo, prepared.view, result.images[0].cpu(), prepared.placement)
-    height, width = prepared.photo.shape[-2:]
-    matte = resize(result.matte[0].cpu(), [height, width], antialias=False)[0].clamp(0.0, 1.0).numpy()
-    pixels = ((image + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return PhotoEdit(to_pil_image(pixels), matte)
+    return editor.edit_photo(
+        prepared,
+        list(rois),
+        mode=mode,
+        strength=strength,
+        seed=seed,
+        reference=partner if mode == "swap_style" else None,
+        donor=partner if mode == "swap_structure" else None,
+    )
