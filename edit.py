@@ -15,7 +15,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="edit")
 def main(cfg) -> dict:
-    from l2sae.editing import run
+    from l2sae.editing.run import run
 
     return run(cfg)
 

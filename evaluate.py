@@ -17,7 +17,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg) -> dict[str, float]:
-    from l2sae.evaluation import run
+    from l2sae.evaluation.run import run
 
     return run(cfg)
 

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from image_files import truncated_jpeg
 from PIL import Image
 
-from l2sae.editing import run
+from l2sae.editing.run import run
 from l2sae.utils.errors import ConfigError, ImageFileError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -225,7 +225,7 @@ def test_bad_settings_fail_before_any_work_naming_the_key(tmp_path, checkpoints,
 
 
 def test_missing_inputs_and_bad_editor_settings_fail_before_any_output(tmp_path, checkpoints):
-    from l2sae.evaluation import run
+    from l2sae.evaluation.run import run
 
     with pytest.raises(FileNotFoundError, match="SMN checkpoint .*nope.pt not found; train"):
         run(evaluate_config(tmp_path, checkpoints, f"ckpt.smn={tmp_path / 'nope.pt'}"))
@@ -238,7 +238,7 @@ def test_missing_inputs_and_bad_editor_settings_fail_before_any_output(tmp_path,
 
 @pytest.mark.slow
 def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseline, capsys):
-    from l2sae.evaluation import run
+    from l2sae.evaluation.run import run
 
     metrics = run(evaluate_config(tmp_path, checkpoints, f"baselines.semanticstylegan.dir={baseline}"))
     out = tmp_path / "out"
@@ -318,7 +318,7 @@ def weights_warnings(caplog) -> list[str]:
 def test_without_weights_fid_and_lpips_read_n_a_with_a_note_and_the_rest_is_scored(
     tmp_path, checkpoints, caplog, capsys, enabled
 ):
-    from l2sae.evaluation import run
+    from l2sae.evaluation.run import run
 
     switches = (f"metrics.fid.enabled={enabled}", f"metrics.lpips.enabled={enabled}")
     with caplog.at_level(logging.WARNING):
@@ -359,7 +359,7 @@ def test_without_weights_fid_and_lpips_read_n_a_with_a_note_and_the_rest_is_scor
 @pytest.mark.usefixtures("offline_empty_cache")
 @pytest.mark.parametrize("metric, weights_file", [("fid", INCEPTION_WEIGHTS), ("lpips", BACKBONE_WEIGHTS["alex"])])
 def test_without_weights_enabled_true_fails_before_any_output(tmp_path, checkpoints, metric, weights_file):
-    from l2sae.evaluation import run
+    from l2sae.evaluation.run import run
 
     others_off = [f"metrics.{name}.enabled=false" for name in ("fid", "lpips") if name != metric]
     cfg = evaluate_config(tmp_path, checkpoints, *NO_WEIGHTS, f"metrics.{metric}.enabled=true", *others_off)

@@ -1,4 +1,4 @@
-"""Region editing: the L2SAE editor (Algorithms 1 and 2), image I/O and the ``edit.py`` run.
+"""Region editing: the L2SAE editor (Algorithms 1 and 2); ``l2sae.editing.run`` is ``edit.py``'s work.
 
 Plain Python objects; no Lightning or Hydra is needed to use the editor::
 
@@ -14,15 +14,5 @@ Plain Python objects; no Lightning or Hydra is needed to use the editor::
 from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
 from l2sae.editing.matting import AlphaMatting
 from l2sae.editing.photo import FaceEdit, PhotoEditResult, PreparedPhoto
-from l2sae.editing.run import run
 
-__all__ = [
-    "AlphaMatting",
-    "EditResult",
-    "EncodedFaces",
-    "FaceEdit",
-    "L2SAEEditor",
-    "PhotoEditResult",
-    "PreparedPhoto",
-    "run",
-]
+__all__ = ["AlphaMatting", "EditResult", "EncodedFaces", "FaceEdit", "L2SAEEditor", "PhotoEditResult", "PreparedPhoto"]

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
+from l2sae.editing.config import editor_from_config
 from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
 from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
 from l2sae.regions import ROI_NAMES
@@ -144,19 +145,6 @@ def _edit(editor: L2SAEEditor, job: EditJob, images: torch.Tensor, partner: Enco
 def _batches(items: Sequence, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def editor_from_config(cfg: DictConfig, device: torch.device, rois) -> L2SAEEditor:
-    """The editor of ``cfg.ckpt.{smn,smpn}``, ``cfg.precision`` and ``cfg.editor``; fails unless it has ``rois``."""
-    editor = L2SAEEditor.from_checkpoints(
-        cfg.ckpt.smn,
-        cfg.ckpt.smpn,
-        device=device,
-        precision=str(cfg.precision),
-        **OmegaConf.to_container(cfg.editor, resolve=True),
-    )
-    editor.slicing.validate_rois(rois)
-    return editor
 
 
 def run(cfg: DictConfig) -> dict:

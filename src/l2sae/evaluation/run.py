@@ -24,8 +24,8 @@ from omegaconf import DictConfig
 from torch import Tensor
 from tqdm import tqdm
 
-from l2sae.editing import L2SAEEditor
-from l2sae.editing.run import editor_from_config
+from l2sae.editing.config import editor_from_config
+from l2sae.editing.editor import L2SAEEditor
 from l2sae.evaluation import structure_swap
 from l2sae.evaluation.baselines import BaselineFolder, Pairing, load_image, scan_baseline
 from l2sae.evaluation.face_descriptor import DETECTION_SIDE, FaceDescriber
