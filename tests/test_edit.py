@@ -1,5 +1,7 @@
 """The L2SAE editor on tiny random-weight networks (no training needed)."""
 
+import copy
+
 import pytest
 import torch
 
@@ -259,7 +261,8 @@ def test_bf16_runs_bfloat16_copies_and_stays_close_to_float32(networks, images):
     bf16 = editors["bf16"]
     assert {p.dtype for network in (bf16.smn, bf16.smpn) for p in network.parameters()} == {torch.bfloat16}
     assert {p.dtype for network in networks for p in network.parameters()} == {torch.float32}  # left as given
-    assert editors["32"].smn is networks[0]  # float32 networks are used as they are, not copied
+    ready = copy.deepcopy(networks[0]).eval().requires_grad_(False)  # float32, eval, no gradients, no noise
+    assert L2SAEEditor(ready, networks[1], SLICING, precision="32").smn is ready  # used as it is, not copied
     assert bf16.masks(images, ["hair", "eyes"]).dtype == torch.float32
     reference = results["32"].global_edit
     difference = results["bf16"].global_edit - reference
@@ -310,3 +313,23 @@ def test_from_checkpoints_reads_masks_at_the_smpn_s_recorded_threshold(tmp_path,
     assert L2SAEEditor.from_checkpoints(smn_path, smpn_path, mask_threshold=None).mask_threshold == 0.3
     older = save_sae(networks[1], tmp_path / "older.pt", extra={"slicing": SLICING.to_dict()})
     assert L2SAEEditor.from_checkpoints(smn_path, older).mask_threshold == DEFAULT_MASK_THRESHOLD
+
+
+def _network_state(network):
+    """What an editor must not change in a caller's network: modes, gradient flags, dtypes, noise."""
+    return (
+        [module.training for module in network.modules()],
+        [(parameter.requires_grad, parameter.dtype) for parameter in network.parameters()],
+        [getattr(module, "mode", None) for module in network.modules()],
+    )
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_the_callers_networks_stay_as_given(images, precision):
+    smn, smpn = _tiny_sae(1).train().set_noise("random"), _tiny_sae(2).train().set_noise("random")
+    smpn.E.requires_grad_(False)  # a mix of frozen and trainable weights
+    before = _network_state(smn), _network_state(smpn)
+    editor = L2SAEEditor(smn, smpn, SLICING, precision=precision)
+    first = editor.edit_style(images, "hair", seed=1).images
+    assert (_network_state(smn), _network_state(smpn)) == before
+    assert torch.equal(editor.edit_style(images, "hair", seed=1).images, first)  # the editor's copies: no noise

@@ -29,6 +29,7 @@ from l2sae.editing.matting import AlphaMatting
 from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DESIGNS, check_design, splice
 from l2sae.editing.window import contains, decode_box, paste
 from l2sae.nn.checkpoint import load_sae, read_extra
+from l2sae.nn.layers import NoiseInjection
 from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
 from l2sae.nn.window import Box, decode_window
@@ -88,12 +89,27 @@ def _image_size(faces: Faces) -> tuple[int, ...]:
     return tuple((faces.images if isinstance(faces, EncodedFaces) else faces).shape[-2:])
 
 
+def _ready_for_inference(network: SwappingAutoencoder, dtype: torch.dtype) -> bool:
+    """Whether ``network`` is in eval mode, without gradients or noise, with ``dtype`` weights."""
+    return (
+        not any(module.training for module in network.modules())
+        and all(not parameter.requires_grad and parameter.dtype == dtype for parameter in network.parameters())
+        and all(module.mode == "zero" for module in network.modules() if isinstance(module, NoiseInjection))
+    )
+
+
 def _inference_copy(network: SwappingAutoencoder, dtype: torch.dtype) -> SwappingAutoencoder:
-    """The network in eval mode, without gradients or noise; a copy when it must change to ``dtype``."""
-    network.eval().requires_grad_(False).set_noise("zero")
-    if all(parameter.dtype == dtype for parameter in network.parameters()):
+    """``network`` ready for inference: itself when it is already, else a copy set up so (eval mode, no
+    gradients, no noise, ``dtype``); the caller's network is never changed."""
+    if _ready_for_inference(network, dtype):
         return network
-    return copy.deepcopy(network).to(dtype)
+    return copy.deepcopy(network).eval().requires_grad_(False).set_noise("zero").to(dtype)
+
+
+def load_for_inference(path: str | os.PathLike, device: str | torch.device) -> SwappingAutoencoder:
+    """A checkpoint's SAE (no discriminators) in eval mode, without gradients or noise: no copy needed."""
+    network = load_sae(path, map_location=device, with_discriminators=False)
+    return network.eval().requires_grad_(False).set_noise("zero")
 
 
 def _broadcast(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
@@ -108,7 +124,8 @@ def _broadcast(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
 class L2SAEEditor:
     """Region style and structure edits with an SMN and an SMPN (see the module docstring).
 
-    smn, smpn: SwappingAutoencoders (discriminators not needed); slicing: which SMPN structure channels
+    smn, smpn: SwappingAutoencoders (discriminators not needed), left as given: the editor runs copies in eval
+    mode without gradients or noise (none is made for a network already so); slicing: which SMPN structure channels
     belong to which region. style_sigma: length of the texture noise relative to the unit texture code
     at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
     (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``).
@@ -203,9 +220,7 @@ class L2SAEEditor:
         for key in ("image_size", "mask_threshold"):
             if options.get(key) is None:
                 options[key] = extra.get(key)
-        smn = load_sae(smn_path, map_location=device, with_discriminators=False)
-        smpn = load_sae(smpn_path, map_location=device, with_discriminators=False)
-        return cls(smn, smpn, slicing, **options)
+        return cls(load_for_inference(smn_path, device), load_for_inference(smpn_path, device), slicing, **options)
 
     @property
     def device(self) -> torch.device:

@@ -12,7 +12,8 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from l2sae.nn import SwappingAutoencoder, load_sae
+from l2sae.editing.editor import L2SAEEditor, load_for_inference
+from l2sae.nn import SwappingAutoencoder
 from l2sae.utils.images import write_image
 
 
@@ -51,10 +52,11 @@ class ImageGrid(pl.Callback):
     """After each validation, draw a grid for the first ``num_images`` validation images and log it.
 
     Columns come from the module's ``visual_columns(images)`` (input | reconstruction | ... in [-1, 1]);
-    for a module with ``predict_masks`` (the SMPN) an ``edit`` column is added: the SMN (the SMPN's
-    ``init_checkpoint``) decodes the image with a noised texture code, composited into the input by the
-    predicted mask of ``edit_roi``. The grid is written atomically to ``<dirpath>/<filename>`` and sent
-    to every logger: W&B and TensorBoard as images, CSV loggers as a PNG per step in their folder.
+    for a module with ``predict_masks`` (the SMPN) an ``edit`` column is added: what ``edit.py`` makes of
+    the image, :meth:`L2SAEEditor.edit_style` of ``edit_roi`` (strength ``edit_strength``, seed ``seed``)
+    with the SMN (the SMPN's ``init_checkpoint``) and the SMPN being trained. The grid is written
+    atomically to ``<dirpath>/<filename>`` and sent to every logger: W&B and TensorBoard as images, CSV
+    loggers as a PNG per step in their folder.
     """
 
     def __init__(
@@ -95,20 +97,22 @@ class ImageGrid(pl.Callback):
             elif isinstance(logger, CSVLogger):
                 write_image(grid * 2 - 1, Path(logger.log_dir) / "images" / f"grid-step{trainer.global_step:07d}.png")
 
-    @torch.no_grad()
     def edit(self, pl_module, images: Tensor) -> Tensor:
-        """A simple local style edit: SMN decode with a noised texture, pasted where the SMPN predicts ``edit_roi``."""
+        """``edit_roi`` of ``images`` (B x 3 x H x W in [-1, 1]) restyled by the editor (float32), as edit.py does."""
         smn = self._load_smn(pl_module.hparams.init_checkpoint, images.device)
-        structure, texture = smn.encode(images)
-        noise = torch.randn(texture.shape, generator=torch.Generator().manual_seed(self.seed)).to(texture)
-        edited = smn.decode(structure, texture + self.edit_strength * noise / texture.shape[1] ** 0.5)
-        roi_index = pl_module.roi_names.index(self.edit_roi)
-        matte = pl_module.predict_masks(images)[:, roi_index : roi_index + 1]
-        return matte * edited.clamp(-1, 1) + (1 - matte) * images
+        editor = L2SAEEditor(
+            smn,
+            pl_module.sae,  # the editor runs an inference copy: training goes on with the module's own
+            pl_module.slice_scheme,
+            mask_threshold=pl_module.mask_threshold,
+            precision="32",
+            image_size=images.shape[-1],
+        )
+        return editor.edit_style(images, self.edit_roi, strength=self.edit_strength, seed=self.seed).images
 
     def _load_smn(self, path: str, device: torch.device) -> SwappingAutoencoder:
         if self._smn is None or self._smn[0] != path:
-            self._smn = (path, load_sae(path, with_discriminators=False).eval())
+            self._smn = (path, load_for_inference(path, "cpu"))
         return self._smn[1].to(device)
 
     @staticmethod
