@@ -6,11 +6,11 @@ import logging
 import os
 import signal
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from l2sae.app.pipeline import UploadLimits
 from l2sae.app.server import AppSettings, RunningApp
-from l2sae.editing import L2SAEEditor
+from l2sae.editing.config import editor_from_config
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError
 
@@ -48,13 +48,7 @@ def _interrupt(signum, frame) -> None:
 def run(cfg: DictConfig) -> dict:
     """Serve the page at ``cfg.host:cfg.port`` until interrupted; returns the URL it served."""
     settings = settings_from_config(cfg)
-    editor = L2SAEEditor.from_checkpoints(
-        cfg.ckpt.smn,
-        cfg.ckpt.smpn,
-        device=resolve_device(cfg.device),
-        precision=str(cfg.precision),
-        **OmegaConf.to_container(cfg.editor, resolve=True),
-    )
+    editor = editor_from_config(cfg, resolve_device(cfg.device))
     stops = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C or kill: stop serving and remove the temporary folder
     previous = [signal.signal(stop, _interrupt) for stop in stops]
     try:
