@@ -8,13 +8,13 @@ from typing import ClassVar
 import pytest
 import pytorch_lightning as pl
 import torch
-from test_train_helpers import compose_train, tiny_sae_file
+from train_helpers import compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, run
 from l2sae.training.base import check_lr_decay, lr_decay_factor
-from l2sae.training.smpn import foreground_weights
+from l2sae.training.smpn import SMPNLoss, foreground_weights
 from l2sae.utils.errors import ConfigError
 
 
@@ -220,3 +220,36 @@ def test_lr_decay_shapes_and_bad_settings():
         check_lr_decay({"kind": "cosine", "final_fraction": 2})
     with pytest.raises(ConfigError, match=r"unknown keys \['warmup'\]"):
         check_lr_decay({"kind": "cosine", "warmup": 10})
+
+
+SMPN_LOSS = {
+    "reconstruction": {"l1": 1.0, "lpips": 0.0},
+    "region": {"l1": 1.0, "lpips": 0.5, "foreground_weight": "balanced"},
+    "gan": 0.0,
+    "r1": 10.0,
+    "r1_every": 16,
+    "lpips_net": "alex",
+    "lpips_pretrained": True,
+}
+
+
+def test_smpn_loss_settings_become_a_dataclass():
+    loss = SMPNLoss.from_config(SMPN_LOSS)
+    assert loss.region.lpips == 0.5 and loss.foreground_weight == "balanced" and loss.uses_lpips
+    assert SMPNLoss.from_config({**SMPN_LOSS, "region": {"l1": 2, "foreground_weight": 3}}).foreground_weight == 3.0
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"gan": -1}, r"loss\.smpn\.gan"),
+        ({"r1_every": 0}, r"loss\.smpn\.r1_every"),
+        ({"lpips_net": "squeeze"}, r"loss\.smpn\.lpips_net"),
+        ({"region": {"l1": 1.0, "foreground_weight": 0}}, r"loss\.smpn\.region\.foreground_weight"),
+        ({"reconstruction": {"l2": 1.0}}, r"loss\.smpn\.reconstruction: expected the keys l1, lpips"),
+        ({"typo": 1}, r"loss\.smpn: expected the keys"),
+    ],
+)
+def test_bad_smpn_loss_settings_name_the_key(change, key):
+    with pytest.raises(ConfigError, match=key):
+        SMPNLoss.from_config({**SMPN_LOSS, **change})

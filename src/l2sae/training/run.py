@@ -27,7 +27,7 @@ from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_te
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
 from .distributed import RunFolderAgreement, adopt_run_folder, handoff, launched_as_rank_zero
-from .smpn import SMPNModule
+from .smpn import SMPNLoss, SMPNModule
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -109,7 +109,8 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
             )
         if "slicing" in module:
             roi_names = module.get("roi_names") or datamodule.roi_names
-            scheme = SMPNModule.check_settings(module.slicing, roi_names, module.loss)
+            scheme = SMPNModule.check_settings(module.slicing, roi_names)
+            SMPNLoss.from_config(module.loss)
             if str(start) in produced and scheme.num_channels != backbone.structure_channels:
                 raise ConfigError(
                     f"slicing.num_channels: the scheme has {scheme.num_channels} channels but the backbone's "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -41,22 +42,88 @@ def foreground_weights(roi_masks: Tensor, foreground_weight: float | str) -> Ten
     roi_masks B x R x H x W in {0, 1} -> weights B x R x H x W. 1 is Eq. 2 as published. The black background
     outnumbers a small ROI, so an L1-trained decode stays black there for a long time; a larger weight, or
     ``"balanced"`` (ROI pixels weigh (1 - a) / a for the ROI's area fraction a in the batch, so ROI and
-    background count equally), lights ROIs up early.
+    background count equally), lights ROIs up early. The value is checked by :class:`SMPNLoss`.
     """
     if foreground_weight == "balanced":
         area = roi_masks.mean(dim=(0, 2, 3), keepdim=True).clamp(min=1e-3)
-        weight = (1 - area) / area
-    elif (
-        isinstance(foreground_weight, (int, float))
-        and not isinstance(foreground_weight, bool)
-        and foreground_weight > 0
-    ):
-        weight = foreground_weight
-    else:
-        raise ConfigError(
-            f"loss.smpn.region.foreground_weight: expected a positive number or 'balanced', got {foreground_weight!r}"
+        foreground_weight = (1 - area) / area
+    return 1 + (foreground_weight - 1) * roi_masks
+
+
+def _checked(value, key: str, expected: str, ok: bool):
+    """``value`` when ``ok``, else a ConfigError naming ``key`` and what was ``expected``."""
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+    return value
+
+
+def _weight(value, key: str) -> float:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(_checked(value, key, "a number >= 0", number and value >= 0))
+
+
+@dataclass(frozen=True)
+class DistanceWeights:
+    """Weights of one Eq. 2 term: ``l1 * L1 + lpips * LPIPS``."""
+
+    l1: float = 1.0
+    lpips: float = 0.0
+
+
+@dataclass(frozen=True)
+class SMPNLoss:
+    """Eq. 2's settings (``conf/loss/*.yaml``, key ``smpn``), checked once in :meth:`from_config`.
+
+    reconstruction / region: the terms' weights; foreground_weight: see :func:`foreground_weights`;
+    gan > 0 adds the adversarial term with the image discriminator (lazy R1 of weight ``r1`` every
+    ``r1_every`` steps); lpips_net / lpips_pretrained: LPIPS' backbone (alex or vgg; random: tests only).
+    """
+
+    reconstruction: DistanceWeights = DistanceWeights()
+    region: DistanceWeights = DistanceWeights()
+    foreground_weight: float | str = 1.0
+    gan: float = 0.0
+    r1: float = 10.0
+    r1_every: int = 16
+    lpips_net: str = "alex"
+    lpips_pretrained: bool = True
+
+    @classmethod
+    def from_config(cls, loss: Mapping, key: str = "loss.smpn") -> SMPNLoss:
+        """The settings of ``loss`` (a ``conf/loss`` mapping); a bad value is a ConfigError naming its key."""
+        keys = ("reconstruction", "region", "gan", "r1", "r1_every", "lpips_net", "lpips_pretrained")
+        _checked(sorted(loss), key, f"the keys {', '.join(keys)}", set(loss) <= set(keys))
+        terms = {}
+        for term in ("reconstruction", "region"):
+            settings = dict(loss.get(term) or {})
+            foreground = settings.pop("foreground_weight", 1.0) if term == "region" else None
+            _checked(sorted(settings), f"{key}.{term}", "the keys l1, lpips", set(settings) <= {"l1", "lpips"})
+            terms[term] = DistanceWeights(**{name: _weight(v, f"{key}.{term}.{name}") for name, v in settings.items()})
+        positive = isinstance(foreground, (int, float)) and not isinstance(foreground, bool) and foreground > 0
+        expected = "a positive number or 'balanced'"
+        _checked(foreground, f"{key}.region.foreground_weight", expected, positive or foreground == "balanced")
+        r1_every = loss.get("r1_every", 16)
+        integer = isinstance(r1_every, int) and not isinstance(r1_every, bool)
+        _checked(r1_every, f"{key}.r1_every", "an integer >= 1", integer and r1_every >= 1)
+        net = _checked(
+            loss.get("lpips_net", "alex"),
+            f"{key}.lpips_net",
+            "alex or vgg",
+            loss.get("lpips_net", "alex") in ("alex", "vgg"),
         )
-    return 1 + (weight - 1) * roi_masks
+        return cls(
+            **terms,
+            foreground_weight=float(foreground) if positive else foreground,
+            gan=_weight(loss.get("gan", 0.0), f"{key}.gan"),
+            r1=_weight(loss.get("r1", 10.0), f"{key}.r1"),
+            r1_every=r1_every,
+            lpips_net=net,
+            lpips_pretrained=bool(loss.get("lpips_pretrained", True)),
+        )
+
+    @property
+    def uses_lpips(self) -> bool:
+        return self.reconstruction.lpips > 0 or self.region.lpips > 0
 
 
 class SMPNModule(SAETrainingModule):
@@ -76,8 +143,7 @@ class SMPNModule(SAETrainingModule):
     slicing: ``{num_channels, channels: {roi: [c, ...]}}`` (``conf/slicing``).
     roi_names: the dataset's ROIs, in the order of its ``roi_masks``; each needs channels in ``slicing``.
     loss: ``{reconstruction: {l1, lpips}, region: {l1, lpips, foreground_weight}, gan, r1, r1_every,
-        lpips_net, lpips_pretrained}`` (``conf/loss/*.yaml``, key ``smpn``); ``foreground_weight`` see
-        :func:`foreground_weights`.
+        lpips_net, lpips_pretrained}`` (``conf/loss/*.yaml``, key ``smpn``), read into :class:`SMPNLoss`.
     image_size: training image side, recorded in the exported checkpoint.
     mask_threshold: brightness threshold of :func:`masks_from_region_decodes`; recorded in the exported file,
         where the editor reads it.
@@ -97,10 +163,10 @@ class SMPNModule(SAETrainingModule):
     ):
         super().__init__(optimizer, gradient_clip_val, lr_decay)
         self.save_hyperparameters()
-        self.slice_scheme = self.check_settings(slicing, roi_names, loss)
+        self.slice_scheme = self.check_settings(slicing, roi_names)
         self.roi_names = tuple(roi_names)
-        self.loss_settings = dict(loss)
-        self.adversarial = loss["gan"] > 0
+        self.loss = SMPNLoss.from_config(loss)
+        self.adversarial = self.loss.gan > 0
         self.sae = build_sae(None, init_checkpoint, with_discriminators=self.adversarial)
         if self.slice_scheme.num_channels != self.sae.config.structure_channels:
             raise ConfigError(
@@ -112,18 +178,18 @@ class SMPNModule(SAETrainingModule):
         channel_masks = self.slice_scheme.channel_masks(self.roi_names)  # R x C
         full = torch.ones(1, channel_masks.shape[1])
         self.register_buffer("decode_channels", torch.cat([full, channel_masks]), persistent=False)
-        uses_lpips = loss["reconstruction"]["lpips"] > 0 or loss["region"]["lpips"] > 0
         self.perceptual = (
-            PerceptualDistance(loss["lpips_net"], pretrained_backbone=loss["lpips_pretrained"]) if uses_lpips else None
+            PerceptualDistance(self.loss.lpips_net, pretrained_backbone=self.loss.lpips_pretrained)
+            if self.loss.uses_lpips
+            else None
         )
         self.val_iou = MultilabelJaccardIndex(num_labels=len(self.roi_names), average=None)
 
     @staticmethod
-    def check_settings(slicing: Mapping, roi_names: Sequence[str], loss: Mapping) -> SliceScheme:
-        """Validate the slicing against the ROIs and the loss settings (raises ConfigError naming the key)."""
+    def check_settings(slicing: Mapping, roi_names: Sequence[str]) -> SliceScheme:
+        """The slicing, checked against the ROIs (raises ConfigError naming the key)."""
         scheme = SliceScheme.from_dict(slicing, key="slicing")
         scheme.require(roi_names, key="data.regions")
-        foreground_weights(torch.zeros(1, 1, 1, 1), loss["region"]["foreground_weight"])
         return scheme
 
     # ---- forward -------------------------------------------------------------------------------
@@ -146,17 +212,16 @@ class SMPNModule(SAETrainingModule):
         """The reconstruction and summed region terms; also returns the reconstruction and region decodes."""
         reconstruction, region_decodes = self.decode_regions(images)
         targets = region_images(images, roi_masks)
-        settings = self.loss_settings
-        rec, region = settings["reconstruction"], settings["region"]
-        pixel_weights = foreground_weights(roi_masks, region["foreground_weight"]).flatten(0, 1).unsqueeze(1)
+        rec, region = self.loss.reconstruction, self.loss.region
+        pixel_weights = foreground_weights(roi_masks, self.loss.foreground_weight).flatten(0, 1).unsqueeze(1)
         losses = {
-            "rec": image_distance(reconstruction, images, rec["l1"], rec["lpips"], self.perceptual),
+            "rec": image_distance(reconstruction, images, rec.l1, rec.lpips, self.perceptual),
             # image_distance averages over the B * R decodes; Eq. 2 sums over ROIs
             "region": image_distance(
                 region_decodes.flatten(0, 1),
                 targets.flatten(0, 1),
-                region["l1"],
-                region["lpips"],
+                region.l1,
+                region.lpips,
                 self.perceptual,
                 pixel_weights,
             )
@@ -169,9 +234,7 @@ class SMPNModule(SAETrainingModule):
         optimizers = [self.generator_optimizer()]
         if self.adversarial:
             parameters = list(self.sae.D.parameters())
-            optimizers.append(
-                lazy_regularisation_adam(parameters, self.optimizer_settings, self.loss_settings["r1_every"])
-            )
+            optimizers.append(lazy_regularisation_adam(parameters, self.optimizer_settings, self.loss.r1_every))
         return optimizers
 
     def training_step(self, batch: Mapping, batch_idx: int) -> dict[str, Tensor]:
@@ -184,8 +247,9 @@ class SMPNModule(SAETrainingModule):
         self.toggle_optimizer(generator_optimizer)
         generator_losses, reconstruction, _ = self.eq2_losses(images, roi_masks)
         if self.adversarial:
-            weight = self.loss_settings["gan"]
-            generator_losses["G_GAN_rec"] = gan_loss(self.sae.discriminator(reconstruction), real=True).mean() * weight
+            generator_losses["G_GAN_rec"] = (
+                gan_loss(self.sae.discriminator(reconstruction), real=True).mean() * self.loss.gan
+            )
         self.optimize(generator_optimizer, generator_losses)
         self.untoggle_optimizer(generator_optimizer)
         losses.update(generator_losses)
@@ -193,7 +257,7 @@ class SMPNModule(SAETrainingModule):
 
     def _discriminator_step(self, optimizer, images: Tensor) -> dict[str, Tensor]:
         """Real vs reconstruction for the image discriminator, then lazy R1 every ``r1_every`` steps."""
-        weight, r1_every = self.loss_settings["gan"], self.loss_settings["r1_every"]
+        weight, r1_every = self.loss.gan, self.loss.r1_every
         self.toggle_optimizer(optimizer)
         with torch.no_grad():
             reconstruction = self.sae(images)
@@ -204,9 +268,9 @@ class SMPNModule(SAETrainingModule):
         }
         self.optimize(optimizer, losses)
         self.sae.num_discriminator_iters += 1
-        if self.loss_settings["r1"] > 0 and int(self.sae.num_discriminator_iters) % r1_every == 0:
+        if self.loss.r1 > 0 and int(self.sae.num_discriminator_iters) % r1_every == 0:
             real = images.detach().requires_grad_(True)
-            penalty = r1_penalty(discriminator(real), real).mean() * (0.5 * self.loss_settings["r1"])
+            penalty = r1_penalty(discriminator(real), real).mean() * (0.5 * self.loss.r1)
             self.optimize(optimizer, {"D_R1": penalty * r1_every})
             losses["D_R1"] = penalty
         self.untoggle_optimizer(optimizer)
