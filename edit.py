@@ -5,20 +5,7 @@ python edit.py input=faces/ roi=[hair,skin] mode=swap_style reference=ref.png
 python edit.py input=face.png roi=lips_mouth mode=swap_structure donor=donor.png precision=bf16
 """
 
-import os
-from pathlib import Path
-
-import hydra
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="edit")
-def main(cfg) -> dict:
-    from l2sae.editing.run import run
-
-    return run(cfg)
-
+from l2sae.cli import edit
 
 if __name__ == "__main__":
-    main()
+    edit()

@@ -7,20 +7,7 @@ Examples::
     python evaluate.py data=celebamask_hq baselines.semanticstylegan.dir=DIR   # see docs/semanticstylegan.md
 """
 
-import os
-from pathlib import Path
-
-import hydra
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg) -> dict[str, float]:
-    from l2sae.evaluation.run import run
-
-    return run(cfg)
-
+from l2sae.cli import evaluate
 
 if __name__ == "__main__":
-    main()
+    evaluate()

@@ -5,20 +5,7 @@ python train.py experiment=smpn_celebamaskhq512   # a full configuration
 python train.py -m slicing=default,one_each       # a sweep, one folder per job
 """
 
-import os
-from pathlib import Path
-
-import hydra
-
-from l2sae.training import run  # also registers the resolvers of conf/hydra/train.yaml
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg) -> dict:
-    return run(cfg)
-
+from l2sae.cli import train
 
 if __name__ == "__main__":
-    main()
+    train()
