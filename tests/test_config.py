@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_train_helpers import CONF, compose_train, tiny_sae_file
+from train_helpers import CONF, compose_train, tiny_sae_file
 
 from l2sae.regions import ROI_NAMES, SliceScheme
 from l2sae.training.run import check_config, run

@@ -1,7 +1,7 @@
 """The training grid's edit column is the editor's edit (one Algorithm 1 in the project)."""
 
 import torch
-from test_train_helpers import tiny_sae_file
+from train_helpers import tiny_sae_file
 
 from l2sae.editing import L2SAEEditor
 from l2sae.nn import load_sae

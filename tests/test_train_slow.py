@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from PIL import Image
-from test_train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
+from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES

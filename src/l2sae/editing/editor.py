@@ -131,14 +131,12 @@ class L2SAEEditor:
     (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``).
     matting: Algorithm 2's settings.
     precision: "auto" (bf16 where the networks' device runs it natively, else float32: see
-        :mod:`l2sae.utils.precision`), "32" or "bf16": the editor runs bfloat16 copies of the networks (weights and activations in
-        bfloat16, so convolutions use the CPU's bf16 dot-product or AMX units through oneDNN; the networks
-        passed in stay float32). Codes, masks and matting stay float32. On a 2-core AVX512-BF16 CPU a
-        256 px decode took 0.27 s this way, 0.46 s under autocast (which casts every weight on every call)
-        and 0.64 s in float32 (README, Performance).
+        :mod:`l2sae.utils.precision`), "32" or "bf16": the editor runs bfloat16 copies of the networks (weights
+        and activations in bfloat16, so convolutions use the CPU's bf16 dot-product or AMX units through oneDNN,
+        faster than autocast, which casts every weight on every call). Codes, masks and matting stay float32.
+        Measured times: README, Performance.
     channels_last: decode from channels-last structure codes (the generator's convolutions then keep that
-        layout; on a 2-core AVX-512 CPU this made decodes 5-10% faster, while it slowed the encoder, which
-        therefore always gets contiguous images).
+        layout, a little faster on CPUs; the encoder, which it slowed, always gets contiguous images).
     window: decode the SMN's restyle only in the bounding box of the matte (:mod:`l2sae.nn.window`: equal to
         the full decode there up to float rounding; ``global_edit`` is then the input outside that box), unless
         the box covers more than ``window_max_fraction`` of the image, where the full decode is used.
