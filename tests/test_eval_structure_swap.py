@@ -114,7 +114,7 @@ def test_swaps_are_scored_only_where_ground_truth_can_be_drawn():
 def test_evaluate_scores_structure_swaps_on_synthetic_data(tmp_path, tiny_checkpoints, capsys):
     from hydra import compose, initialize_config_dir
 
-    from l2sae.evaluation import run
+    from l2sae.evaluation.run import run
 
     smn, smpn = tiny_checkpoints
     overrides = [

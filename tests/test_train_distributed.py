@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
-from test_train_helpers import CONF
+from train_helpers import CONF
 
 from l2sae.training.distributed import RunFolderAgreement, adopt_run_folder, launched_as_rank_zero, launcher_job_id
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from test_train_helpers import REPO, TINY_DATA
+from train_helpers import REPO, TINY_DATA
 
 pytestmark = pytest.mark.slow
 
