@@ -17,7 +17,12 @@ BOXES_64 = [Box(20, 24, 34, 40), Box(0, 0, 9, 13), Box(50, 41, 64, 64), Box(1, 3
 
 def _sae(preset: str, seed: int) -> SwappingAutoencoder:
     torch.manual_seed(seed)
-    return SwappingAutoencoder(SAEConfig.preset(preset), with_discriminators=False).eval().set_noise("zero")
+    return (
+        SwappingAutoencoder(SAEConfig.preset(preset), with_discriminators=False)
+        .eval()
+        .requires_grad_(False)
+        .set_noise("zero")
+    )
 
 
 @pytest.fixture(scope="module")
