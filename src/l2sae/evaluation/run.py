@@ -320,7 +320,12 @@ def protocol(
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate as configured by ``conf/evaluate.yaml``; return the flat metrics (see :func:`flat_metrics`)."""
+    """Evaluate as configured by ``conf/evaluate.yaml``; return the flat metrics (see :func:`flat_metrics`).
+    With ``sweep=`` set, report a sweep's jobs side by side instead (:mod:`l2sae.evaluation.sweep`)."""
+    if cfg.get("sweep"):
+        from l2sae.evaluation.sweep import run_sweep_report
+
+        return run_sweep_report(cfg)
     plan = check_config(cfg)
     datamodule = instantiate(cfg.data)
     swap_plan = structure_swap.check_settings(cfg.structure_swap, datamodule.synthetic)

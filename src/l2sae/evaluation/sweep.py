@@ -1,0 +1,269 @@
+"""A sweep's jobs side by side: ``python evaluate.py sweep=DIR`` (a multirun folder, or a list of run folders).
+
+Each job is read from its run folder: the overrides Hydra recorded (``.hydra/overrides.yaml``), its tags
+(``config.yaml``), its final validation metrics (``metrics.json``), its learning curve (the CSV logger's
+``metrics.csv``) or, for a job that failed, ``failure.json``. The report (``sweep.md``, ``sweep.csv``,
+``sweep.json``, ``sweep_iou.png``, ``sweep_curves.png``) has one row per job: the overrides that differ
+between jobs, then the metrics, the best job marked per metric; jobs that failed or did not finish are listed
+with their error. matplotlib is imported only when the charts are drawn (:mod:`l2sae.utils.curves`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from l2sae.utils.curves import figure_to_png, learning_curve, plot_curves, pyplot
+from l2sae.utils.errors import ConfigError
+from l2sae.utils.files import atomic_write_json, atomic_write_text
+
+MIOU = "val/mask_miou"
+IOU_PREFIX = "val/iou_"
+FAILURE_FILE = "failure.json"
+LOWER_IS_BETTER = ("rec", "l1", "leakage", "time", "fid", "lpips")  # a metric whose name has one of these parts
+
+
+@dataclass
+class Job:
+    """One job of a sweep, as its run folder tells it."""
+
+    name: str
+    folder: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation mIoU)
+    error: str | None = None  # why the job has no metrics (failed, or did not finish)
+
+
+def job_folders(sweep: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The job folders of a multirun folder (numbered sub-folders, in order) or a list of run folders."""
+    if isinstance(sweep, (str, Path)):
+        folder = Path(sweep)
+        if not folder.is_dir():
+            raise ConfigError(f"sweep: {folder} is not a folder; give a multirun folder or a list of run folders")
+        if is_job(folder):
+            return [folder]
+        jobs = [path for path in folder.iterdir() if path.is_dir() and is_job(path)]
+        if not jobs:
+            raise ConfigError(f"sweep: {folder} holds no job folders (none has .hydra/, config.yaml or metrics.json)")
+        return sorted(
+            jobs, key=lambda path: (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name)
+        )
+    folders = [Path(path) for path in sweep]
+    missing = [str(path) for path in folders if not path.is_dir()]
+    if missing or not folders:
+        raise ConfigError(f"sweep: not run folders: {', '.join(missing) or 'an empty list'}")
+    return folders
+
+
+def is_job(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (".hydra", "config.yaml", "metrics.json", FAILURE_FILE))
+
+
+def read_job(folder: Path, name: str) -> Job:
+    """A job's overrides, tags, metrics, learning curve and error (see the module's docstring)."""
+    job = Job(name=name, folder=folder)
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    if overrides_file.is_file():
+        for override in yaml.safe_load(overrides_file.read_text()) or []:
+            key, _, value = str(override).partition("=")
+            job.overrides[key.lstrip("+~")] = value
+    config_file = folder / "config.yaml"
+    if config_file.is_file():
+        job.tags = [str(tag) for tag in (yaml.safe_load(config_file.read_text()) or {}).get("tags") or []]
+    metrics_file = folder / "metrics.json"
+    if metrics_file.is_file():
+        job.metrics = {key: float(value) for key, value in json.loads(metrics_file.read_text()).items()}
+    elif (folder / FAILURE_FILE).is_file():
+        job.error = json.loads((folder / FAILURE_FILE).read_text())["error"]
+    else:
+        job.error = "did not finish (no metrics.json, no failure.json)"
+    job.curve = learning_curve(folder)
+    return job
+
+
+def read_sweep(sweep: str | Path | Sequence[str | Path]) -> list[Job]:
+    folders = job_folders(sweep)
+    names = [folder.name for folder in folders]
+    if len(set(names)) < len(names):  # run folders of different sweeps may share a name
+        names = [str(folder) for folder in folders]
+    return [read_job(folder, name) for folder, name in zip(folders, names)]
+
+
+def differing_overrides(jobs: Sequence[Job]) -> list[str]:
+    """Override keys whose value is not the same in every job (in the order they first appear)."""
+    keys = dict.fromkeys(key for job in jobs for key in job.overrides)
+    return [key for key in keys if len({job.overrides.get(key) for job in jobs}) > 1]
+
+
+def metric_columns(jobs: Sequence[Job]) -> list[str]:
+    """The final-stage metrics (no ``stage/`` prefix): mean IoU, per-region IoU, then the others; evaluation
+    metrics (``evaluation/...``) last."""
+    names = list(dict.fromkeys(key for job in jobs for key in job.metrics))
+    final = [name for name in names if name.startswith("val/")]
+    order = [MIOU] * (MIOU in final) + [name for name in final if name.startswith(IOU_PREFIX)]
+    order += [name for name in final if name not in order]
+    return order + [name for name in names if name.startswith("evaluation/")]
+
+
+def higher_is_better(metric: str) -> bool:
+    parts = metric.replace("/", "_").split("_")
+    return not any(part in LOWER_IS_BETTER for part in parts)
+
+
+def best_jobs(jobs: Sequence[Job], metrics: Iterable[str]) -> dict[str, str]:
+    """For every metric, the name of the job with the best finite value."""
+    best = {}
+    for metric in metrics:
+        scored = [(job.metrics[metric], job.name) for job in jobs if math.isfinite(job.metrics.get(metric, math.nan))]
+        if scored:
+            best[metric] = (max if higher_is_better(metric) else min)(scored)[1]
+    return best
+
+
+def job_label(job: Job, keys: Sequence[str]) -> str:
+    return " ".join(f"{key}={job.overrides.get(key, '-')}" for key in keys) or job.name
+
+
+# ---- the report -----------------------------------------------------------------------------------------------
+def report_rows(jobs: Sequence[Job]) -> tuple[list[str], list[dict]]:
+    """The table's columns and one row per job (CSV and JSON use them as they are)."""
+    keys, metrics = differing_overrides(jobs), metric_columns(jobs)
+    best = best_jobs(jobs, metrics)
+    tags = any(job.tags for job in jobs)
+    columns = ["job", *keys, *(["tags"] if tags else []), *metrics, "best_in", "status"]
+    rows = []
+    for job in jobs:
+        row = {"job": job.name, **{key: job.overrides.get(key, "") for key in keys}}
+        if tags:
+            row["tags"] = " ".join(job.tags)
+        row.update({metric: job.metrics.get(metric) for metric in metrics})
+        row["best_in"] = " ".join(metric for metric, name in best.items() if name == job.name)
+        row["status"] = "finished" if job.error is None else f"failed: {job.error}"
+        rows.append(row)
+    return columns, rows
+
+
+def markdown_report(jobs: Sequence[Job], sweep_name: str) -> str:
+    columns, rows = report_rows(jobs)
+    metrics = metric_columns(jobs)
+    best = best_jobs(jobs, metrics)
+    shown = [column for column in columns if column not in ("best_in", "status")]
+    lines = [f"# Sweep {sweep_name}", "", f"{len(jobs)} jobs; the best value of each metric in **bold**.", ""]
+    lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for job, row in zip(jobs, rows):
+        if job.error is not None:
+            continue
+        cells = []
+        for column in shown:
+            value = row[column]
+            if column in metrics:
+                text = "n/a" if value is None else f"{value:.3f}"
+                value = f"**{text}**" if best.get(column) == job.name else text
+            cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [job for job in jobs if job.error is not None]
+    if failed:
+        lines += ["", "## Failed or unfinished jobs", ""]
+        lines += [f"- job {job.name} ({job_label(job, differing_overrides(jobs))}): {job.error}" for job in failed]
+    return "\n".join(lines) + "\n"
+
+
+def csv_report(jobs: Sequence[Job]) -> str:
+    columns, rows = report_rows(jobs)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def plot_region_iou(jobs: Sequence[Job], path: Path) -> None:
+    """Grouped bars: the IoU of every region (and the mean) per finished job."""
+    finished = [job for job in jobs if job.error is None]
+    metrics = [name for name in metric_columns(finished) if name.startswith(IOU_PREFIX)] + [MIOU]
+    keys = differing_overrides(jobs)
+    width = 0.8 / max(len(finished), 1)
+    figure, axes = pyplot().subplots(figsize=(1.4 * len(metrics) + 2, 4))
+    for index, job in enumerate(finished):
+        values = [job.metrics.get(metric, math.nan) for metric in metrics]
+        axes.bar([m + index * width for m in range(len(metrics))], values, width, label=job_label(job, keys))
+    axes.set_xticks([m + width * (len(finished) - 1) / 2 for m in range(len(metrics))])
+    axes.set_xticklabels([metric.removeprefix(IOU_PREFIX).replace("val/mask_miou", "mean") for metric in metrics])
+    axes.set_ylabel("validation mask IoU")
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize="small")
+    figure_to_png(figure, path)
+
+
+def plot_learning_curves(jobs: Sequence[Job], path: Path) -> None:
+    """Validation mIoU against step, one line per job that logged it."""
+    keys = differing_overrides(jobs)
+    plot_curves({job_label(job, keys): job.curve for job in jobs}, path, ylabel=MIOU)
+
+
+def write_sweep_report(jobs: Sequence[Job], out_dir: Path, sweep_name: str) -> dict[str, Path]:
+    """Write the report's files into ``out_dir``; returns their paths by kind."""
+    paths = {
+        "markdown": out_dir / "sweep.md",
+        "csv": out_dir / "sweep.csv",
+        "json": out_dir / "sweep.json",
+        "iou_chart": out_dir / "sweep_iou.png",
+        "curves": out_dir / "sweep_curves.png",
+    }
+    atomic_write_text(paths["markdown"], markdown_report(jobs, sweep_name))
+    atomic_write_text(paths["csv"], csv_report(jobs))
+    columns, rows = report_rows(jobs)
+    folders = {job.name: str(job.folder) for job in jobs}
+    atomic_write_json(paths["json"], {"columns": columns, "rows": rows, "folders": folders})
+    plot_region_iou(jobs, paths["iou_chart"])
+    plot_learning_curves(jobs, paths["curves"])
+    return paths
+
+
+def log_sweep_table(loggers: Iterable, jobs: Sequence[Job]) -> None:
+    """Send the table to every logger that has ``log_table`` (W&B)."""
+    columns, rows = report_rows(jobs)
+    data = [[row[column] for column in columns] for row in rows]
+    for logger in loggers:
+        if hasattr(logger, "log_table"):
+            logger.log_table(key="sweep/jobs", columns=columns, data=data)
+
+
+def summary(jobs: Sequence[Job]) -> dict[str, float]:
+    """What ``evaluate.py sweep=...`` returns: each metric's best value."""
+    best = best_jobs(jobs, metric_columns(jobs))
+    by_name = {job.name: job for job in jobs}
+    return {f"best/{metric}": by_name[name].metrics[metric] for metric, name in best.items()}
+
+
+def run_sweep_report(cfg: Mapping) -> dict[str, float]:
+    """``python evaluate.py sweep=...``: read the jobs, write the report into the run folder, print it, link
+    ``<log_dir>/evaluate/latest`` to the folder, log the table to W&B when the wandb logger is on."""
+    from l2sae.utils.files import atomic_symlink
+    from l2sae.utils.tracking import finish_wandb, instantiate_loggers
+
+    sweep = cfg["sweep"]
+    sweep = sweep if isinstance(sweep, str) else list(sweep)
+    jobs = read_sweep(sweep)
+    out_dir = Path(cfg["paths"]["output_dir"])
+    name = Path(sweep).name if isinstance(sweep, str) else f"of {len(jobs)} run folders"
+    paths = write_sweep_report(jobs, out_dir, name)
+    print(paths["markdown"].read_text())
+    try:
+        log_sweep_table(instantiate_loggers(cfg), jobs)
+    finally:
+        finish_wandb()
+    latest = Path(cfg["paths"]["log_dir"]) / cfg["task_name"] / "latest"
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_symlink(out_dir, latest)
+    print(f"Sweep report: {out_dir}")
+    return summary(jobs)
