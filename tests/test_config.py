@@ -111,11 +111,14 @@ def test_wandb_offline_by_default_and_disabled_in_tests(folders, monkeypatch):
 
 def test_wandb_sweep_jobs_are_runs_grouped_per_sweep_and_tagged(tmp_path):
     run_dir = tmp_path / "multiruns" / "2026-01-01_00-00-00-000001" / "3"
-    cfg = compose_train(run_dir, tmp_path / "data", ["logger=wandb", "slicing=one_each", "hydra.mode=MULTIRUN"])
+    overrides = ["logger=wandb", "slicing=one_each", "hydra.mode=MULTIRUN", "tags=[ablation,v2]"]
+    cfg = compose_train(run_dir, tmp_path / "data", overrides)
     identity = wandb_identity(cfg, cfg.logger.wandb)
     assert identity["name"] == "2026-01-01_00-00-00-000001-3"
     assert identity["group"] == "train-2026-01-01_00-00-00-000001"
+    assert identity["tags"][:2] == ["ablation", "v2"]
     assert "slicing=one_each" in identity["tags"] and "experiment=quickstart" in identity["tags"]
+    assert "slicing=one_each" in identity["config"]["overrides"] and identity["config"]["tags"] == ["ablation", "v2"]
 
 
 def test_run_folders_carry_a_time_stamp_with_microseconds():

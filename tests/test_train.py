@@ -12,7 +12,7 @@ from train_helpers import compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
-from l2sae.training import NonFiniteLossError, SMPNModule, run
+from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run
 from l2sae.training.base import check_lr_decay, lr_decay_factor
 from l2sae.training.smpn import SMPNLoss, foreground_weights
 from l2sae.utils.errors import ConfigError
@@ -253,3 +253,16 @@ def test_smpn_loss_settings_become_a_dataclass():
 def test_bad_smpn_loss_settings_name_the_key(change, key):
     with pytest.raises(ConfigError, match=key):
         SMPNLoss.from_config({**SMPN_LOSS, **change})
+
+
+def test_a_failing_run_leaves_its_error_and_a_sweeper_gets_a_number_or_a_clear_error(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()  # as Hydra makes it
+    with pytest.raises(ConfigError) as raised:
+        run(compose_train(run_dir, data_dir, ["slicing.num_channels=4"]))
+    failure = json.loads((run_dir / "failure.json").read_text())
+    assert failure["error"] == f"ConfigError: {raised.value}" and "Traceback" in failure["traceback"]
+    metrics = {"val/rec": 0.1, "val/mask_miou": 0.5}
+    assert optimized_value(metrics, "val/mask_miou") == 0.5 and optimized_value(metrics, None) == metrics
+    with pytest.raises(ConfigError, match=r"optimized_metric: 'val/miou' is not among this run's metrics \(val/rec, "):
+        optimized_value(metrics, "val/miou")

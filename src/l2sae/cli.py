@@ -14,9 +14,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/l2sae/cli.py -> the checkout
 
 
-def _entry_point(task: str, run_module: str, **environment: str) -> Callable[[], object]:
-    """``main()`` of ``task``: Hydra with ``conf/<task>.yaml``, then ``<run_module>.run(cfg)``; ``environment``:
-    defaults for environment variables."""
+def _entry_point(task: str, run_module: str, function: str = "run", **environment: str) -> Callable[[], object]:
+    """``main()`` of ``task``: Hydra with ``conf/<task>.yaml``, then ``<run_module>.<function>(cfg)``;
+    ``environment``: defaults for environment variables."""
 
     def main() -> object:
         import hydra
@@ -24,7 +24,7 @@ def _entry_point(task: str, run_module: str, **environment: str) -> Callable[[],
         for name, value in {"PROJECT_ROOT": str(PROJECT_ROOT), **environment}.items():
             os.environ.setdefault(name, value)
 
-        task_run = importlib.import_module(run_module).run  # first: training registers resolvers its config uses
+        task_run = getattr(importlib.import_module(run_module), function)  # first: training registers resolvers
 
         @hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name=task)
         def run(cfg):
@@ -36,7 +36,7 @@ def _entry_point(task: str, run_module: str, **environment: str) -> Callable[[],
     return main
 
 
-train = _entry_point("train", "l2sae.training.run")
+train = _entry_point("train", "l2sae.training.run", "objective")  # returns optimized_metric to a sweeper
 edit = _entry_point("edit", "l2sae.editing.run")
 evaluate = _entry_point("evaluate", "l2sae.evaluation.run")
 app = _entry_point("app", "l2sae.app.run", GRADIO_ANALYTICS_ENABLED="False")  # nothing phones home

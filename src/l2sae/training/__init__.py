@@ -4,8 +4,8 @@ This is the only package (with the entry points) that imports Lightning and Hydr
 """
 
 from .callbacks import ImageGrid, NaNGuard, NonFiniteLossError
-from .run import run
+from .run import optimized_value, run
 from .smn import SMNModule
 from .smpn import SMPNModule
 
-__all__ = ["ImageGrid", "NaNGuard", "NonFiniteLossError", "SMNModule", "SMPNModule", "run"]
+__all__ = ["ImageGrid", "NaNGuard", "NonFiniteLossError", "SMNModule", "SMPNModule", "optimized_value", "run"]

@@ -10,18 +10,21 @@ export (``smn.pt``, ``smpn.pt``), ``grid.png`` and ``metrics.json``; ``${paths.l
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from l2sae.nn import SAEConfig
+from l2sae.utils.curves import learning_curve, plot_curves
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
@@ -29,14 +32,27 @@ from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 from .distributed import RunFolderAgreement, adopt_run_folder, handoff, launched_as_rank_zero
 from .smpn import SMPNLoss, SMPNModule
 
+FAILURE_FILE = "failure.json"  # read by the sweep report (l2sae.evaluation.sweep)
+
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train every stage of ``cfg.model``; return the final validation metrics.
 
     The last stage's metrics keep their names (``val/mask_miou``, ``val/iou_hair``, ...); earlier stages'
     are prefixed with the stage name (``smn/val/rec_l1``). Configuration errors raise :class:`ConfigError`
-    naming the key before anything is trained or written.
+    naming the key before anything is trained or written. A run that fails leaves ``failure.json`` (the error)
+    in its folder, where the sweep report finds it.
     """
+    try:
+        return train_stages(cfg)
+    except Exception as error:
+        if launched_as_rank_zero() and Path(cfg.paths.output_dir).is_dir():  # Hydra made it; never create one
+            record_failure(Path(cfg.paths.output_dir), error)
+        raise
+
+
+def train_stages(cfg: DictConfig) -> dict[str, float]:
+    """:func:`run`'s work: check, then train the stages in order, then finish the run folder."""
     stages = check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     if launched_as_rank_zero():
@@ -184,8 +200,39 @@ def write_resolved_config(cfg: DictConfig, path: Path) -> None:
 
 @rank_zero_only
 def finish_run_folder(metrics: Mapping[str, float], output_dir: Path, log_dir: Path) -> None:
-    """Write ``metrics.json``, point ``<log_dir>/latest`` at the run folder (atomic link swap), print the folder."""
+    """Write ``metrics.json`` and ``learning_curves.png`` (validation mIoU against step), point ``<log_dir>/latest`` at the run folder (atomic link swap), print the folder."""
     atomic_write_json(output_dir / "metrics.json", dict(metrics))
+    (output_dir / FAILURE_FILE).unlink(missing_ok=True)  # of an earlier attempt in this folder
+    curve = learning_curve(output_dir)
+    if curve:
+        plot_curves({output_dir.name: curve}, output_dir / "learning_curves.png", ylabel="val/mask_miou")
     log_dir.mkdir(parents=True, exist_ok=True)
     atomic_symlink(output_dir, log_dir / "latest")
     print(f"Run folder: {output_dir}")
+
+
+def record_failure(output_dir: Path, error: BaseException) -> None:
+    """``failure.json`` in the run folder: the error (type and message; the cause of Hydra's wrapper when an
+    object could not be built) and the traceback."""
+    trace = "".join(traceback.format_exception(error))
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    message = f"{type(error).__name__}: {error}"
+    atomic_write_json(output_dir / FAILURE_FILE, {"error": message, "traceback": trace})
+
+
+def objective(cfg: DictConfig) -> float | dict[str, float]:
+    """``train.py``'s task: :func:`run`, then what a sweeper receives (:func:`optimized_value`)."""
+    return optimized_value(run(cfg), cfg.get("optimized_metric"))
+
+
+def optimized_value(metrics: Mapping[str, float], name: str | None) -> float | dict[str, float]:
+    """What ``train.py`` returns to a sweeper: the metric ``optimized_metric`` names, else all metrics.
+
+    A name the run did not produce is a ConfigError listing the ones it did (a sweeper never receives None).
+    """
+    if not name:
+        return dict(metrics)
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric: {name!r} is not among this run's metrics ({', '.join(metrics)})")
+    return float(metrics[name])

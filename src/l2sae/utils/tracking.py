@@ -31,7 +31,8 @@ def wandb_identity(cfg, node) -> dict:
     """Name, group and tags of the W&B run where the config leaves them empty.
 
     name: the run folder's name (a time stamp, or the job number in a sweep); group: the sweep folder's name,
-    so each job of ``-m`` is its own run grouped per sweep; tags: ``group=choice`` of the config groups.
+    so each job of ``-m`` is its own run grouped per sweep; tags: the run's ``tags`` and ``group=choice`` of the
+    config groups; config: the command line's overrides and the tags (the sweep's differing settings, as columns).
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -43,10 +44,12 @@ def wandb_identity(cfg, node) -> dict:
         identity["name"] = f"{output_dir.parent.name}-{output_dir.name}" if multirun else output_dir.name
     if not node.get("group") and multirun:
         identity["group"] = f"{cfg.task_name}-{output_dir.parent.name}"
+    run_tags = [str(tag) for tag in cfg.get("tags") or []]
+    identity["tags"] = list(node.get("tags") or []) + run_tags
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
-        tags = [f"{group}={choices[group]}" for group in TAGGED_GROUPS if choices.get(group)]
-        identity["tags"] = list(node.get("tags") or []) + tags
+        identity["tags"] += [f"{group}={choices[group]}" for group in TAGGED_GROUPS if choices.get(group)]
+        identity["config"] = {"overrides": list(HydraConfig.get().overrides.task), "tags": run_tags}
     return identity
 
 
