@@ -32,7 +32,7 @@ def fake_job(folder, overrides, metrics=None, error=None, curve=(), tags=()):
 
 def metrics(miou, rec):
     values = {f"val/iou_{roi}": miou + 0.01 * index for index, roi in enumerate(ROI_NAMES)}
-    return {"smn/val/rec_l1": 0.3, **values, "val/mask_miou": miou, "val/rec": rec}
+    return {"smn/val/rec_l1": 0.3, **values, "val/mask_miou": miou, "val/rec": rec, "val/region": 1 + rec}
 
 
 @pytest.fixture
@@ -49,7 +49,8 @@ def test_the_report_puts_the_jobs_side_by_side_and_names_the_failure(sweep, tmp_
     out = tmp_path / "logs" / "evaluate" / "runs" / "now"
     cfg = {"sweep": str(sweep), "paths": {"output_dir": str(out), "log_dir": str(tmp_path / "logs")}}
     best = run_sweep_report({**cfg, "task_name": "evaluate", "logger": None})
-    assert best["best/val/mask_miou"] == 0.6 and best["best/val/rec"] == 0.1  # IoU: highest; rec: lowest
+    assert best["best/val/mask_miou"] == 0.6 and best["best/val/iou_eyes"] == 0.63  # IoU: highest
+    assert best["best/val/rec"] == 0.1 and best["best/val/region"] == 1.1  # losses: lowest
 
     rows = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
     assert [row["job"] for row in rows] == ["0", "1", "2"]

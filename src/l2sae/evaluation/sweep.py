@@ -27,7 +27,9 @@ from l2sae.utils.files import atomic_write_json, atomic_write_text
 MIOU = "val/mask_miou"
 IOU_PREFIX = "val/iou_"
 FAILURE_FILE = "failure.json"
-LOWER_IS_BETTER = ("rec", "l1", "leakage", "time", "fid", "lpips")  # a metric whose name has one of these parts
+# a metric whose name has one of these parts is better higher; the others (losses, L1, leakage, time, FID,
+# LPIPS) are better lower
+HIGHER_IS_BETTER = ("iou", "miou", "psnr", "ssim", "similarity", "accuracy")
 
 
 @dataclass
@@ -115,8 +117,7 @@ def metric_columns(jobs: Sequence[Job]) -> list[str]:
 
 
 def higher_is_better(metric: str) -> bool:
-    parts = metric.replace("/", "_").split("_")
-    return not any(part in LOWER_IS_BETTER for part in parts)
+    return any(part in HIGHER_IS_BETTER for part in metric.replace("/", "_").split("_"))
 
 
 def best_jobs(jobs: Sequence[Job], metrics: Iterable[str]) -> dict[str, str]:
