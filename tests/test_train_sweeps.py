@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 from PIL import Image
-from test_train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
+from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
 
 from l2sae.training import run
 
