@@ -19,7 +19,7 @@ from test_eval_metrics import ChannelStatistics, offline_empty_cache  # noqa: F4
 from l2sae.editing import AlphaMatting, L2SAEEditor
 from l2sae.evaluation.fid import INCEPTION_WEIGHTS
 from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips
-from l2sae.evaluation.run import OURS, Plan, check_config, score_batch
+from l2sae.evaluation.run import GLOBAL_EDIT, OURS, Plan, check_config, score_batch
 from l2sae.evaluation.scoring import EditScores
 from l2sae.evaluation.weights import MissingWeightsError, hub_checkpoint_path
 from l2sae.utils.errors import ConfigError
@@ -197,6 +197,38 @@ def evaluate_config(tmp_path, checkpoints, *extra):
         return compose(
             "evaluate", overrides=overrides(tmp_path, checkpoints, f"paths.output_dir={tmp_path / 'out'}", *extra)
         )
+
+
+def test_without_region_masks_l2sae_is_scored_over_its_own_matte(checkpoints, lpips_model, tmp_path, monkeypatch):
+    from l2sae.evaluation.baselines import Pairing, scan_baseline
+
+    editor = L2SAEEditor.from_checkpoints(*checkpoints, matting=AlphaMatting(kernel_size=9), window=False)
+    left_half_masks(monkeypatch, editor)
+    images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    write_png(tmp_path / "other" / "hair" / "0.png")
+    pairings = {"other": Pairing(scan_baseline(tmp_path / "other", ["hair"], "other", key="baselines.other.dir"))}
+    plan = Plan(
+        rois=("hair",),
+        strength=1.0,
+        seeds=(0,),
+        global_edit=True,
+        baselines={"other": tmp_path / "other"},
+        device=torch.device("cpu"),
+        timing_images=0,
+        timing_warmup=0,
+        enabled={"fid": True, "lpips": True, "identity": False},
+        diversity_seeds=2,
+        swap_style=True,
+    )
+    scores = EditScores([OURS, GLOBAL_EDIT, "other"], plan.rois, None, lpips_model)
+    batch = {"image": images, "path": ["x/0.png", "x/1.png"]}  # an image folder's batch: no roi_masks
+    score_batch(editor, scores, pairings, plan, batch, roi_index=[])
+    rows = {(row["method"], row["region"]): row for row in scores.rows()}
+    ours, global_edit, other = rows[(OURS, "hair")], rows[(GLOBAL_EDIT, "hair")], rows[("other", "hair")]
+    assert ours["psnr_outside"] == ours["psnr_band"] == math.inf and ours["leakage_outside"] == 0.0  # exact compositing
+    assert global_edit["psnr_outside"] < 40 and global_edit["preservation_pairs"] == 2  # the SMN changes everything
+    assert ours["mask_iou"] is None and ours["diversity"] > 0 and ours["swap_pairs"] == 2
+    assert other["lpips_pairs"] == 1 and other["preservation_pairs"] == 0 and other["psnr_outside"] is None
 
 
 @pytest.mark.parametrize(

@@ -187,15 +187,22 @@ def score_batch(
     editor: L2SAEEditor, scores: EditScores, pairings: dict[str, Pairing], plan: Plan, batch: dict, roi_index: list[int]
 ) -> None:
     """Add one evaluation batch's real images, L2SAE's edits (style edits, their diversity, style swaps) and
-    masks, and the baselines' edits to ``scores``."""
+    masks, and the baselines' edits to ``scores``.
+
+    Regions are the batch's ground-truth ``roi_masks``; data without them (an image folder) scores L2SAE's
+    edits over its own matte (the SMPN's mask for diversity and swaps), and baselines without a region.
+    """
     images = batch["image"].to(plan.device)
-    masks = batch["roi_masks"][:, roi_index].to(plan.device)  # B x R, in plan.rois order
+    truth = batch.get("roi_masks")
+    masks = None if truth is None else truth[:, roi_index].to(plan.device)  # B x R, in plan.rois order
     stems = [Path(path).stem for path in batch["path"]]
     size = images.shape[-1]
     scores.add_real(images)
     input_faces = scores.describe(images)
     faces = editor.encode(to_size(images, (editor.image_size, editor.image_size)), rois=plan.rois)
-    scores.add_masks(OURS, editor.masks(faces, plan.rois), masks)
+    predicted = to_size(editor.masks(faces, plan.rois), images.shape[-2:])
+    if masks is not None:
+        scores.add_masks(OURS, predicted, masks)
     inside = scores.spatial_lpips is not None  # diversity and swaps are measured with LPIPS: skip them without
     style_seeds = plan.style_seeds if inside else ()
     swap = inside and plan.swap_style and len(images) > 1
@@ -203,25 +210,31 @@ def score_batch(
     if references is not None:
         reference_faces = editor.encode(to_size(references, (editor.image_size, editor.image_size)))
     for index, roi in enumerate(plan.rois):
-        roi_mask = masks[:, index : index + 1]
+        roi_mask = None if masks is None else masks[:, index : index + 1]
+        region = predicted[:, index : index + 1] if roi_mask is None else roi_mask
         styled = {}
         for seed in dict.fromkeys((*plan.seeds, *style_seeds)):
             result = editor.edit_style(faces, roi, plan.strength, seed)
             styled[seed] = to_size(result.images, images.shape[-2:])
             if seed in plan.seeds:
-                scores.add_edits(OURS, roi, images, result.images, roi_mask, input_faces)
+                own = (to_size(result.matte, images.shape[-2:]) > 0).float() if roi_mask is None else roi_mask
+                scores.add_edits(OURS, roi, images, result.images, own, input_faces)
                 if plan.global_edit:
-                    scores.add_edits(GLOBAL_EDIT, roi, images, result.global_edit, roi_mask, input_faces)
+                    scores.add_edits(GLOBAL_EDIT, roi, images, result.global_edit, own, input_faces)
         if style_seeds:
-            scores.add_diversity(OURS, roi, [styled[seed] for seed in style_seeds], roi_mask)
+            scores.add_diversity(OURS, roi, [styled[seed] for seed in style_seeds], region)
         if references is not None:
+            reference_region = region.roll(1, dims=0)
+            if roi_mask is None:  # the reference's own region: the SMPN's mask of it
+                reference_region = to_size(editor.masks(reference_faces, roi), images.shape[-2:])
             swapped = editor.swap_style(faces, reference_faces, roi).images
-            scores.add_swap(OURS, roi, images, swapped, references, roi_mask * roi_mask.roll(1, dims=0))
+            scores.add_swap(OURS, roi, images, swapped, references, region * reference_region)
         for name, pairing in pairings.items():
             present, edits = _load_present([pairing.edit(roi, stem) for stem in stems], size, plan.device)
             if edits is not None:
                 present_faces = None if input_faces is None else [input_faces[i] for i in present]
-                scores.add_edits(name, roi, images[present], edits, roi_mask[present], present_faces)
+                present_mask = None if roi_mask is None else roi_mask[present]
+                scores.add_edits(name, roi, images[present], edits, present_mask, present_faces)
     for name, pairing in pairings.items():
         present, recons = _load_present([pairing.recon(stem) for stem in stems], size, plan.device)
         if recons is not None:
@@ -301,7 +314,11 @@ def protocol(
         "checkpoints": f"{cfg.ckpt.smn}, {cfg.ckpt.smpn}",
         "FID / KID": not_computed if "fid" in skipped else f"{fid_setting}; KID: {metrics.kid.subsets} subsets",
         "LPIPS": not_computed if "lpips" in skipped else lpips_setting,
-        "preservation": f"outside the ground-truth region mask; boundary band: {band}",
+        "preservation": (
+            f"outside the ground-truth region mask; boundary band: {band}"
+            if datamodule.roi_names
+            else f"outside L2SAE's own matte (the data has no region masks; baselines not scored); band: {band}"
+        ),
         "diversity": f"seeds {list(plan.style_seeds)}" if plan.style_seeds else "off (metrics.diversity.seeds=0)",
         "style swap": "each image takes the previous image of its batch as reference" if plan.swap_style else "off",
         "identity": not_computed
@@ -329,10 +346,15 @@ def run(cfg: DictConfig) -> dict[str, float]:
     plan = check_config(cfg)
     datamodule = instantiate(cfg.data)
     swap_plan = structure_swap.check_settings(cfg.structure_swap, datamodule.synthetic)
-    if not set(plan.rois) <= set(datamodule.roi_names):
+    if datamodule.roi_names and not set(plan.rois) <= set(datamodule.roi_names):
         raise ConfigError(
             f"data: evaluation needs ground-truth masks of the regions {list(plan.rois)}; this data has "
-            f"{list(datamodule.roi_names) or 'none (an image folder)'} - use a CelebAMask-HQ layout or fewer rois"
+            f"{list(datamodule.roi_names)} - use fewer rois (an image folder is scored over L2SAE's own mattes)"
+        )
+    if not datamodule.roi_names:
+        log.warning(
+            "data: no region masks (an image folder): L2SAE is scored over its own mattes; mask IoU, edit leakage "
+            "and preservation of baselines are not computed"
         )
     editor = editor_from_config(cfg, plan.device, plan.rois)
     folders = {
@@ -345,7 +367,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_loggers(cfg)
     datamodule.setup("test")  # draws the synthetic set when configured and missing
     loader = datamodule.test_dataloader()
-    roi_index = [datamodule.roi_names.index(roi) for roi in plan.rois]
+    roi_index = [datamodule.roi_names.index(roi) for roi in plan.rois] if datamodule.roi_names else []
 
     kid = cfg.metrics.kid
     scores = EditScores(
@@ -361,11 +383,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
     pairings = {name: Pairing(folder) for name, folder in folders.items()}
     timing_images: list[Tensor] = []
     num_images = 0
+    window = editor.window
+    editor.window = window and not plan.global_edit  # sae_global is the SMN's decode of the whole image
     for batch in tqdm(loader, desc="evaluate", unit="batch"):
         score_batch(editor, scores, pairings, plan, batch, roi_index)
         num_images += len(batch["path"])
         wanted = plan.timing_images - len(timing_images)
         timing_images += [to_size(image[None], (editor.image_size,) * 2)[0] for image in batch["image"][:wanted]]
+    editor.window = window  # L2SAE's edits are timed as configured (window decodes equal full ones in the matte)
     if timing_images:
         time_edits(editor, timing_images, plan, scores)
     for name, folder in folders.items():

@@ -4,7 +4,8 @@ styles and the distance of a style swap to its reference.
 
 Every method's edits of region r count in the group ``(method, r)`` and in ``(method, "all")``.
 Edits of another size than their inputs are resized to the inputs' (the evaluation) size first.
-Region masks are the ground truth's, B x 1 x H x W in [0, 1], thresholded at 0.5.
+Region masks (the ground truth's; L2SAE's own matte on data without them) are B x 1 x H x W in [0, 1],
+thresholded at 0.5.
 """
 
 from __future__ import annotations
@@ -100,11 +101,17 @@ class EditScores:
 
     @torch.no_grad()
     def add_edits(
-        self, method: str, roi: str, inputs: Tensor, edits: Tensor, roi_mask: Tensor, input_faces: list | None = None
+        self,
+        method: str,
+        roi: str,
+        inputs: Tensor,
+        edits: Tensor,
+        roi_mask: Tensor | None,
+        input_faces: list | None = None,
     ) -> None:
-        """``method``'s edits of region ``roi``: inputs and edits B x 3 x H x W in [-1, 1], the region's
-        ground-truth mask B x 1 x H x W in [0, 1] (at the inputs' size); ``input_faces``: :meth:`describe`
-        of the inputs (computed here when not given)."""
+        """``method``'s edits of region ``roi``: inputs and edits B x 3 x H x W in [-1, 1], the region's mask
+        B x 1 x H x W in [0, 1] at the inputs' size (None: no region known, leakage and preservation are not
+        scored); ``input_faces``: :meth:`describe` of the inputs (computed here when not given)."""
         edits = to_size(edits.to(inputs.device), inputs.shape[-2:])
         groups = [(method, roi), (method, ALL_REGIONS)]
         if self.fid is not None:
@@ -113,13 +120,14 @@ class EditScores:
             distances = lpips_distance(self.lpips_model, inputs, edits)
             for group in groups:
                 self.lpips[group].add(distances)
-        maps = similarity_maps(inputs, edits, self.spatial_lpips)
+        maps = None if roi_mask is None else similarity_maps(inputs, edits, self.spatial_lpips)
         if self.describer is not None:
             input_faces = self.describe(inputs) if input_faces is None else input_faces
             edit_faces = self._describe_where(edits, [face is not None for face in input_faces])
         for group in groups:
-            self.leakage[group].update(inputs, edits, roi_mask)
-            self.preservation[group].add(maps, roi_mask)
+            if roi_mask is not None:
+                self.leakage[group].update(inputs, edits, roi_mask)
+                self.preservation[group].add(maps, roi_mask)
             if self.describer is not None:
                 self.identity[group].add(input_faces, edit_faces)
 
