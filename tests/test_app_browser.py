@@ -72,7 +72,8 @@ def test_app_py_in_a_browser_upload_slide_result_changes_stop_cleans_up(tiny_che
             result = page.locator("#result img")
             first = result.get_attribute("src")
 
-            page.locator("#strength input[type=range]").fill("2.5")
+            page.locator("#strength input[type=number]").fill("2.5")
+            page.locator("#strength input[type=number]").press("Enter")
             status.get_by_text("strength 2.5").wait_for(timeout=TIMEOUT_MS)
             page.wait_for_function(
                 "old => document.querySelector('#result img').getAttribute('src') !== old",
@@ -80,6 +81,21 @@ def test_app_py_in_a_browser_upload_slide_result_changes_stop_cleans_up(tiny_che
                 timeout=TIMEOUT_MS,
             )
             assert result.get_attribute("src") != first
+            before = page.locator("#input img").get_attribute("src")
+            page.locator("#examples button.thumbnail-item").nth(1).click()  # the second example face
+            page.wait_for_function(
+                "old => document.querySelector('#input img').getAttribute('src') !== old",
+                arg=before,
+                timeout=TIMEOUT_MS,
+            )
+            page.locator(
+                "#examples button.thumbnail-item"
+            ).first.click()  # back to the uploaded face for the screenshot
+            page.wait_for_function(
+                "old => document.querySelector('#input img').getAttribute('src') === old",
+                arg=before,
+                timeout=TIMEOUT_MS,
+            )
             page.get_by_role("button", name="New style", exact=True).wait_for()
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)

@@ -230,6 +230,8 @@ class EditorPage:
                         height=150,
                         allow_preview=False,
                         interactive=False,
+                        buttons=[],
+                        elem_id="examples",
                     )
                     face = gr.Dropdown([ALL_FACES], value=ALL_FACES, label="Face")
                     regions = gr.CheckboxGroup(rois, value=rois[:1], label="Regions")
@@ -243,7 +245,12 @@ class EditorPage:
                 with gr.Column(scale=2):
                     with gr.Row():
                         input_view = gr.Image(
-                            label="Input", type="filepath", format="png", interactive=False, height=IMAGE_HEIGHT
+                            label="Input",
+                            type="filepath",
+                            format="png",
+                            interactive=False,
+                            height=IMAGE_HEIGHT,
+                            elem_id="input",
                         )
                         mask_view = gr.Image(
                             label="Region mask over the input", type="filepath", interactive=False, height=IMAGE_HEIGHT
