@@ -35,9 +35,11 @@ def faces(tmp_path):
 
 
 def _config(checkpoints, *overrides):
+    """The edit config for the tiny networks; align=none (the whole picture: these inputs are noise, not photos
+    of faces; tests/test_edit_photos_cli.py covers photos)."""
     smn, smpn = checkpoints
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("edit", overrides=[f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", *overrides])
+        return compose("edit", overrides=[f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", "align=none", *overrides])
 
 
 def _snapshot(folder):
@@ -172,6 +174,7 @@ def test_edit_py_command_line(checkpoints, faces, tmp_path):
         f"input={faces}",
         f"out={out}",
         "roi=nose",
+        "align=none",
         "mode=style",
         "strength=1.5",
         "seed=3",

@@ -21,7 +21,10 @@ from tqdm import tqdm
 
 from l2sae.editing.config import editor_from_config
 from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
+from l2sae.editing.photo import MODES
+from l2sae.editing.photo_outputs import edit_photo_files
 from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
+from l2sae.photos import ALIGN_MODES, check_face_choice
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError, ImageFileError
@@ -30,7 +33,6 @@ from l2sae.utils.precision import check_precision
 
 log = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("style", "swap_style", "swap_structure")
 _PARTNER_KEY = {"swap_style": "reference", "swap_structure": "donor"}  # the extra image each swap needs
 
 
@@ -51,6 +53,9 @@ class EditJob:
     keep_size: bool
     batch_size: int
     max_pixels: int | None  # inputs with more pixels are refused (None: no cap)
+    align: str  # auto | ffhq | crop: faces found and aligned (l2sae.photos); none: the whole picture
+    faces: str | int  # all | largest | a face number
+    min_face_size: float | None  # faces with a smaller aligned square (px) are skipped (None: half the model side)
 
     def output_name(self, source: Path, kind: str = "") -> Path:
         return self.out / f"{source.stem}_{self.mode}_{'+'.join(self.rois)}{kind}.png"
@@ -97,9 +102,10 @@ def _checked_job(cfg: DictConfig) -> EditJob:
             raise ConfigError(f"{key}: mode={cfg.mode} needs {key}=IMAGE")
         partner = Path(cfg[key])
         check_image(partner, max_pixels)
+    align, faces, min_face_size = _checked_photo_settings(cfg)
     inputs = list_images(cfg.input)
-    for path in inputs:  # decoded whole: a truncated or oversized file fails here, before any output is written
-        check_image(path, max_pixels)
+    for path in inputs if align == "none" else ():  # decoded whole: a bad file fails before any output is written
+        check_image(path, max_pixels)  # (photos are checked one by one: bad ones are named, the others edited)
     job = EditJob(
         inputs=inputs,
         show_progress=Path(cfg.input).is_dir(),
@@ -114,6 +120,9 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         keep_size=bool(cfg.keep_size),
         batch_size=cfg.batch_size,
         max_pixels=max_pixels,
+        align=align,
+        faces=faces,
+        min_face_size=min_face_size,
     )
     names = [job.output_name(path) for path in inputs]
     if len(set(names)) != len(names):
@@ -125,6 +134,22 @@ def _checked_job(cfg: DictConfig) -> EditJob:
             if output.resolve() in sources:
                 raise ImageFileError(output, "an output would overwrite this input image", "choose another out= folder")
     return job
+
+
+def _checked_photo_settings(cfg: DictConfig) -> tuple[str, str | int, float | None]:
+    """align, faces and min_face_size of ``cfg``; errors name the key."""
+    align, faces, min_face_size = cfg.get("align", "none"), cfg.get("faces", "all"), cfg.get("min_face_size")
+    if align not in ALIGN_MODES:
+        raise ConfigError(f"align: expected one of {', '.join(ALIGN_MODES)}, got {align!r}")
+    try:
+        faces = check_face_choice(faces)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if min_face_size is not None and (
+        isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)) or min_face_size < 0
+    ):
+        raise ConfigError(f"min_face_size: expected a size in pixels or null, got {min_face_size!r}")
+    return align, faces, min_face_size
 
 
 def _grid(images: torch.Tensor, result: EditResult, index: int) -> torch.Tensor:
@@ -153,6 +178,8 @@ def run(cfg: DictConfig) -> dict:
     if cfg.seed is None:
         log.info("seed=null: this run uses seed=%d", job.seed)
     editor = editor_from_config(cfg, job.device, job.rois)
+    if job.align != "none":
+        return edit_photo_files(editor, job)
     partner = None
     if job.partner is not None:
         partner_view, _ = fit_to_model(read_image(job.partner, job.max_pixels), editor.image_size, job.size_mode)

@@ -12,7 +12,15 @@ Plain Python (no Hydra, Lightning or l2sae.editing)::
 from l2sae.photos.alignment import align_face, box_quad, ffhq_quad, square_to_photo
 from l2sae.photos.detection import DetectedFace, detect_faces
 from l2sae.photos.dlib_models import FaceModelsMissingError, face_descriptor_model, face_detector, landmark_predictor
-from l2sae.photos.faces import ALIGN_MODES, AlignedPhoto, NoFaceError, PhotoFace, find_faces, frames_like_ffhq
+from l2sae.photos.faces import (
+    ALIGN_MODES,
+    AlignedPhoto,
+    NoFaceError,
+    PhotoFace,
+    check_face_choice,
+    find_faces,
+    frames_like_ffhq,
+)
 from l2sae.photos.paste import paste_faces
 from l2sae.photos.reading import PhotoError, load_photo
 
@@ -26,6 +34,7 @@ __all__ = [
     "PhotoFace",
     "align_face",
     "box_quad",
+    "check_face_choice",
     "detect_faces",
     "face_descriptor_model",
     "face_detector",

@@ -148,20 +148,20 @@ def align_face(photo: np.ndarray, quad: np.ndarray, size: int) -> torch.Tensor:
         pixels = region.astype(np.float32)
     source = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
     supersampling = int(min(max(math.ceil(qsize / size), 1), MAX_SUPERSAMPLING))
-    grid = _sampling_grid(corners, size * supersampling, source.shape[-2:])
+    side = size * supersampling
+    grid = sampling_grid(square_to_photo(corners - 0.5, side), (side, side), source.shape[-2:])
     sampled = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if supersampling > 1:
         sampled = F.avg_pool2d(sampled, supersampling)
     return (sampled[0] / 127.5 - 1.0).clamp(-1.0, 1.0)
 
 
-def _sampling_grid(corners: np.ndarray, side: int, source_size: tuple[int, int]) -> torch.Tensor:
-    """1 x side x side x 2 grid_sample coordinates of a ``side`` square mapped onto ``corners`` (continuous
-    coordinates of a source of ``source_size`` (H, W))."""
-    matrix = torch.from_numpy(square_to_photo(corners - 0.5, side)).float()
-    centres = torch.arange(side, dtype=torch.float32) + 0.5
-    v, u = torch.meshgrid(centres, centres, indexing="ij")
-    points = torch.stack([u, v, torch.ones_like(u)], dim=-1) @ matrix.T  # side x side x 3
-    height, width = source_size
-    scale = torch.tensor([2.0 / width, 2.0 / height])
-    return (points[..., :2] * scale - 1.0)[None]
+def sampling_grid(matrix: np.ndarray, output_size: tuple[int, int], source_size: tuple[int, int]) -> torch.Tensor:
+    """1 x h x w x 2 ``grid_sample`` coordinates (align_corners=False) of an output of ``output_size`` (h, w)
+    whose continuous coordinates map to the source's (of ``source_size`` (H, W)) by the 3 x 3 ``matrix``."""
+    height, width = output_size
+    source_height, source_width = source_size
+    from_normalised = np.array([[width / 2, 0, width / 2], [0, height / 2, height / 2], [0, 0, 1]])
+    to_normalised = np.array([[2 / source_width, 0, -1], [0, 2 / source_height, -1], [0, 0, 1]])
+    theta = torch.from_numpy((to_normalised @ matrix @ from_normalised)[:2]).float()[None]
+    return F.affine_grid(theta, [1, 1, height, width], align_corners=False)

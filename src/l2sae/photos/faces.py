@@ -96,7 +96,8 @@ def frames_like_ffhq(quad: np.ndarray, size: int, tolerance: float = 0.12) -> bo
     )
 
 
-def _check_choice(faces: str | int) -> str | int:
+def check_face_choice(faces: str | int) -> str | int:
+    """``faces`` as "all", "largest" or an int (digit strings too); a ValueError naming the key otherwise."""
     if isinstance(faces, str) and faces.isdigit():
         faces = int(faces)
     if faces in ("all", "largest") or (isinstance(faces, int) and not isinstance(faces, bool) and faces >= 0):
@@ -165,7 +166,7 @@ def find_faces(
     """
     if align not in ALIGN_MODES:
         raise ValueError(f"align: expected one of {', '.join(ALIGN_MODES)}, got {align!r}")
-    choice = _check_choice(faces)
+    choice = check_face_choice(faces)
     image, name = load_photo(photo, max_pixels)
     height, width = image.shape[:2]
     min_face_size = size / 2 if min_face_size is None else float(min_face_size)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from l2sae.photos.alignment import quad_side
+from l2sae.photos.alignment import quad_side, sampling_grid
 
 
 def edge_fade(size: int, width: int) -> torch.Tensor:
@@ -25,17 +25,6 @@ def _photo_box(quad: np.ndarray, height: int, width: int) -> tuple[int, int, int
     x0, y0 = max(math.floor(quad[:, 0].min()), 0), max(math.floor(quad[:, 1].min()), 0)
     x1, y1 = min(math.ceil(quad[:, 0].max()) + 1, width), min(math.ceil(quad[:, 1].max()) + 1, height)
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
-
-
-def _photo_to_square_grid(matrix: np.ndarray, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """1 x h x w x 2 grid_sample coordinates, in the aligned square, of the photo pixels in ``box``."""
-    x0, y0, x1, y1 = box
-    inverse = torch.from_numpy(np.linalg.inv(matrix)).float()
-    ys = torch.arange(y0, y1, dtype=torch.float32) + 0.5
-    xs = torch.arange(x0, x1, dtype=torch.float32) + 0.5
-    y, x = torch.meshgrid(ys, xs, indexing="ij")
-    points = torch.stack([x, y, torch.ones_like(x)], dim=-1) @ inverse.T
-    return (points[..., :2] * (2.0 / size) - 1.0)[None]
 
 
 def paste_faces(
@@ -70,9 +59,11 @@ def paste_faces(
         if side < size / 2:
             reduced = max(2, math.ceil(side))
             source = F.interpolate(source, size=(reduced, reduced), mode="bilinear", antialias=True)
-        grid = _photo_to_square_grid(np.asarray(matrices[index]), box, size)
-        warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
         x0, y0, x1, y1 = box
+        photo_to_square = np.linalg.inv(np.asarray(matrices[index], dtype=np.float64))
+        box_to_photo = np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]])
+        grid = sampling_grid(photo_to_square @ box_to_photo, (y1 - y0, x1 - x0), (size, size))
+        warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
         matte = warped[3].clamp(0.0, 1.0)
         region = result[y0:y1, x0:x1].permute(2, 0, 1).float()
         pasted = (warped[:3] + 1.0) * 127.5

@@ -1,0 +1,89 @@
+"""``edit.py`` on photos (align=auto): a folder of good and bad photos, sidecars, grids, swaps, messages."""
+
+import json
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+from skimage import data
+from test_edit_cli import ROOT
+
+from l2sae.editing import run
+from l2sae.photos import NoFaceError, PhotoError
+
+GRID_SIZE = (3 * 64 + 4 * 2, 64 + 2 * 2)  # PIL (width, height) of aligned input | mask | local edit
+
+
+def _config(checkpoints, *overrides):
+    smn, smpn = checkpoints
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("edit", overrides=[f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """astronaut.jpg (one face), pair.png (two), wall.png (no face), small.png (a face below min_face_size=120),
+    broken.jpg (not an image)."""
+    folder = tmp_path_factory.mktemp("photos")
+    astronaut = data.astronaut()
+    Image.fromarray(astronaut).save(folder / "astronaut.jpg", quality=95)
+    pair = np.full((560, 1100, 3), 90, np.uint8)
+    pair[20:532, 560:1072] = astronaut
+    pair[150:534, 30:414] = np.asarray(Image.fromarray(astronaut).resize((384, 384), Image.LANCZOS))
+    Image.fromarray(pair).save(folder / "pair.png")
+    Image.new("RGB", (300, 200), (120, 130, 140)).save(folder / "wall.png")
+    Image.fromarray(astronaut).resize((300, 300), Image.LANCZOS).save(folder / "small.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return folder
+
+
+def test_a_folder_edits_the_good_photos_and_names_the_bad_ones(tiny_checkpoints, photos, tmp_path):
+    out = tmp_path / "out"
+    metrics = run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=120", "strength=2"))
+    assert metrics["images"] == 2
+    failed = metrics["failed"]
+    assert sorted(name.split("/")[-1] for name in failed) == ["broken.jpg", "small.png", "wall.png"]
+    assert "no face found" in failed[str(photos / "wall.png")]
+    assert "too small: 10" in failed[str(photos / "small.png")] and "below 120 px" in failed[str(photos / "small.png")]
+    assert "not a readable image" in failed[str(photos / "broken.jpg")]
+    written = sorted(path.name for path in out.iterdir())
+    assert written == [
+        "astronaut_style_hair.json",
+        "astronaut_style_hair.png",
+        "astronaut_style_hair_face0_grid.png",
+        "pair_style_hair.json",
+        "pair_style_hair.png",
+        "pair_style_hair_face0_grid.png",
+        "pair_style_hair_face1_grid.png",
+    ]
+    assert Image.open(out / "pair_style_hair.png").size == (1100, 560)
+    assert Image.open(out / "pair_style_hair_face1_grid.png").size == GRID_SIZE
+    sidecar = json.loads((out / "pair_style_hair.json").read_text())
+    assert sidecar["size"] == [1100, 560] and sidecar["align"] == "ffhq" and sidecar["strength"] == 2.0
+    first, second = sidecar["faces"]
+    assert len(first["landmarks"]) == 68 and len(first["quad"]) == 4 and len(first["box"]) == 4
+    assert first["status"] == second["status"] == "edited" and second["grid"] == "pair_style_hair_face1_grid.png"
+    assert first["side_px"] < second["side_px"]
+
+
+def test_swaps_align_the_reference_and_faces_choice(tiny_checkpoints, photos, tmp_path):
+    out = tmp_path / "out"
+    pair = photos / "pair.png"
+    overrides = ["mode=swap_style", f"reference={photos / 'astronaut.jpg'}", "roi=skin", "faces=largest"]
+    run(_config(tiny_checkpoints, f"input={pair}", f"out={out}", *overrides))
+    faces = json.loads((out / "pair_swap_style_skin.json").read_text())["faces"]
+    assert [face["status"] for face in faces] == ["skipped", "edited"] and "not chosen" in faces[0]["reason"]
+    original, edited = np.asarray(Image.open(pair)), np.asarray(Image.open(out / "pair_swap_style_skin.png"))
+    assert np.array_equal(original[:, :500], edited[:, :500])  # the skipped face's side is untouched
+
+
+def test_one_photo_without_a_face_is_an_error_and_writes_nothing(tiny_checkpoints, photos, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(NoFaceError, match="wall.png: no face found"):
+        run(_config(tiny_checkpoints, f"input={photos / 'wall.png'}", f"out={out}"))
+    assert not out.exists() or not list(out.iterdir())
+    with pytest.raises(PhotoError, match="no photo could be edited"):
+        run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=12000"))
+    with pytest.raises(Exception, match="align: expected one of"):
+        run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "align=rotate"))
