@@ -1,4 +1,5 @@
-"""Latency of L2SAE editing at batch 1: encode, decode, a region edit, the five masks, further regions.
+"""Latency of L2SAE editing at batch 1: encode, decode, a region edit, the five masks, further regions,
+and what a photo adds (a 1-megapixel photo with one face: detection + landmarks + alignment, paste-back).
 
     python bench/edit_latency.py                          # 256 and 512 px, float32 and bfloat16
     python bench/edit_latency.py --sizes 256 --profile    # plus the top ops of the 256 px region edit
@@ -48,11 +49,13 @@ from l2sae.data.synthfaces import draw_face
 from l2sae.editing import EncodedFaces, L2SAEEditor
 from l2sae.evaluation.timing import TimingStats, measure_seconds
 from l2sae.nn import SAEConfig, SwappingAutoencoder
+from l2sae.photos import find_faces
 from l2sae.regions import ROI_NAMES, SliceScheme
 
 # conf/slicing/default.yaml: the paper's 8-channel structure code
 DEFAULT_SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "eyes": (4,), "nose": (5,), "lips_mouth": (6,)}, 8)
 EDIT_ROI, FURTHER_ROI = "hair", "skin"
+PHOTO_FIND, PHOTO_PASTE = "photo: find + align", "photo: paste back"
 
 TABLE_COLUMNS = (
     ("operation", "operation"),
@@ -174,6 +177,51 @@ def operations(editor: L2SAEEditor, images: torch.Tensor) -> list[Operation]:
     ]
 
 
+def one_megapixel_photo() -> np.ndarray:
+    """scikit-image's astronaut (a real photo) at 720 px on a 1200 x 840 canvas: 1.0 megapixel, one face."""
+    from PIL import Image
+    from skimage import data
+
+    canvas = np.full((840, 1200, 3), 128, np.uint8)
+    canvas[60:780, 300:1020] = np.asarray(Image.fromarray(data.astronaut()).resize((720, 720), Image.LANCZOS))
+    return canvas
+
+
+def photo_operations(editor: L2SAEEditor) -> list[Operation]:
+    """What editing a photo adds to the edit itself: finding and aligning the face, pasting the edit back."""
+    photo = one_megapixel_photo()
+    aligned = find_faces(photo, editor.image_size)
+    edit = editor.edit_style(aligned.crops, EDIT_ROI, strength=1.0, seed=0)
+    return [
+        Operation(
+            PHOTO_FIND,
+            lambda: find_faces(photo, editor.image_size),
+            None,
+            "1 MP photo, one face: HOG detection (downscaled copy), 68 landmarks, FFHQ alignment to the model size",
+        ),
+        Operation(
+            PHOTO_PASTE,
+            lambda: aligned.paste(edit.global_edit, edit.matte),
+            None,
+            "the face's edit and matte warped back into the 1 MP photo (inverse transform) and blended",
+        ),
+    ]
+
+
+def photo_overhead(rows: list[dict]) -> list[str]:
+    """Per precision: (find + align + paste back) / region edit, the photo pipeline's share (target <= 30 %)."""
+    lines = []
+    for precision in dict.fromkeys(row["precision"] for row in rows):
+        median = {row["operation"]: row["median_s"] for row in rows if row["precision"] == precision}
+        if {PHOTO_FIND, PHOTO_PASTE, "region edit"} <= median.keys():
+            overhead = median[PHOTO_FIND] + median[PHOTO_PASTE]
+            lines.append(
+                f"photo overhead ({precision}): find + align + paste back {overhead:.3f} s = "
+                f"{100 * overhead / median['region edit']:.0f} % of the region edit ({median['region edit']:.3f} s)"
+            )
+    return lines
+
+
 def compare(kind: str | None, output, reference) -> dict:
     """bf16 output vs the float32 reference: PSNR of images (over [-1, 1], and over the reference's own
     range: of the decode itself, or of an edit's global edit), fraction of equal mask pixels."""
@@ -192,13 +240,14 @@ def compare(kind: str | None, output, reference) -> dict:
 def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device) -> list[dict]:
     """Time every operation at each precision; FLOPs and reference outputs come from float32."""
     images = face_image(networks.size, device)
-    reference_operations = operations(networks.editor("32", args.channels_last), images)
+    reference_editor = networks.editor("32", args.channels_last)
+    reference_operations = operations(reference_editor, images) + photo_operations(reference_editor)
     flops = {op.name: count_flops(op.run) for op in reference_operations}
     references = {op.name: op.run() for op in reference_operations if op.kind}
     rows = []
     for precision in args.precision:
         editor = networks.editor(precision, args.channels_last)
-        for op in operations(editor, images):
+        for op in operations(editor, images) + photo_operations(editor):
             if args.only and op.name not in args.only:
                 continue
             wait_until_quiet(args.wait_quiet)
@@ -344,6 +393,7 @@ def main() -> None:
         print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}")
         print(machine_line(machine_info(device)))
         print(format_table(rows, TABLE_COLUMNS) + "\n", flush=True)
+        print("\n".join(photo_overhead(rows)) + "\n", flush=True)
         if args.profile:
             for precision in args.precision:
                 top = profile_region_edit(networks, precision, args, device)

@@ -12,6 +12,7 @@ Plain Python (no Hydra, Lightning or l2sae.editing)::
 from l2sae.photos.alignment import align_face, box_quad, ffhq_quad, square_to_photo
 from l2sae.photos.detection import DetectedFace, detect_faces
 from l2sae.photos.dlib_models import FaceModelsMissingError, face_descriptor_model, face_detector, landmark_predictor
+from l2sae.photos.drawing import draw_faces
 from l2sae.photos.faces import (
     ALIGN_MODES,
     AlignedPhoto,
@@ -36,6 +37,7 @@ __all__ = [
     "box_quad",
     "check_face_choice",
     "detect_faces",
+    "draw_faces",
     "face_descriptor_model",
     "face_detector",
     "ffhq_quad",
