@@ -9,7 +9,7 @@ from PIL import Image
 from skimage import data
 from test_edit_cli import ROOT
 
-from l2sae.editing import run
+from l2sae.editing.run import run
 from l2sae.photos import NoFaceError, PhotoError
 
 GRID_SIZE = (3 * 64 + 4 * 2, 64 + 2 * 2)  # PIL (width, height) of aligned input | mask | local edit
