@@ -1,10 +1,13 @@
 """Structure-swap ground truth drawn from the synthetic faces' parameters."""
 
+import json
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from l2sae.data.synthfaces import draw_face
-from l2sae.data.synthswap import SWAPPABLE_ROIS, draw_swaps, face_rng, fixed_pairs, region_mask
+from l2sae.data.synthswap import SWAPPABLE_ROIS, draw_swaps, face_rng, fixed_pairs, main, region_mask
 from l2sae.regions import DEFAULT_REGION_PARTS
 from l2sae.utils.errors import ConfigError
 
@@ -65,3 +68,18 @@ def test_bad_requests_fail_clearly():
         fixed_pairs([10, 11, 12, 13], 3)
     assert fixed_pairs([10, 11, 12, 13], 2) == [(10, 11), (12, 13)]
     assert set(SWAPPABLE_ROIS) <= set(DEFAULT_REGION_PARTS)
+
+
+def test_the_command_line_writes_the_set_once(tmp_path, capsys):
+    main(["--out", str(tmp_path / "swaps"), "--size", "32", "--first", "4", "--pairs", "2", "--rois", "nose", "eyes"])
+    assert capsys.readouterr().out.strip() == f"wrote 4 swaps to {tmp_path / 'swaps'}"
+    listing = json.loads((tmp_path / "swaps" / "swaps.json").read_text())["swaps"]
+    assert listing[0] == {"roi": "nose", "face": 4, "donor": 5} and len(listing) == 4
+    (case,) = draw_swaps(seed=0, size=32, pairs=[(6, 7)], rois=["eyes"])
+    strip = np.asarray(Image.open(tmp_path / "swaps" / "eyes" / "6_from_7.png"))
+    assert strip.shape == (32, 128, 3)
+    np.testing.assert_array_equal(strip[:, 64:96], np.round(case.truth * 255).astype(np.uint8))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["swaps"]  # no temporary folder left
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "swaps")])
+    assert "exists; choose a new folder" in capsys.readouterr().err
