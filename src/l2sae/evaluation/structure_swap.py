@@ -18,7 +18,6 @@ The row ``input`` scores the unchanged input as a swap: a design worth its name 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from torch import Tensor
 from l2sae.data.synthswap import StructureSwapCase, check_roi, draw_swaps, fixed_pairs
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.swap_designs import check_design
+from l2sae.evaluation.masked import MaskedMean, lpips_map, psnr, spatial_lpips, squared_error_map
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_write_bytes, atomic_write_json
 
@@ -51,43 +51,23 @@ def to_masks(arrays: Sequence[np.ndarray]) -> Tensor:
     return torch.from_numpy(np.stack(arrays)).float()[:, None]
 
 
-def squared_error_map(images: Tensor, others: Tensor) -> Tensor:
-    """Per-pixel squared error on the [0, 1] scale, channel mean: B x 1 x H x W (float64)."""
-    return ((images.double() - others.double()) / 2.0).pow(2).mean(dim=1, keepdim=True)
-
-
-def psnr(mean_squared_error: float | None) -> float | None:
-    """PSNR in dB of a mean squared error on the [0, 1] scale: inf for 0, None for None."""
-    if mean_squared_error is None:
-        return None
-    return math.inf if mean_squared_error == 0 else -10.0 * math.log10(mean_squared_error)
-
-
 class _Sums:
-    """One (design, region)'s sums over its swaps: squared errors and areas inside the union and outside,
-    LPIPS inside the union, mask intersections and unions."""
+    """One (design, region)'s sums over its swaps: masked means inside the union (squared error, LPIPS) and
+    outside (squared error), mask intersections and unions."""
 
     def __init__(self) -> None:
-        self.error_inside = self.area_inside = 0.0
-        self.lpips_inside: float | None = None  # stays None without an LPIPS model
-        self.error_outside = self.area_outside = 0.0
+        self.inside, self.outside = MaskedMean(), MaskedMean()
         self.intersection = self.union = 0.0
         self.swaps = 0
 
     def row(self) -> dict:
         return {
-            "psnr": psnr(self.error_inside / self.area_inside if self.area_inside else None),
-            "lpips": self.lpips_inside / self.area_inside
-            if self.area_inside and self.lpips_inside is not None
-            else None,
+            "psnr": psnr(self.inside.mean("squared_error")),
+            "lpips": self.inside.mean("lpips"),
             "iou": self.intersection / self.union if self.union else None,
-            "psnr_outside": psnr(self.error_outside / self.area_outside if self.area_outside else None),
+            "psnr_outside": psnr(self.outside.mean("squared_error")),
             "swaps": self.swaps,
         }
-
-
-def _masked_sum(values: Tensor, mask: Tensor) -> float:
-    return float((values.double() * mask.double()).sum())
 
 
 class StructureSwapScores:
@@ -97,10 +77,7 @@ class StructureSwapScores:
     """
 
     def __init__(self, lpips_model: lpips.LPIPS | None = None) -> None:
-        self.spatial_lpips = None
-        if lpips_model is not None:
-            self.spatial_lpips = copy.copy(lpips_model)  # shares the weights, returns the per-pixel map
-            self.spatial_lpips.spatial = True
+        self.spatial_lpips = None if lpips_model is None else spatial_lpips(lpips_model)
         self.sums: dict[tuple[str, str], _Sums] = {}
 
     @torch.no_grad()
@@ -108,13 +85,11 @@ class StructureSwapScores:
         """Swaps B x 3 x H x W in [-1, 1] of ``truth``'s pairs; ``predicted``: the region's masks read from
         the swaps, B x 1 x H x W in [0, 1] (thresholded at 0.5)."""
         sums = self.sums.setdefault((design, roi), _Sums())
-        sums.error_inside += _masked_sum(squared_error_map(swaps, truth.truths), truth.union)
-        sums.area_inside += float(truth.union.sum())
+        inside = {"squared_error": squared_error_map(swaps, truth.truths)}
         if self.spatial_lpips is not None:
-            lpips_map = self.spatial_lpips(swaps, truth.truths)
-            sums.lpips_inside = (sums.lpips_inside or 0.0) + _masked_sum(lpips_map, truth.union)
-        sums.error_outside += _masked_sum(squared_error_map(swaps, truth.inputs), truth.unchanged)
-        sums.area_outside += float(truth.unchanged.sum())
+            inside["lpips"] = lpips_map(self.spatial_lpips, swaps, truth.truths)
+        sums.inside.add(inside, truth.union)
+        sums.outside.add({"squared_error": squared_error_map(swaps, truth.inputs)}, truth.unchanged)
         predicted, target = predicted > 0.5, truth.truth_masks > 0.5
         sums.intersection += float((predicted & target).sum())
         sums.union += float((predicted | target).sum())
