@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from image_files import truncated_jpeg
 from PIL import Image
 
 from l2sae.evaluation.baselines import Pairing, load_image, scan_baseline
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.errors import ConfigError, ImageFileError
 
 ROIS = ("hair", "eyes", "lips_mouth")
 KEY = "baselines.semanticstylegan.dir"
@@ -53,6 +54,14 @@ def test_an_edit_given_twice_is_an_error_naming_both_files(tmp_path):
     write_png(tmp_path / "hair" / "0.png")
     write_png(tmp_path / "0_hair.jpg")
     with pytest.raises(ValueError, match=r"0_hair.jpg.*keep one|0.png.*0_hair.jpg"):
+        scan_baseline(tmp_path, ROIS, "x", KEY)
+
+
+def test_a_corrupt_baseline_image_fails_the_scan_before_any_scoring(tmp_path):
+    write_png(tmp_path / "hair" / "0.png")
+    (tmp_path / "recon").mkdir()
+    truncated_jpeg(tmp_path / "recon" / "0.jpg")
+    with pytest.raises(ImageFileError, match=r"recon/0\.jpg: not a readable image"):
         scan_baseline(tmp_path, ROIS, "x", KEY)
 
 

@@ -27,7 +27,7 @@ from l2sae.data.fitting import image_array
 from l2sae.evaluation.report import ALL_REGIONS
 from l2sae.evaluation.timing import TimingStats
 from l2sae.utils.errors import ConfigError
-from l2sae.utils.images import is_image_file, open_image, to_unit_range
+from l2sae.utils.images import check_image, is_image_file, open_image, to_unit_range
 
 RECON_FOLDER = "recon"
 TIMING_CSV = "timing.csv"
@@ -92,6 +92,8 @@ def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) ->
             f"{root}: no edited images of regions {', '.join(rois)} found; expected {root}/<roi>/<stem>.png "
             f"or {root}/<stem>_<roi>.png (png/jpg), see docs/semanticstylegan.md"
         )
+    for path in (*folder.edits.values(), *folder.recons.values()):
+        check_image(path)  # decoded whole now: a corrupt file fails before any scoring, not when its batch comes
     folder.timing, folder.timing_file = read_timing(root)
     return folder
 
