@@ -76,7 +76,8 @@ def validate_region_parts(
     return result
 
 
-def _validate_rois(rois: Sequence[str], known: Sequence[str], key: str) -> tuple[str, ...]:
+def check_rois(rois: str | Sequence[str], key: str = "roi", known: Sequence[str] = ROI_NAMES) -> tuple[str, ...]:
+    """``rois`` (a name or a list) as a tuple of distinct ``known`` regions; else a ConfigError naming ``key``."""
     rois = (rois,) if isinstance(rois, str) else tuple(rois)
     if not rois:
         raise ConfigError(f"{key}: no region given; choose from {', '.join(known)}")
@@ -134,7 +135,7 @@ class SliceScheme:
 
     def validate_rois(self, rois: str | Sequence[str], key: str = "roi") -> tuple[str, ...]:
         """Return ``rois`` as a tuple after checking each is a region of this scheme."""
-        return _validate_rois(rois, self.roi_names, key)
+        return check_rois(rois, key, self.roi_names)
 
     def require(self, rois: Sequence[str], key: str = "data.regions") -> None:
         """Fail when a region in ``rois`` (e.g. the dataset's regions) has no channels in this scheme."""

@@ -77,7 +77,7 @@ class CelebAMaskHQ(Dataset):
     ``regions`` maps ROI names to CelebAMask-HQ parts (default ``DEFAULT_REGION_PARTS``).
     ``split`` is 'train' | 'val' | 'test' | 'all' under ``split_scheme`` (see ``l2sae.data.splits``;
     ``val_size`` / ``test_size`` are used by the 'index' and 'semanticstylegan' schemes).
-    ``subset_size`` / ``subset_seed`` keep a fixed random subset of the split.
+    ``subset_size`` / ``subset_seed`` keep a fixed random subset of the split (``subset_key``: its setting's name).
     ``hflip``: flip image and masks together with probability 1/2.
     ``cache``: decode every image once into ``cache_dir`` (default ``<root>/.l2sae_cache``), using
     ``cache_workers`` processes; ``on_bad_file='skip'`` (which needs the cache) drops unreadable files
@@ -98,6 +98,7 @@ class CelebAMaskHQ(Dataset):
         test_size: int = 0,
         subset_size: int | None = None,
         subset_seed: int = 0,
+        subset_key: str = "data.subset_size",
         partition_file: str | os.PathLike | None = None,
         hflip: bool = False,
         cache: bool = True,
@@ -124,7 +125,7 @@ class CelebAMaskHQ(Dataset):
             mapping_file=root / MAPPING_FILE,
             partition_file=Path(partition_file) if partition_file else root / PARTITION_FILE,
         )
-        indices = sample_subset(indices, subset_size, subset_seed)
+        indices = sample_subset(indices, subset_size, subset_seed, subset_key)
         items = [(index, images[index].path) for index in indices]
         self.split, self.image_size, self.hflip = split, image_size, hflip
         self.store = open_store(

@@ -135,16 +135,11 @@ class L2SAEDataModule(pl.LightningDataModule):
         options = {
             **self.split_options,
             "subset_size": self.subset_sizes[split],
+            "subset_key": "data.train_subset_size" if split == "train" else "data.eval_subset_size",
             "hflip": self.hflip and split == "train",
         }
         dataset_class = CelebAMaskHQ if self.layout == "celebamask_hq" else ImageFolder
-        try:
-            return dataset_class(self.root, split=split, image_size=self.image_size, **options)
-        except ConfigError as error:  # the datasets' subset_size is train_subset_size / eval_subset_size here
-            if not str(error).startswith("data.subset_size"):
-                raise
-            key = "data.train_subset_size" if split == "train" else "data.eval_subset_size"
-            raise ConfigError(key + str(error).removeprefix("data.subset_size")) from None
+        return dataset_class(self.root, split=split, image_size=self.image_size, **options)
 
     def prepare_data(self) -> None:
         """Draw the synthetic set if configured, and build the train / val caches (once per node)."""

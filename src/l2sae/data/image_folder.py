@@ -57,6 +57,7 @@ class ImageFolder(Dataset):
         test_size: int = 0,
         subset_size: int | None = None,
         subset_seed: int = 0,
+        subset_key: str = "data.subset_size",
         hflip: bool = False,
         cache: bool = False,
         cache_dir: str | os.PathLike | None = None,
@@ -77,7 +78,7 @@ class ImageFolder(Dataset):
                 f"(sub-folders are searched) or fix data.root; {README_HINT}"
             )
         positions = split_indices(range(len(files)), split, "index", val_size=val_size, test_size=test_size)
-        paths = [str(files[i]) for i in sample_subset(positions, subset_size, subset_seed)]
+        paths = [str(files[i]) for i in sample_subset(positions, subset_size, subset_seed, subset_key)]
         self.split, self.image_size, self.hflip = split, image_size, hflip
         self.store = open_store(
             name=f"image_folder-{split}",

@@ -137,11 +137,12 @@ def check_sizes(**sizes: int | None) -> None:
             raise ConfigError(f"data.{name}: expected a non-negative integer, got {value!r}")
 
 
-def sample_subset(indices: Sequence[int], size: int | None, seed: int) -> list[int]:
-    """A fixed random subset of ``size`` indices (sorted), or all of them when ``size`` is None."""
+def sample_subset(indices: Sequence[int], size: int | None, seed: int, key: str = "data.subset_size") -> list[int]:
+    """A fixed random subset of ``size`` indices (sorted), or all of them when ``size`` is None; ``key`` names
+    the setting in errors."""
     if size is None:
         return list(indices)
     if not 0 < size <= len(indices):
-        raise ConfigError(f"data.subset_size: {size} is not between 1 and the split's {len(indices)} images")
+        raise ConfigError(f"{key}: {size} is not between 1 and the split's {len(indices)} images")
     chosen = np.random.default_rng(seed).choice(len(indices), size=size, replace=False)
     return [indices[i] for i in sorted(chosen)]

@@ -25,7 +25,7 @@ from l2sae.editing.photo import MODES
 from l2sae.editing.photo_outputs import edit_photo_files
 from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
 from l2sae.photos import ALIGN_MODES, check_face_choice
-from l2sae.regions import ROI_NAMES
+from l2sae.regions import check_rois
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError, ImageFileError
 from l2sae.utils.images import check_image, list_images, read_image, write_image
@@ -68,13 +68,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
             raise ConfigError(f"{key}: required, e.g. `python edit.py input=face.png out=edits/`")
     if cfg.mode not in MODES:
         raise ConfigError(f"mode: unknown mode {cfg.mode!r}; choose from {', '.join(MODES)}")
-    roi = cfg.roi
-    rois = (roi,) if isinstance(roi, str) else tuple(roi)
-    for name in rois:
-        if name not in ROI_NAMES:
-            raise ConfigError(f"roi: unknown region {name!r}; choose from {', '.join(ROI_NAMES)}")
-    if not rois:
-        raise ConfigError(f"roi: no region given; choose from {', '.join(ROI_NAMES)}")
+    rois = check_rois(cfg.roi, "roi")
     device = resolve_device(cfg.device)
     check_precision(cfg.precision)
     if cfg.size_mode not in SIZE_MODES:
