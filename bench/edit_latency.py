@@ -42,7 +42,7 @@ from benchlib import (
     write_results,
 )
 from official_compare import COLUMNS as OFFICIAL_COLUMNS
-from official_compare import compare_with_official
+from official_compare import REGIONS, compare_with_official
 from official_sae import CHANGES, OfficialSAE, import_official
 
 from l2sae.data.synthfaces import draw_face
@@ -345,6 +345,9 @@ def parse_args() -> argparse.Namespace:
         "--official-repo; skipped without it)",
     )
     parser.add_argument("--official-repo", help="a checkout of taesungp/swapping-autoencoder-pytorch")
+    parser.add_argument(
+        "--regions", nargs="+", default=list(REGIONS), choices=ROI_NAMES, help="regions of the official comparison"
+    )
     parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")
     parser.add_argument("--smpn", help="the SMPN checkpoint that goes with --smn (slicing read from it)")
     args = parser.parse_args()

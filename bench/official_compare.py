@@ -139,7 +139,7 @@ def compare_with_official(networks, official_networks, trained: bool, args, devi
 
     rows = []
     for operation in ("edit from pixels", "further region, new style"):
-        for roi in REGIONS:
+        for roi in args.regions:
             mask = cached["fp32"].region_masks[roi][:, None]
             if operation == "edit from pixels":
                 calls = {"official": lambda roi=roi: official.edit_from_pixels(image, roi, seed=1)}
