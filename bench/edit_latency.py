@@ -346,6 +346,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--official-repo", help="a checkout of taesungp/swapping-autoencoder-pytorch")
     parser.add_argument(
+        "--count-flops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="official comparison: also count the FLOPs of the official and the fp32 L2SAE call (one more call each)",
+    )
+    parser.add_argument(
         "--regions", nargs="+", default=list(REGIONS), choices=ROI_NAMES, help="regions of the official comparison"
     )
     parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")

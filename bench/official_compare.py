@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from benchlib import StallMeter
+from benchlib import StallMeter, count_flops
 
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import EncodedFaces, L2SAEEditor
@@ -40,6 +40,8 @@ COLUMNS = (
     ("fp32_s", "fp32 s"),
     ("auto_s", "auto s"),
     ("auto_precision", "auto ="),
+    ("official_gflop", "GFLOP official"),
+    ("fp32_gflop", "GFLOP L2SAE"),
     ("speedup_fp32", "x fp32"),
     ("speedup_auto", "x auto"),
     ("max_diff_255", "max|d| fp32 /255"),
@@ -157,6 +159,7 @@ def compare_with_official(networks, official_networks, trained: bool, args, devi
                 }
             with StallMeter() as stall:
                 seconds, outputs = _alternate(calls, args.runs, args.warmup, device)
+            flops = {name: count_flops(calls[name]) / 1e9 for name in ("official", "fp32")} if args.count_flops else {}
             matte = editors["fp32"].matting.matte(mask)
             box = decode_box(matte, editors["fp32"].window_max_fraction)
             inside = (matte > 0).expand_as(outputs["official"])
@@ -170,6 +173,7 @@ def compare_with_official(networks, official_networks, trained: bool, args, devi
                     "window_fraction": "full" if box is None else f"{box.area / matte[0, 0].numel():.2f}",
                     **{f"{name}_s": value for name, value in seconds.items()},
                     "auto_precision": editors["auto"].precision,
+                    **{f"{name}_gflop": value for name, value in flops.items()},
                     "speedup_fp32": seconds["official"] / seconds["fp32"],
                     "speedup_auto": seconds["official"] / seconds["auto"],
                     "max_diff_255": difference * 255 / 2,  # images span [-1, 1]: 2 = 255 levels
