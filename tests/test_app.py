@@ -254,3 +254,29 @@ def test_a_photo_with_two_faces_lists_both_and_edits_the_chosen_one(client, edit
     _, right, *_ = client.predict("face 1", ["hair"], "random style", 2.0, 0, api_name="/edit")
     assert np.array_equal(pixels(right), editor_result(editor, photo, ["hair"], strength=2.0, faces=1))
     assert np.array_equal(pixels(right)[:, :200], pixels(photo)[:, :200])  # the left face is left alone
+
+
+def test_run_builds_the_editor_from_the_config_and_serves_until_stopped(tiny_checkpoints, monkeypatch):
+    """``python app.py``'s path up to the server (the browser test runs the real command)."""
+    served = {}
+
+    class StartedApp:  # stands in for RunningApp: no server, returns as if Ctrl-C came at once
+        url, share_url = "http://127.0.0.1:7860/", None
+
+        def __init__(self, editor, settings):
+            served.update(editor=editor, settings=settings)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            pass
+
+        def wait(self):
+            pass
+
+    monkeypatch.setattr("l2sae.app.run.RunningApp", StartedApp)
+    smn, smpn = tiny_checkpoints
+    assert run(_config(f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", "precision=32")) == {"url": StartedApp.url}
+    assert served["editor"].image_size == 64 and served["editor"].precision == "32"
+    assert (served["settings"].host, served["settings"].port) == ("127.0.0.1", 7860)

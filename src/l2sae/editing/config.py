@@ -15,9 +15,11 @@ from l2sae.editing.editor import L2SAEEditor
 
 def editor_from_config(cfg: Mapping, device: torch.device, rois: Sequence[str] = ()) -> L2SAEEditor:
     """The editor of ``cfg.ckpt.{smn,smpn}``, ``cfg.precision`` and ``cfg.editor`` (L2SAEEditor's keyword
-    arguments) on ``device``; fails, naming the region, unless its slicing has every one of ``rois``."""
+    arguments) on ``device``; fails, naming the region, unless its slicing has every one of ``rois`` (when given:
+    the app takes any region of the slicing)."""
     editor = L2SAEEditor.from_checkpoints(
         cfg["ckpt"]["smn"], cfg["ckpt"]["smpn"], device=device, precision=str(cfg["precision"]), **cfg["editor"]
     )
-    editor.slicing.validate_rois(rois)
+    if rois:
+        editor.slicing.validate_rois(rois)
     return editor
