@@ -80,6 +80,8 @@ def test_swaps_align_the_reference_and_donor_too(editor, prepared, astronaut, tw
     editor.edit_photo(prepared, "eyes", mode="swap_style", reference=reference)
     with pytest.raises(ValueError, match="reference"):
         editor.edit_photo(prepared, "eyes", mode="swap_style")
+    with pytest.raises(ValueError, match="reference: the prepared photo has 2 faces"):
+        editor.edit_photo(prepared, "eyes", mode="swap_style", reference=prepared)
     with pytest.raises(ValueError, match="mode"):
         editor.edit_photo(prepared, "eyes", mode="paint")
 

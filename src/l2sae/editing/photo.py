@@ -109,6 +109,10 @@ def _partner(editor: L2SAEEditor, partner, align: str, name: str) -> EncodedFace
     if partner is None:
         raise ValueError(f"{name}: this mode needs {name}=PHOTO (a path, PIL image, array or PreparedPhoto)")
     if isinstance(partner, PreparedPhoto):
+        if len(partner.encoded) != 1:
+            raise ValueError(
+                f"{name}: the prepared photo has {len(partner.encoded)} faces to edit; prepare it with faces='largest'"
+            )
         return partner.encoded
     return prepare_photo(editor, partner, align=align, faces="largest").encoded
 
