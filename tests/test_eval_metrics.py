@@ -10,13 +10,15 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from l2sae.evaluation.fid import INCEPTION_WEIGHTS, GroupedFID, inception_features, to_uint8
+from l2sae.evaluation.fid import INCEPTION_KEYS, INCEPTION_WEIGHTS, GroupedFID, inception_features, to_uint8
 from l2sae.evaluation.leakage import EditLeakage
 from l2sae.evaluation.lpips_metric import BACKBONE_WEIGHTS, build_lpips, lpips_distance
 from l2sae.evaluation.masks import RegionIoU
 from l2sae.evaluation.timing import TimingStats, measure_seconds
 from l2sae.evaluation.weights import MissingWeightsError, check_enabled, optional_metric
+from l2sae.losses import PerceptualDistance
 from l2sae.utils.errors import ConfigError
+from l2sae.utils.pretrained import UnsafeWeightsError
 
 
 class ChannelStatistics(nn.Module):
@@ -134,20 +136,81 @@ def test_inception_weights_come_from_the_configured_path_then_the_hub_cache(offl
     built = []
 
     def inception_spy(**kwargs):
-        built.append(kwargs)
+        built.append({**kwargs, "state": torch.load(kwargs["feature_extractor_weights_path"], weights_only=True)})
         return nn.Identity()
 
     monkeypatch.setattr(torchmetrics.image.fid, "NoTrainInceptionV3", inception_spy)
     offline_empty_cache.mkdir(parents=True)
     cached = offline_empty_cache / INCEPTION_WEIGHTS
-    cached.touch()
+    torch.save({key: torch.zeros(1) for key in INCEPTION_KEYS}, cached)
     configured = tmp_path / "my_inception.pth"
-    configured.touch()
+    torch.save({key: torch.ones(1) for key in INCEPTION_KEYS}, configured)
     inception_features(weights_path=configured, antialias=False)
     inception_features(num_features=768)
-    assert [kwargs["feature_extractor_weights_path"] for kwargs in built] == [str(configured), str(cached)]
+    # torch-fidelity is handed the tensors read weights-only, never the file
+    assert [float(kwargs["state"]["fc.weight"]) for kwargs in built] == [1.0, 0.0]
     assert [kwargs["antialias"] for kwargs in built] == [False, True]
     assert built[1]["features_list"] == ["768"]
+
+
+class CodeInPickle:
+    """Unpickling this runs ``open(marker, "w")``: stands for any code hidden in a weight file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def inception_architecture_state():
+    """The key names and shapes of the FID Inception network (random weights, built without any file)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        torch.device("meta"),
+    ):
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *args, **kwargs: None)
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        network = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    return {name: torch.full(value.shape, 0.01, dtype=torch.float16) for name, value in network.state_dict().items()}
+
+
+@pytest.mark.parametrize("place", ["configured", "hub_cache"])
+def test_inception_weights_with_code_are_refused_unrun(offline_empty_cache, tmp_path, place):
+    """Issue 17.1: torch-fidelity would unpickle the file (weights_only=False) and run what it holds."""
+    marker = tmp_path / "code_ran"
+    offline_empty_cache.mkdir(parents=True)
+    path = tmp_path / "evil.pth" if place == "configured" else offline_empty_cache / INCEPTION_WEIGHTS
+    torch.save({key: torch.zeros(1) for key in INCEPTION_KEYS} | {"extra": CodeInPickle(marker)}, path)
+    with pytest.raises(UnsafeWeightsError, match=f"{path.name}.*could hold code"):
+        inception_features(weights_path=path if place == "configured" else None)
+    assert not marker.exists()
+
+
+def test_inception_weights_read_weights_only_build_the_network(tmp_path, inception_architecture_state):
+    path = tmp_path / "inception.pth"
+    torch.save(inception_architecture_state, path)
+    network = inception_features(weights_path=path)
+    assert float(network.fc.weight[0, 0]) == pytest.approx(0.01, abs=1e-5)
+    assert network(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)).shape == (1, 2048)
+    del inception_architecture_state["fc.bias"]
+    torch.save(inception_architecture_state, path)
+    with pytest.raises(UnsafeWeightsError, match="inception.pth: not the FID Inception weights.*fc.bias"):
+        inception_features(weights_path=path)
+
+
+def test_lpips_backbone_and_heads_with_code_are_refused_unrun(offline_empty_cache, tmp_path):
+    marker = tmp_path / "code_ran"
+    offline_empty_cache.mkdir(parents=True)
+    torch.save({"features.0.weight": CodeInPickle(marker)}, offline_empty_cache / BACKBONE_WEIGHTS["alex"])
+    with pytest.raises(UnsafeWeightsError, match="alexnet-owt-7be5be79.pth.*could hold code"):
+        build_lpips("alex")
+    with pytest.raises(UnsafeWeightsError, match="alexnet-owt-7be5be79.pth.*could hold code"):
+        PerceptualDistance("alex")  # the training loss reads the same file the same way
+    assert not marker.exists()
 
 
 def test_inception_weights_path_that_does_not_exist_names_the_key(tmp_path):

@@ -9,16 +9,13 @@ the step's loss (SAE_FACTS section 7). Images are B x 3 x H x W in [-1, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.error import URLError
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2sae.nn import pairwise_swap, random_patch_crops
-
-# torchvision backbone files that lpips loads at construction time
-LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+from l2sae.utils.pretrained import build_lpips
 
 
 @dataclass(frozen=True)
@@ -146,19 +143,7 @@ class PerceptualDistance(nn.Module):
 
     def __init__(self, net: str = "alex", pretrained_backbone: bool = True):
         super().__init__()
-        import lpips
-
-        if net not in LPIPS_BACKBONE_FILES:
-            raise ValueError(f"loss.lpips.net: expected one of {sorted(LPIPS_BACKBONE_FILES)}, got {net!r}")
-        try:
-            self.net = lpips.LPIPS(net=net, pnet_rand=not pretrained_backbone, verbose=False)
-        except (URLError, OSError) as error:
-            where = f"{torch.hub.get_dir()}/checkpoints/{LPIPS_BACKBONE_FILES[net]}"
-            raise FileNotFoundError(
-                f"LPIPS needs torchvision's {net} weights and could not fetch them ({error}); "
-                f"place {LPIPS_BACKBONE_FILES[net]} at {where} or set loss.smpn.*.lpips to 0"
-            ) from error
-        self.net.requires_grad_(False).eval()
+        self.net = build_lpips(net, random_backbone=not pretrained_backbone, net_key="loss.lpips.net")
 
     def train(self, mode: bool = True) -> PerceptualDistance:
         """The LPIPS network is frozen: it stays in eval mode whatever the parent does."""

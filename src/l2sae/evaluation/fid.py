@@ -9,6 +9,7 @@ biased upwards; both use the same Inception features.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Hashable, Iterable
 from pathlib import Path
@@ -18,9 +19,11 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from l2sae.evaluation.weights import explain_download_failure, local_weights
+from l2sae.utils.pretrained import UnsafeWeightsError, weights
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_WEIGHTS
+INCEPTION_KEYS = ("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight", "fc.weight")  # first and last
 WEIGHTS_KEY = "metrics.fid.feature_extractor_weights_path"
 KID_SUBSETS = 100  # torchmetrics' defaults: 100 random subsets of up to 1000 images each
 KID_SUBSET_SIZE = 1000
@@ -42,18 +45,26 @@ def inception_features(
 
     It resizes to 299 x 299 itself: bilinear with ``antialias=True`` (torchmetrics' default), or
     TensorFlow-1 style without antialiasing (``False``, as the original FID code); FID moves with it.
-    Weights come from ``weights_path``, else the torch hub cache, else a download.
+    Weights come from ``weights_path``, else the torch hub cache, else a download, and are read weights-only
+    (:mod:`l2sae.utils.pretrained`): torch-fidelity, which would unpickle the file, only sees the tensors.
     """
     from torchmetrics.image.fid import NoTrainInceptionV3
 
-    path = local_weights(INCEPTION_WEIGHTS, weights_path, key)
-    with explain_download_failure(INCEPTION_WEIGHTS, key):
+    state = weights(INCEPTION_WEIGHTS, INCEPTION_URL, weights_path, key, INCEPTION_KEYS)
+    checked = io.BytesIO()  # torch-fidelity unpickles what it is given: give it only the tensors read safely
+    torch.save(state, checked)
+    checked.seek(0)
+    try:
         return NoTrainInceptionV3(
             name="inception-v3-compat",
             features_list=[str(num_features)],
-            feature_extractor_weights_path=None if path is None else str(path),
+            feature_extractor_weights_path=checked,
             antialias=antialias,
         )
+    except RuntimeError as error:  # load_state_dict: keys or shapes that do not fit
+        source = weights_path or INCEPTION_WEIGHTS
+        detail = " ".join(str(error).split())
+        raise UnsafeWeightsError(f"{source}: not the FID Inception weights {INCEPTION_WEIGHTS} ({detail})") from error
 
 
 class _GivenFeatures(nn.Module):
