@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from l2sae.data.cache import check_on_bad_file
 from l2sae.data.celebamask_hq import CelebAMaskHQ, check_flip_symmetric, check_image_size
@@ -31,6 +31,26 @@ def collate_samples(samples: Sequence[dict]) -> dict:
     if "roi_names" in samples[0]:
         batch["roi_names"] = samples[0]["roi_names"]
     return batch
+
+
+class EpochShuffle(Sampler[int]):
+    """Indices 0..size-1 in a new order each epoch, drawn from ``(seed, epoch)`` alone (not the global RNG).
+
+    Iterating it again gives the next epoch's order. ``start``: samples of the first epoch already trained on
+    (a resumed run), skipped once, so a resume continues the data stream where the checkpoint left it.
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0, start: int = 0) -> None:
+        self.size, self.seed, self.epoch, self.start = size, seed, epoch, start
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)[self.start :].tolist()
+        self.epoch, self.start = self.epoch + 1, 0
+        return iter(order)
 
 
 def check_even_batch(value: int, key: str) -> None:
@@ -177,13 +197,24 @@ class L2SAEDataModule(pl.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            sampler=self._training_order(len(dataset)) if train else None,
+            generator=torch.Generator().manual_seed(torch.initial_seed()),  # worker seeds: not the global RNG
             drop_last=train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_samples,
         )
+
+    def _training_order(self, size: int) -> EpochShuffle:
+        """The training order from the run's seed; when Lightning resumes a run, from the checkpoint's position
+        (its epoch and the batches of that epoch already trained on)."""
+        trainer = self.trainer
+        if trainer is None:
+            return EpochShuffle(size, torch.initial_seed())
+        epoch_loop = trainer.fit_loop.epoch_loop
+        start = epoch_loop.batch_progress.current.processed * self.batch_size if trainer.fit_loop.restarting else 0
+        return EpochShuffle(size, torch.initial_seed(), epoch=trainer.current_epoch, start=start)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -3,9 +3,19 @@
 This is the only package (with the entry points) that imports Lightning and Hydra.
 """
 
-from .callbacks import ImageGrid, NaNGuard, NonFiniteLossError
+from .callbacks import ImageGrid, NaNGuard, NonFiniteLossError, RandomStates, StepCheckpoint
 from .run import optimized_value, run
 from .smn import SMNModule
 from .smpn import SMPNModule
 
-__all__ = ["ImageGrid", "NaNGuard", "NonFiniteLossError", "SMNModule", "SMPNModule", "optimized_value", "run"]
+__all__ = [
+    "ImageGrid",
+    "NaNGuard",
+    "NonFiniteLossError",
+    "RandomStates",
+    "SMNModule",
+    "SMPNModule",
+    "StepCheckpoint",
+    "optimized_value",
+    "run",
+]

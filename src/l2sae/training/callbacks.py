@@ -1,10 +1,14 @@
-"""Training callbacks: image grids for every logger, and a guard that stops on a non-finite loss."""
+"""Training callbacks: image grids for every logger, a guard that stops on a non-finite loss, checkpoints on a
+step schedule that survives uneven step counts, and the random-number states a resume restores."""
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -15,6 +19,73 @@ from torchvision.utils import make_grid
 from l2sae.editing.editor import L2SAEEditor, load_for_inference
 from l2sae.nn import SwappingAutoencoder
 from l2sae.utils.images import write_image
+
+log = logging.getLogger(__name__)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``every_n_train_steps`` saves happen once the global step has reached or passed
+    the next due step, and whose ``last.ckpt`` is written when training ends.
+
+    Lightning saves only when ``global_step % every_n_train_steps == 0``, but the SMN's step moves by 2 per batch
+    plus 1 per lazy-R1 step, so most due steps were jumped over; and ``last.ckpt`` was left at the last periodic
+    save when a stage ended, so resuming a finished stage retrained it from there.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self._next_due = self._due_after(trainer.global_step)
+
+    def _due_after(self, step: int) -> int:
+        return (step // self._every_n_train_steps + 1) * self._every_n_train_steps
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self._every_n_train_steps < 1 or trainer.global_step < self._next_due:
+            return
+        self._next_due = self._due_after(trainer.global_step)
+        if not self._should_skip_saving_checkpoint(trainer):
+            candidates = self._monitor_candidates(trainer)
+            self._save_topk_checkpoint(trainer, candidates)
+            self._save_last_checkpoint(trainer, candidates)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class RandomStates(pl.Callback):
+    """Saves the random-number states (torch, CUDA, numpy, python) in every checkpoint and restores them when
+    training resumes, so the resumed steps draw the same noise, crops and patches as an uninterrupted run.
+
+    The states are those at the checkpoint (after the batch that ended there); they are restored when training
+    restarts, after the first batch was already read. Data drawn while reading that batch (random flips) is
+    therefore new, unless nothing random happens there (``data.hflip=false``); see the README's resume notes.
+    """
+
+    def __init__(self) -> None:
+        self._to_restore: dict | None = None
+
+    def state_dict(self) -> dict:
+        numpy_state = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"keys": torch.from_numpy(numpy_state[1].astype(np.int64)), "rest": list(numpy_state[2:])},
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._to_restore = state_dict
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        state, self._to_restore = self._to_restore, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        np.random.set_state(("MT19937", state["numpy"]["keys"].numpy().astype(np.uint32), *state["numpy"]["rest"]))
+        random.setstate(state["python"])
+        log.info("resumed at global step %d with the random-number states of the checkpoint", trainer.global_step)
 
 
 class NonFiniteLossError(RuntimeError):

@@ -9,8 +9,11 @@ export (``smn.pt``, ``smpn.pt``), ``grid.png`` and ``metrics.json``; ``${paths.l
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import traceback
+import warnings
 from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,6 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from l2sae.nn import SAEConfig
+from l2sae.nn.checkpoint import CheckpointError
 from l2sae.utils.curves import learning_curve, plot_curves
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
@@ -33,6 +37,8 @@ from .distributed import RunFolderAgreement, adopt_run_folder, handoff, launched
 from .smpn import SMPNLoss, SMPNModule
 
 FAILURE_FILE = "failure.json"  # read by the sweep report (l2sae.evaluation.sweep)
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -54,6 +60,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 def train_stages(cfg: DictConfig) -> dict[str, float]:
     """:func:`run`'s work: check, then train the stages in order, then finish the run folder."""
     stages = check_config(cfg)
+    resume = resume_paths(cfg.get("ckpt_path"), stages)
     pl.seed_everything(cfg.seed, workers=True)
     if launched_as_rank_zero():
         write_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
@@ -67,7 +74,12 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
             final = index == len(stages) - 1
             handoff_from = previous.strategy if previous is not None and stage_start(cfg, stage) in exports else None
             stage_metrics, previous, run_dir = train_stage(
-                cfg, name, stage, logger_prefix="" if len(stages) == 1 else name, handoff_from=handoff_from
+                cfg,
+                name,
+                stage,
+                logger_prefix="" if len(stages) == 1 else name,
+                handoff_from=handoff_from,
+                ckpt_path=resume[name],
             )
             adopt_run_folder(cfg, run_dir)
             exports.add(str(stage.export))
@@ -142,6 +154,30 @@ def stage_start(cfg: DictConfig, stage: DictConfig) -> str | None:
     return str(start) if start else None
 
 
+def resume_paths(ckpt_path: str | Mapping | None, stages: Mapping[str, DictConfig]) -> dict[str, str | None]:
+    """The checkpoint each stage resumes from: ``ckpt_path`` is null, ``last`` (every stage its own
+    ``checkpoints/<stage>/last.ckpt``), a file (a run of one stage) or a mapping ``{stage: file | last | null}``."""
+    if isinstance(ckpt_path, Mapping):
+        unknown = sorted(set(ckpt_path) - set(stages))
+        if unknown:
+            raise ConfigError(f"ckpt_path: unknown stage(s) {unknown}; this run trains {', '.join(stages)}")
+        paths = {name: ckpt_path.get(name) for name in stages}
+        keys = {name: f"ckpt_path.{name}" for name in stages}
+    else:
+        if ckpt_path not in (None, "last") and len(stages) > 1:
+            raise ConfigError(
+                f"ckpt_path: {ckpt_path} is one stage's checkpoint, but this run trains {', '.join(stages)}; "
+                f"name its stage, e.g. ckpt_path={{{list(stages)[-1]}: {ckpt_path}}} (the other stages then start "
+                f"afresh unless given too, e.g. {list(stages)[0]}: last), or use ckpt_path=last"
+            )
+        paths = dict.fromkeys(stages, ckpt_path)
+        keys = dict.fromkeys(stages, "ckpt_path")
+    for name, path in paths.items():
+        if path not in (None, "last") and not Path(path).is_file():
+            raise ConfigError(f"{keys[name]}: {path} does not exist; give a Lightning checkpoint (.ckpt) or last")
+    return paths
+
+
 def stage_config(group: DictConfig, overrides: DictConfig | None) -> DictConfig:
     """A group's config (``cfg.data``, ``cfg.trainer``) with a stage's overrides merged in (resolved, so it
     stands alone; the overrides may add keys)."""
@@ -151,9 +187,15 @@ def stage_config(group: DictConfig, overrides: DictConfig | None) -> DictConfig:
 
 # ---- one stage -----------------------------------------------------------------------------------
 def train_stage(
-    cfg: DictConfig, name: str, stage: DictConfig, logger_prefix: str = "", handoff_from=None
+    cfg: DictConfig,
+    name: str,
+    stage: DictConfig,
+    logger_prefix: str = "",
+    handoff_from=None,
+    ckpt_path: str | None = None,
 ) -> tuple[dict[str, float], pl.Trainer, str]:
-    """Fit one stage, validate it once more, export its SAE (rank 0).
+    """Fit one stage (resuming from ``ckpt_path``, read weights-only), validate it once more, export its SAE
+    (rank 0).
 
     ``handoff_from``: the previous stage's strategy when this stage starts from an earlier stage's export; the
     file then reaches every rank from rank 0 (:func:`~l2sae.training.distributed.handoff`).
@@ -175,7 +217,23 @@ def train_stage(
         callbacks=[*instantiate_callbacks(cfg.get("callbacks"), name), agreement],
         logger=instantiate_loggers(cfg, logger_prefix) or False,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if ckpt_path and datamodule.hflip:
+        log.warning(
+            "resuming stage %s from %s: weights, optimisers, step, data order and random states are restored, but "
+            "random flips (data.hflip) of resumed batches are drawn anew, so the run differs slightly from an "
+            "uninterrupted one (data.hflip=false resumes exactly)",
+            name,
+            ckpt_path,
+        )
+    try:
+        with warnings.catch_warnings():  # the data module resumes the data order itself (EpochShuffle)
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"ckpt_path: {ckpt_path} holds more than weights and plain data (it could hold code), so it is not "
+            f"loaded; resume from a checkpoint written by this project's training ({str(error).splitlines()[0]})"
+        ) from error
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:
         module.export(stage.export)
