@@ -8,9 +8,9 @@ from test_train import CrashAfter  # noqa: F401 (named by the configs below)
 from test_train_helpers import compose_train
 
 from l2sae.nn.checkpoint import CheckpointError
-from l2sae.regions import ConfigError
 from l2sae.training import run
 from l2sae.training.run import resume_paths
+from l2sae.utils.errors import ConfigError
 
 SMN = ["model=smn", "callbacks.image_grid=null", "data.hflip=false"]
 
