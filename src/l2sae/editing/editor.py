@@ -17,7 +17,9 @@ maximum before the matte is blurred, and one global edit is composited inside it
 from __future__ import annotations
 
 import copy
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from l2sae.editing import photo as photo_editing
 from l2sae.editing.matting import AlphaMatting
 from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DESIGNS, check_design, splice
 from l2sae.editing.window import contains, decode_box, paste
-from l2sae.nn.checkpoint import load_sae, read_extra
+from l2sae.nn.checkpoint import UnknownImageSizeError, load_sae, read_extra
 from l2sae.nn.layers import NoiseInjection
 from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
@@ -38,6 +40,9 @@ from l2sae.utils.errors import ConfigError
 from l2sae.utils.precision import PRECISION_DTYPES, resolve_precision
 
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 0..2^63-1 without wrapping
+MAX_IMAGE_SIZE = 4096  # the official SAE models go up to 1024 px; a larger side is a typo or a bad file
+RANGE_TOLERANCE = 0.01  # images may exceed [-1, 1] by rounding, not by more
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class EncodedFaces:
     region_masks: dict[str, torch.Tensor] = field(default_factory=dict)
     global_edits: dict[tuple[float, int], torch.Tensor] = field(default_factory=dict)
     global_edit_boxes: dict[tuple[float, int], Box | None] = field(default_factory=dict)  # decoded box, None: all
+    editor: object = field(default=None, repr=False)  # the editor that made them (their codes and masks are its)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -78,11 +84,65 @@ Faces = torch.Tensor | EncodedFaces
 
 
 def _check_images(images: torch.Tensor, name: str) -> None:
+    """B x 3 x H x W float images with B >= 1, finite, in [-1, 1]; else a ValueError naming ``name``.
+
+    Values clearly outside [-1, 1] (images in [0, 255]) are refused; images that are all in [0, 1] get a
+    warning (a face in [-1, 1] has dark pixels below 0).
+    """
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{name}: expected images B x 3 x H x W in [-1, 1] or EncodedFaces, got {shape}")
     if not images.is_floating_point():
         raise ValueError(f"{name}: expected a float tensor in [-1, 1], got {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name}: an empty batch (0 images); give at least one image")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name}: {int((~torch.isfinite(images)).sum())} values are NaN or infinite; fix the input")
+    low, high = (float(value) for value in torch.aminmax(images))
+    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(
+            f"{name}: values from {low:g} to {high:g}; expected images in [-1, 1] (for 0..255 pixels: x / 127.5 - 1)"
+        )
+    if low >= 0:
+        warnings.warn(
+            f"{name}: every value is in [0, 1]; the editor expects [-1, 1] (for images in [0, 1]: x * 2 - 1)",
+            stacklevel=3,
+        )
+
+
+def check_strength(strength: object, key: str = "strength") -> float:
+    """A style strength: a finite number (not a boolean); else a ConfigError naming ``key``."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        raise ConfigError(f"{key}: expected a finite number, got {strength!r}")
+    return float(strength)
+
+
+def check_seed(seed: object, key: str = "seed") -> int | None:
+    """A seed: None or an integer in 0..2^63-1 (not a boolean); else a ConfigError naming ``key``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{key}: expected an integer from 0 to 2^63-1 or null, got {seed!r}")
+    return seed
+
+
+def check_mask_threshold(threshold: object, key: str = "editor.mask_threshold") -> float:
+    """A mask threshold: a number in [0, 1) (region brightness above it is in the mask); else a ConfigError."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+        raise ConfigError(f"{key}: expected a number from 0 up to (not including) 1, got {threshold!r}")
+    return float(threshold)
+
+
+def check_image_size(size: object, networks: Sequence[SwappingAutoencoder], key: str = "editor.image_size") -> int:
+    """The side images are edited at: an integer up to MAX_IMAGE_SIZE that the networks' encoders can reduce."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_IMAGE_SIZE:
+        raise ConfigError(f"{key}: expected an image side from 1 to {MAX_IMAGE_SIZE} pixels, got {size!r}")
+    for network in networks:
+        try:
+            network.config.check_image_size(size, size, key=key)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+    return size
 
 
 def _image_size(faces: Faces) -> tuple[int, ...]:
@@ -106,9 +166,22 @@ def _inference_copy(network: SwappingAutoencoder, dtype: torch.dtype) -> Swappin
     return copy.deepcopy(network).eval().requires_grad_(False).set_noise("zero").to(dtype)
 
 
-def load_for_inference(path: str | os.PathLike, device: str | torch.device) -> SwappingAutoencoder:
-    """A checkpoint's SAE (no discriminators) in eval mode, without gradients or noise: no copy needed."""
-    network = load_sae(path, map_location=device, with_discriminators=False)
+def load_for_inference(
+    path: str | os.PathLike, device: str | torch.device, image_size: int | None = None
+) -> SwappingAutoencoder:
+    """A checkpoint's SAE (no discriminators) in eval mode, without gradients or noise: no copy needed.
+
+    ``image_size`` serves as the crop size of an official file without ``D.`` weights, which cannot record it.
+    """
+    try:
+        network = load_sae(path, map_location=device, with_discriminators=False)
+    except UnknownImageSizeError as error:
+        if image_size is None:
+            raise ConfigError(
+                f"editor.image_size: {path} does not record the image size its networks were trained at "
+                f"(an official SAE file without D. weights); give it, e.g. editor.image_size=256 (or 512, 1024)"
+            ) from error
+        network = load_sae(path, {"crop_size": int(image_size)}, map_location=device, with_discriminators=False)
     return network.eval().requires_grad_(False).set_noise("zero")
 
 
@@ -173,14 +246,14 @@ class L2SAEEditor:
         if not style_sigma >= 0:
             raise ConfigError(f"editor.style_sigma: expected a non-negative number, got {style_sigma!r}")
         self.style_sigma = float(style_sigma)
-        self.mask_threshold = DEFAULT_MASK_THRESHOLD if mask_threshold is None else float(mask_threshold)
+        self.mask_threshold = check_mask_threshold(DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold)
         self.soft_masks = bool(soft_masks)
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
         if not 0.0 <= window_max_fraction <= 1.0:
             raise ConfigError(f"editor.window_max_fraction: expected a number in [0, 1], got {window_max_fraction!r}")
         self.window, self.window_max_fraction = bool(window), float(window_max_fraction)
-        self.image_size = int(image_size or smpn.config.crop_size)
+        self.image_size = check_image_size(smpn.config.crop_size if image_size is None else image_size, (smn, smpn))
         self.structure_swap = check_design(structure_swap)
         self.dtype = PRECISION_DTYPES[self.precision]
         self.smn = _inference_copy(smn, self.dtype)
@@ -199,8 +272,11 @@ class L2SAEEditor:
         """Load both networks (our ``save_sae`` format or an official SAE checkpoint).
 
         The slicing, the image size and the mask threshold default to those recorded in the SMPN checkpoint's
-        ``extra`` (the threshold its validation read masks with). ``options`` are the keyword arguments of the
-        constructor; an option given as None takes the recorded value.
+        ``extra`` (the threshold its validation read masks with); recorded values are checked and errors name
+        the file. ``options`` are the keyword arguments of the constructor; an option given as None takes the
+        recorded value. An official SAE file without discriminator weights does not record its image size:
+        give ``image_size`` (``editor.image_size=N`` on the command line). A file recorded as the other
+        network (an SMPN given as the SMN, or the reverse) is refused.
         """
         for name, path in (("SMN", smn_path), ("SMPN", smpn_path)):
             if not Path(path).is_file():
@@ -209,16 +285,26 @@ class L2SAEEditor:
                     "(a run writes smn.pt and smpn.pt) or give the path of an existing checkpoint"
                 )
         extra = read_extra(smpn_path)
+        for name, path, kind in (("smn", smn_path, "smn"), ("smpn", smpn_path, "smpn")):
+            recorded = (extra if path == smpn_path else read_extra(path)).get("kind", kind)
+            if recorded != kind:
+                raise ConfigError(
+                    f"ckpt.{name}: {path} is an {recorded.upper()} (its recorded kind); give the {name.upper()} "
+                    f"file here (a training run writes smn.pt and smpn.pt)"
+                )
         if slicing is None:
             if "slicing" not in extra:
                 raise ConfigError(
                     f"slicing: {smpn_path} records no slicing scheme; pass the scheme the SMPN was trained with"
                 )
             slicing = SliceScheme.from_dict(extra["slicing"], key=f"{smpn_path}:slicing")
-        for key in ("image_size", "mask_threshold"):
-            if options.get(key) is None:
-                options[key] = extra.get(key)
-        return cls(load_for_inference(smn_path, device), load_for_inference(smpn_path, device), slicing, **options)
+        if options.get("mask_threshold") is None and "mask_threshold" in extra:
+            options["mask_threshold"] = check_mask_threshold(extra["mask_threshold"], f"{smpn_path}: mask_threshold")
+        smn = load_for_inference(smn_path, device, options.get("image_size") or extra.get("image_size"))
+        smpn = load_for_inference(smpn_path, device, options.get("image_size") or extra.get("image_size"))
+        if options.get("image_size") is None and "image_size" in extra:
+            options["image_size"] = check_image_size(extra["image_size"], (smn, smpn), f"{smpn_path}: image_size")
+        return cls(smn, smpn, slicing, **options)
 
     @property
     def device(self) -> torch.device:
@@ -266,13 +352,18 @@ class L2SAEEditor:
         images = images.to(self.device, torch.float32)
         smn_structure, smn_texture = self._encode(self.smn, images)
         smpn_structure, smpn_texture = self._encode(self.smpn, images)
-        faces = EncodedFaces(images, smn_structure, smn_texture, smpn_structure, smpn_texture)
+        faces = EncodedFaces(images, smn_structure, smn_texture, smpn_structure, smpn_texture, editor=self)
         if rois:
             self._read_masks(faces, self.slicing.validate_rois(rois))
         return faces
 
     def _faces(self, faces: Faces, name: str = "images") -> EncodedFaces:
         if isinstance(faces, EncodedFaces):
+            if faces.editor is not self:
+                raise ValueError(
+                    f"{name}: these EncodedFaces were encoded by another L2SAEEditor (their codes and cached masks "
+                    f"are its networks'); encode the images with this editor"
+                )
             return faces
         _check_images(faces, name)
         return self.encode(faces)
@@ -344,6 +435,7 @@ class L2SAEEditor:
         of 0 is the identity: the images come back unchanged and the matte is zero.
         """
         rois = self.slicing.validate_rois(roi)
+        strength, seed = check_strength(strength), check_seed(seed)
         faces = self._faces(images)
         region = self._region(faces, rois) if strength != 0 else torch.zeros_like(faces.images[:, :1])
         return self._composite(faces, self._restyle(faces, strength, seed, region), region)
@@ -354,7 +446,7 @@ class L2SAEEditor:
         rois = self.slicing.validate_rois(rois)
         faces = self._faces(images)
         if isinstance(reference, EncodedFaces):
-            reference_texture = reference.smn_texture
+            reference_texture = self._faces(reference, "reference").smn_texture
         else:
             _check_images(reference, "reference")
             reference_texture = self._encode(self.smn, reference)[1]
@@ -381,6 +473,9 @@ class L2SAEEditor:
                 f"{self.slicing.key}.num_channels: structure swaps through the SMN need an SMN with the slicing's "
                 f"{self.slicing.num_channels} structure channels, this SMN has {smn_channels}"
             )
+        for given, name in ((images, "images"), (donor, "donor")):
+            if not isinstance(given, EncodedFaces):
+                _check_images(given, name)
         size, donor_size = _image_size(images), _image_size(donor)
         if donor_size != size:
             raise ValueError(f"donor: size {donor_size} differs from the images' {size}; give a donor of the same size")
@@ -398,7 +493,7 @@ class L2SAEEditor:
             other = _broadcast(self._region(donor, rois), batch, "donor")
         else:  # the region where the spliced SMPN code puts it
             swapped = EncodedFaces(
-                faces.images, faces.smn_structure, faces.smn_texture, smpn_structure, faces.smpn_texture
+                faces.images, faces.smn_structure, faces.smn_texture, smpn_structure, faces.smpn_texture, editor=self
             )
             other = self._region(swapped, rois)
         return self._composite(faces, global_edit, torch.maximum(self._region(faces, rois), other))

@@ -20,7 +20,7 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from l2sae.editing.config import editor_from_config
-from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
+from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor, check_seed, check_strength
 from l2sae.editing.photo import MODES
 from l2sae.editing.photo_outputs import edit_photo_files
 from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
@@ -75,10 +75,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         raise ConfigError(f"size_mode: expected one of {', '.join(SIZE_MODES)}, got {cfg.size_mode!r}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise ConfigError(f"batch_size: expected a positive integer, got {cfg.batch_size!r}")
-    if not isinstance(cfg.strength, (int, float)):
-        raise ConfigError(f"strength: expected a number, got {cfg.strength!r}")
-    if cfg.seed is not None and not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed: expected an integer or null, got {cfg.seed!r}")
+    strength, seed = check_strength(cfg.strength), check_seed(cfg.seed)
     for name in ("smn", "smpn"):
         if not cfg.ckpt[name] or not Path(cfg.ckpt[name]).is_file():
             raise FileNotFoundError(
@@ -107,8 +104,8 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         device=device,
         mode=cfg.mode,
         rois=rois,
-        strength=float(cfg.strength),
-        seed=torch.Generator().seed() if cfg.seed is None else cfg.seed,
+        strength=strength,
+        seed=torch.Generator().seed() if seed is None else seed,
         partner=partner,
         size_mode=cfg.size_mode,
         keep_size=bool(cfg.keep_size),

@@ -12,7 +12,6 @@ before any work.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from l2sae.editing.config import editor_from_config
-from l2sae.editing.editor import L2SAEEditor
+from l2sae.editing.editor import L2SAEEditor, check_seed, check_strength
 from l2sae.evaluation import structure_swap
 from l2sae.evaluation.baselines import BaselineFolder, Pairing, load_image, scan_baseline
 from l2sae.evaluation.face_descriptor import DETECTION_SIDE, FaceDescriber
@@ -98,11 +97,11 @@ def check_config(cfg: DictConfig) -> Plan:
     rois = (cfg.rois,) if isinstance(cfg.rois, str) else tuple(cfg.rois)
     if not rois or len(set(rois)) != len(rois) or any(roi not in ROI_NAMES for roi in rois):
         raise ConfigError(f"rois: expected distinct regions from {', '.join(ROI_NAMES)}, got {list(rois)}")
-    if isinstance(cfg.strength, bool) or not isinstance(cfg.strength, (int, float)) or not math.isfinite(cfg.strength):
-        raise ConfigError(f"strength: expected a number, got {cfg.strength!r}")
+    check_strength(cfg.strength)
     seeds = (cfg.seeds,) if isinstance(cfg.seeds, int) else tuple(cfg.seeds)
-    if not seeds or any(isinstance(seed, bool) or not isinstance(seed, int) for seed in seeds):
+    if not seeds or any(seed is None for seed in seeds):
         raise ConfigError(f"seeds: expected a non-empty list of integers, got {cfg.seeds!r}")
+    seeds = tuple(check_seed(seed, "seeds") for seed in seeds)
     metrics = cfg.metrics
     if not isinstance(metrics.fid.antialias, bool):
         raise ConfigError(f"metrics.fid.antialias: expected true or false, got {metrics.fid.antialias!r}")

@@ -39,6 +39,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read or does not fit the requested architecture."""
 
 
+class UnknownImageSizeError(CheckpointError):
+    """An official SAE file without ``D.`` weights: the image size (``crop_size``) must be given."""
+
+
 # ---- saving ------------------------------------------------------------------------------------
 def save_sae(
     model: SwappingAutoencoder,
@@ -286,7 +290,7 @@ def infer_config(
             ) from err
     fields.update(overrides)
     if "crop_size" not in fields:
-        raise CheckpointError(
+        raise UnknownImageSizeError(
             f"{source}: the image size the model was trained at cannot be read from a file without D. weights; pass config={{'crop_size': N}} (e.g. 256, 512 or 768 for the official FFHQ models)."
         )
     unknown = [name for name, v in fields.items() if v is None and name != "encoder_channels"]

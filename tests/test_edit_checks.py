@@ -1,0 +1,124 @@
+"""Settings and inputs the editor refuses (issue 17 items 3, 4, 9, 14): non-finite strengths and pixels, seeds
+out of range, unchecked values in checkpoints, files in the wrong slot, faces of another editor."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_SLICING
+from test_edit_cli import _config
+
+from l2sae.editing import L2SAEEditor, run
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
+from l2sae.utils.errors import ConfigError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "sae_tiny" / "latest_checkpoint.pth"
+
+
+@pytest.fixture(scope="module")
+def editor(tiny_checkpoints):
+    return L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32")
+
+
+@pytest.fixture
+def images():
+    return torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+
+
+@pytest.mark.parametrize("strength", [math.nan, math.inf, -math.inf, True, "1"])
+def test_a_strength_that_is_not_a_finite_number_is_refused(editor, images, strength):
+    with pytest.raises(ConfigError, match="strength: expected a finite number"):
+        editor.edit_style(images, "hair", strength=strength, seed=0)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True, 1.5])
+def test_a_seed_outside_0_to_2_63_is_refused(editor, images, seed):
+    with pytest.raises(ConfigError, match=r"seed: expected an integer from 0 to 2\^63-1"):
+        editor.edit_style(images, "hair", strength=1.0, seed=seed)
+    editor.edit_style(images[:1], "hair", strength=1.0, seed=2**63 - 1)  # the largest seed works
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [("strength=nan", "strength"), ("strength=true", "strength"), ("seed=-1", "seed"), (f"seed={2**63}", "seed")],
+)
+def test_edit_py_refuses_them_before_any_work(tiny_checkpoints, tmp_path, setting, message):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=f"^{message}: "):
+        run(_config(tiny_checkpoints, f"input={tmp_path}", f"out={out}", setting))
+    assert not out.exists()
+
+
+def test_non_finite_pixels_and_images_outside_the_range_are_refused(editor, images):
+    poisoned = images.clone()
+    poisoned[0, 1, 5, 5] = math.nan
+    with pytest.raises(ValueError, match="images: 1 values are NaN or infinite"):
+        editor.edit_style(poisoned, "hair", seed=0)
+    with pytest.raises(ValueError, match=r"images: values from .* expected images in \[-1, 1\]"):
+        editor.edit_style((images + 1) * 127.5, "hair", seed=0)
+    with pytest.raises(ValueError, match="reference: 1 values are NaN"):
+        editor.swap_style(images, poisoned[:1], "hair")
+    with pytest.warns(UserWarning, match=r"images: every value is in \[0, 1\]"):
+        editor.edit_style((images + 1) / 2, "hair", seed=0)
+
+
+def test_an_empty_batch_and_a_donor_list_get_clear_errors(editor, images):
+    with pytest.raises(ValueError, match="images: an empty batch"):
+        editor.edit_style(images[:0], "hair", seed=0)
+    with pytest.raises(ValueError, match="donor: expected images B x 3 x H x W .* got list"):
+        editor.swap_structure(images, [images[0]], "hair")
+
+
+def test_encoded_faces_of_another_editor_are_refused(tiny_checkpoints, editor, images):
+    other = L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32", mask_threshold=0.5)
+    faces = other.encode(images, rois="hair")
+    with pytest.raises(ValueError, match="images: these EncodedFaces were encoded by another L2SAEEditor"):
+        editor.masks(faces, "hair")
+    with pytest.raises(ValueError, match="reference: these EncodedFaces"):
+        editor.swap_style(images, faces, "hair")
+    assert torch.equal(other.masks(faces, "hair"), other.masks(images, "hair"))
+
+
+def _smpn_file(path, **extra):
+    torch.manual_seed(2)
+    network = SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False)
+    return save_sae(network, path, extra={"kind": "smpn", "slicing": TINY_SLICING.to_dict(), **extra})
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"image_size": 20000}, "image_size: expected an image side from 1 to 4096"),
+        ({"image_size": -5}, "image_size: expected an image side"),
+        ({"image_size": 60}, "image_size: image side 60 is not divisible"),
+        ({"mask_threshold": math.nan}, "mask_threshold: expected a number from 0 up to"),
+        ({"mask_threshold": 2.0}, "mask_threshold: expected a number from 0 up to"),
+    ],
+)
+def test_values_recorded_in_a_checkpoint_are_checked_naming_the_file(tiny_checkpoints, tmp_path, extra, message):
+    smpn = _smpn_file(tmp_path / "smpn.pt", **extra)
+    with pytest.raises(ConfigError, match=f"smpn.pt: {message}"):
+        L2SAEEditor.from_checkpoints(tiny_checkpoints[0], smpn)
+
+
+def test_a_mask_threshold_setting_that_is_not_a_number_in_0_1_is_refused(tiny_checkpoints):
+    for bad in (math.nan, 1.0, -0.1):
+        with pytest.raises(ConfigError, match="editor.mask_threshold: expected a number"):
+            L2SAEEditor.from_checkpoints(*tiny_checkpoints, mask_threshold=bad)
+
+
+def test_an_smpn_file_in_the_smn_slot_is_refused_by_its_recorded_kind(tiny_checkpoints):
+    smn, smpn = tiny_checkpoints
+    with pytest.raises(ConfigError, match=r"ckpt.smn: .*smpn.pt is an SMPN"):
+        L2SAEEditor.from_checkpoints(smpn, smpn)
+    with pytest.raises(ConfigError, match=r"ckpt.smpn: .*smn.pt is an SMN"):
+        L2SAEEditor.from_checkpoints(smn, smn, slicing=TINY_SLICING)
+
+
+def test_an_official_sae_file_without_d_weights_takes_the_image_size_given(tiny_checkpoints, tmp_path):
+    smpn = _smpn_file(tmp_path / "smpn.pt")  # records no image size
+    with pytest.raises(ConfigError, match="editor.image_size: .*latest_checkpoint.pth does not record the image size"):
+        L2SAEEditor.from_checkpoints(FIXTURE, smpn)
+    editor = L2SAEEditor.from_checkpoints(FIXTURE, smpn, image_size=64)
+    assert editor.image_size == 64 and editor.smn.config.crop_size == 64
