@@ -99,12 +99,32 @@ def test_timing_json_number_or_list(tmp_path):
         ("timing.csv", "stem,region,time\n0,hair,1\n", "stem,roi,seconds"),
         ("timing.csv", "stem,roi,seconds\n0,hair,fast\n", "stem,roi,seconds"),
         ("timing.csv", "stem,roi,seconds\n", "no timing rows"),
+        # issue 17.8: values that would make the report's numbers (and evaluation.json) meaningless or invalid
+        ("timing.csv", "stem,roi,seconds\n0,hair,nan\n", "finite numbers >= 0, got nan"),
+        ("timing.csv", "stem,roi,seconds\n0,hair,inf\n", "finite numbers >= 0, got inf"),
+        ("timing.csv", "stem,roi,seconds\n0,hair,-1\n", "finite numbers >= 0, got -1.0"),
+        ("timing.csv", "stem,roi,seconds\n0,hiar,1\n", r"unknown region\(s\) \['hiar'\]"),
+        ("timing.json", '{"seconds_per_edit": NaN}', "finite numbers >= 0, got nan"),
+        ("timing.json", '{"seconds_per_edit": [1, Infinity]}', "finite numbers >= 0, got inf"),
+        ("timing.json", '{"seconds_per_edit": -0.5}', "finite numbers >= 0, got -0.5"),
+        ("timing.json", '{"seconds_per_edit": true}', "finite numbers >= 0, got True"),
+        ("timing.json", '{"seconds_per_edit": [1, "2"]}', "finite numbers >= 0, got '2'"),
     ],
 )
 def test_bad_timing_files_name_the_file_and_the_format(tmp_path, name, text, message):
     write_png(tmp_path / "hair" / "0.png")
     (tmp_path / name).write_text(text)
     with pytest.raises(ValueError, match=f"{name}.*{message}"):
+        scan_baseline(tmp_path, ROIS, "x", KEY)
+
+
+def test_non_square_edits_are_refused_naming_them(tmp_path):
+    """Issue 17.8: a 128 x 64 copy was centre-cropped and scored against another framing without a note."""
+    write_png(tmp_path / "hair" / "0.png", size=16)
+    path = tmp_path / "eyes" / "0.png"
+    path.parent.mkdir()
+    Image.fromarray(np.zeros((64, 128, 3), dtype=np.uint8)).save(path)
+    with pytest.raises(ValueError, match=r"1 image\(s\) are not square \(eyes/0.png is 128 x 64\)"):
         scan_baseline(tmp_path, ROIS, "x", KEY)
 
 

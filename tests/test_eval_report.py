@@ -161,3 +161,20 @@ def test_tables_go_to_loggers_that_have_log_table(lpips_model):
     columns, table1 = logger.tables["evaluation/table1"]
     assert columns == list(COLUMNS) and [line[:2] for line in table1] == [["ours", "all"], ["other", "all"]]
     assert len(logger.tables["evaluation/regions"][1]) == 6
+
+
+def test_json_outputs_are_valid_json_with_null_for_missing_values(tmp_path):
+    """Issue 17.8: a NaN reached evaluation.json as a bare NaN token, which is not JSON."""
+    from l2sae.utils.files import atomic_write_json
+
+    path = tmp_path / "evaluation.json"
+    atomic_write_json(path, {"fid": math.nan, "rows": [1.0, math.inf, (2, -math.inf)], "note": "ok"})
+
+    def refuse(token):
+        raise AssertionError(f"invalid JSON token {token}")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "fid": None,
+        "rows": [1.0, None, [2, None]],
+        "note": "ok",
+    }

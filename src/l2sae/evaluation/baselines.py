@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from l2sae.data.fitting import image_array
 from l2sae.evaluation.report import ALL_REGIONS
 from l2sae.evaluation.timing import TimingStats
+from l2sae.regions import ROI_NAMES
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.images import check_image, is_image_file, open_image, to_unit_range
 
@@ -94,8 +97,28 @@ def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) ->
         )
     for path in (*folder.edits.values(), *folder.recons.values()):
         check_image(path)  # decoded whole now: a corrupt file fails before any scoring, not when its batch comes
+    _check_square(folder)
     folder.timing, folder.timing_file = read_timing(root)
     return folder
+
+
+def _check_square(folder: BaselineFolder) -> None:
+    """Edits and reconstructions must be square like the evaluation images (a centre crop would score another
+    framing); the sizes come from the files' headers. Unreadable files are reported when they are read."""
+    odd = []
+    for path in [*folder.edits.values(), *folder.recons.values()]:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, ValueError):
+            continue
+        if width != height:
+            odd.append(f"{path.relative_to(folder.root)} is {width} x {height}")
+    if odd:
+        raise ValueError(
+            f"{folder.root}: {len(odd)} image(s) are not square ({'; '.join(odd[:EXAMPLES_SHOWN])}); the evaluation "
+            f"images are square, so give {folder.name}'s edits of those square images (any square size)"
+        )
 
 
 def read_timing(root: Path) -> tuple[dict[str, TimingStats], Path | None]:
@@ -119,6 +142,11 @@ def _read_timing_csv(path: Path) -> dict[str, TimingStats]:
             by_region.setdefault(row["roi"], []).append(float(row["seconds"]))
     except (KeyError, TypeError, ValueError, csv.Error) as error:
         raise ValueError(f"{path}: expected CSV rows 'stem,roi,seconds' under that header line ({error})") from error
+    unknown = sorted(set(by_region) - set(ROI_NAMES))
+    if unknown:
+        raise ValueError(f"{path}: unknown region(s) {unknown} in column roi; expected {', '.join(ROI_NAMES)}")
+    for seconds in by_region.values():
+        _check_seconds(seconds, path)
     if not by_region:
         raise ValueError(f"{path}: no timing rows; expected 'stem,roi,seconds' lines or remove the file")
     timing = {roi: TimingStats.from_seconds(seconds) for roi, seconds in by_region.items()}
@@ -129,12 +157,20 @@ def _read_timing_csv(path: Path) -> dict[str, TimingStats]:
 def _read_timing_json(path: Path) -> dict[str, TimingStats]:
     try:
         seconds = json.loads(path.read_text())["seconds_per_edit"]
-        seconds = [float(seconds)] if isinstance(seconds, (int, float)) else [float(s) for s in seconds]
-        return {ALL_REGIONS: TimingStats.from_seconds(seconds)}
+        seconds = [seconds] if isinstance(seconds, (int, float)) else list(seconds)
+        _check_seconds(seconds, path)
+        return {ALL_REGIONS: TimingStats.from_seconds([float(value) for value in seconds])}
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f'{path}: expected {{"seconds_per_edit": <number or list of numbers>}} ({type(error).__name__}: {error})'
         ) from error
+
+
+def _check_seconds(seconds: list, path: Path) -> None:
+    """Times must be finite, non-negative numbers (not booleans); a ValueError naming ``path`` otherwise."""
+    for value in seconds:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{path}: seconds per edit must be finite numbers >= 0, got {value!r}")
 
 
 def load_image(path: Path, size: int) -> torch.Tensor:

@@ -4,6 +4,7 @@ into place, so a reader never sees a half-written file (``os.replace`` is atomic
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from collections.abc import Iterator
@@ -41,8 +42,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, data) -> None:
-    """Indented JSON with a final newline."""
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    """Indented, valid JSON with a final newline: NaN and infinities (not JSON) are written as null."""
+    atomic_write_text(path, json.dumps(finite_or_null(data), indent=1, allow_nan=False) + "\n")
+
+
+def finite_or_null(data):
+    """``data`` (dicts, lists, tuples, numbers, ...) with every non-finite float replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_or_null(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_null(value) for value in data]
+    return data
 
 
 def atomic_symlink(target: str | os.PathLike, link: str | os.PathLike) -> None:
