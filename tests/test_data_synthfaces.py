@@ -101,7 +101,8 @@ def test_ensure_generates_only_when_missing_or_changed(tmp_path, monkeypatch):
     ensure_synthfaces(root, n=2, size=16, seed=0)
     assert sorted(p.name for p in (root / IMAGE_DIR).iterdir()) == ["0.jpg", "1.jpg"]
     assert not (root / ".l2sae_cache").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["synthfaces"]  # no temporary folders left
+    # no temporary folders left (the lock file that runs preparing the set take turns with stays)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".synthfaces.lock", "synthfaces"]
 
 
 def test_incomplete_set_is_redrawn(tmp_path):
@@ -134,3 +135,36 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         synthfaces.main(["--out", str(tmp_path / "other"), "--n", "2"])
     assert exit_info.value.code == 2 and "holds no synthfaces.json" in capsys.readouterr().err
+
+
+def test_runs_preparing_the_same_set_at_once_take_turns(tmp_path, monkeypatch):
+    """Issue 17.13: two runs drew the set at once and the second swap moved the first run's folder away."""
+    import threading
+    import time
+
+    draws = []
+    real_generate = generate
+
+    def slow_generate(*args, **kwargs):
+        draws.append(args[0])
+        time.sleep(0.3)  # widen the window in which a second run would start drawing too
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(synthfaces, "generate", slow_generate)
+    root = tmp_path / "faces"
+    errors = []
+
+    def prepare():
+        try:
+            ensure_synthfaces(root, n=4, size=32, seed=1)
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+
+    runs = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    assert errors == [] and len(draws) == 1  # the second run waited and found the set complete
+    assert json.loads((root / MANIFEST_FILE).read_text())["n"] == 4
+    assert len(list((root / IMAGE_DIR).iterdir())) == 4

@@ -30,7 +30,7 @@ from PIL import Image
 from l2sae.data.cache import DEFAULT_CACHE_FOLDER
 from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE, image_path, mask_path
 from l2sae.regions import CELEBAMASK_PARTS
-from l2sae.utils.files import atomic_write_json, atomic_write_text, temporary_sibling
+from l2sae.utils.files import atomic_write_json, atomic_write_text, file_lock, temporary_sibling
 
 GENERATOR_VERSION = 2  # bump when the drawing changes, so ensure_synthfaces redraws old sets
 MANIFEST_FILE = "synthfaces.json"
@@ -501,30 +501,39 @@ def ensure_synthfaces(root: str | os.PathLike, n: int, size: int = 128, seed: in
     """Generate the set into ``root`` unless a complete one with these settings is there already.
 
     The new set is drawn in a temporary folder beside ``root`` and renamed into place, so ``root``
-    never holds a half-written set. Returns ``root``.
+    never holds a half-written set. Runs preparing the same set at once take turns (a lock file
+    ``.<root name>.lock`` beside it): the first draws it, the others find it complete. Returns ``root``.
     """
     root = Path(root)
-    try:
-        if json.loads((root / MANIFEST_FILE).read_text()) == _manifest(n, size, seed, partition):
+    if _is_complete(root, n, size, seed, partition):
+        return root
+    with file_lock(root.with_name(f".{root.name}.lock")):
+        if _is_complete(root, n, size, seed, partition):  # drawn by another run while this one waited
             return root
-    except (OSError, ValueError):
-        pass
-    if root.exists() and any(root.iterdir()) and not (root / MANIFEST_FILE).is_file():
-        raise FileExistsError(f"{root} is not empty and holds no {MANIFEST_FILE}; point data.root at another folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    temp = temporary_sibling(root)
-    try:
-        generate(temp, n, size, seed, partition)
-        if root.exists():
-            old = temp.with_suffix(".old")
-            os.replace(root, old)
-            os.replace(temp, root)
-            shutil.rmtree(old)
-        else:
-            os.replace(temp, root)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+        if root.exists() and any(root.iterdir()) and not (root / MANIFEST_FILE).is_file():
+            raise FileExistsError(
+                f"{root} is not empty and holds no {MANIFEST_FILE}; point data.root at another folder"
+            )
+        temp = temporary_sibling(root)
+        try:
+            generate(temp, n, size, seed, partition)
+            if root.exists():
+                old = temp.with_suffix(".old")
+                os.replace(root, old)
+                os.replace(temp, root)
+                shutil.rmtree(old)
+            else:
+                os.replace(temp, root)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
     return root
+
+
+def _is_complete(root: Path, n: int, size: int, seed: int, partition: bool) -> bool:
+    try:
+        return json.loads((root / MANIFEST_FILE).read_text()) == _manifest(n, size, seed, partition)
+    except (OSError, ValueError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@ into place, so a reader never sees a half-written file (``os.replace`` is atomic
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -66,3 +67,17 @@ def atomic_symlink(target: str | os.PathLike, link: str | os.PathLike) -> None:
         os.replace(temporary, link)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) for the block; other processes (and
+    threads) asking for it wait. ``fcntl.flock``: the lock goes with the process if it dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
