@@ -13,6 +13,7 @@ from l2sae.data import CelebAMaskHQ
 from l2sae.data import celebamask_hq as celebamask_module
 from l2sae.data.cache import DEFAULT_CACHE_FOLDER
 from l2sae.data.layout import IMAGE_DIR, MAPPING_FILE, MASK_DIR, PARTITION_FILE, mask_path
+from l2sae.regions import DEFAULT_REGION_PARTS
 from l2sae.utils.errors import ConfigError, ImageFileError
 
 MASK = 16  # masks are drawn at 16 px, images at 64 px; samples are read at 32 px
@@ -314,3 +315,29 @@ def test_undecodable_bytes_in_memory_raise_bad_file(tmp_path):
     (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:30])
     with pytest.raises(ImageFileError, match=r"cut\.png"):
         open_image(tmp_path / "cut.png")
+
+
+def test_an_edited_mask_file_changes_the_cache(tree):
+    """Issue 17.7: the key stamped image files only, so training kept the old labels of an edited mask."""
+    before = sample_of(dataset(tree, "all"), 0)["roi_masks"]
+    hair = mask_path(tree, 0, "hair")
+    save_png(hair, Image.new("L", (64, 64), 0))  # no hair any more
+    os.utime(hair, ns=(1, 1))  # even with an old time stamp: the size changed
+    after = sample_of(dataset(tree, "all"), 0)["roi_masks"]
+    hair_index = list(DEFAULT_REGION_PARTS).index("hair")
+    assert before[hair_index].any() and not after[hair_index].any()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "meta"])
+def test_a_damaged_cache_names_its_folder_instead_of_being_trained_on(tree, damage):
+    dataset(tree, "train")
+    (folder,) = (tree / DEFAULT_CACHE_FOLDER).iterdir()
+    images = folder / "images.npy"
+    if damage == "truncate":
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == "garbage":
+        images.write_bytes(b"\x93NUMPY garbage")
+    else:
+        (folder / "meta.json").write_text('{"paths": ["a"], "skipped": [], "has_labels": true}')  # one row, not 3
+    with pytest.raises(ValueError, match=f"{folder.name}: the data cache is damaged .*delete it to rebuild"):
+        dataset(tree, "train")

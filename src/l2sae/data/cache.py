@@ -4,7 +4,8 @@ A cache folder holds ``images.npy`` (N x 3 x S x S uint8), optionally ``labels.n
 (N x S x S uint8 part-label maps) and ``meta.json`` (the sample paths and the files skipped as
 unreadable). It is built in a temporary folder and renamed into place, so a folder that exists
 is complete. Its name carries a hash of everything it was built from (file names, sizes and
-modification times, the resolution); a changed dataset gets a new folder. The arrays are
+modification times of the images and of the mask files, the resolution); a changed dataset gets a
+new folder. An existing folder is checked against its ``meta.json`` before use. The arrays are
 memory-mapped, so an epoch reads S x S pixels per sample instead of decoding the originals.
 """
 
@@ -61,15 +62,31 @@ class DecodedStore:
 
 
 class CachedStore:
-    """Memory-mapped arrays of a cache folder; each process opens its own maps on first use."""
+    """Memory-mapped arrays of a cache folder; each process opens its own maps on first use.
 
-    def __init__(self, folder: Path):
+    The folder is checked against its ``meta.json`` first (array shapes, types and file lengths for
+    ``image_size``): a truncated or foreign cache fails, naming the folder, instead of being trained on.
+    """
+
+    def __init__(self, folder: Path, image_size: int):
         self.folder = folder
-        meta = json.loads((folder / "meta.json").read_text())
-        self.paths: list[str] = meta["paths"]
-        self.skipped: list[str] = meta["skipped"]
-        self._has_labels = meta["has_labels"]
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            self.paths: list[str] = list(meta["paths"])
+            self.skipped: list[str] = list(meta["skipped"])
+            self._has_labels = bool(meta["has_labels"])
+            rows = len(self.paths) + len(self.skipped)  # a row per item; skipped files' rows stay unused
+            self._check_array("images.npy", (rows, 3, image_size, image_size))
+            if self._has_labels:
+                self._check_array("labels.npy", (rows, image_size, image_size))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{folder}: the data cache is damaged ({error}); delete it to rebuild") from error
         self._arrays: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def _check_array(self, name: str, shape: tuple[int, ...]) -> None:
+        array = np.load(self.folder / name, mmap_mode="r")  # reads the header; a short file fails to map
+        if array.dtype != np.uint8 or array.shape != shape:
+            raise ValueError(f"{name} holds {array.dtype} {array.shape}, expected uint8 {shape}")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -90,6 +107,16 @@ def file_stamp(path: str | os.PathLike | os.DirEntry) -> tuple[int, int]:
     """(size, modification time in ns) of a file: a changed file changes the cache key."""
     stat = path.stat() if isinstance(path, os.DirEntry) else os.stat(path)
     return stat.st_size, stat.st_mtime_ns
+
+
+def folder_stamps(folder: str | os.PathLike, wanted: Callable[[str], bool] = lambda name: True) -> list:
+    """``[name, size, mtime_ns]`` of the files in ``folder`` whose names are ``wanted`` (sorted; none when the
+    folder is missing): one directory scan, so a cache key can cover many small files (masks) cheaply."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted([entry.name, *file_stamp(entry)] for entry in entries if wanted(entry.name))
+    except FileNotFoundError:
+        return []
 
 
 def cache_folder(cache_dir: str | os.PathLike, name: str, image_size: int, key: Any) -> Path:
@@ -135,7 +162,7 @@ def build_cache(
     listed in ``store.skipped`` (``"skip"``).
     """
     if folder.is_dir():
-        return CachedStore(folder)
+        return CachedStore(folder, image_size)
     try:
         temp = temporary_sibling(folder)
         temp.mkdir(parents=True)
@@ -155,7 +182,7 @@ def build_cache(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    return CachedStore(folder)
+    return CachedStore(folder, image_size)
 
 
 def _fill(temp: Path, decode, items, paths, image_size, with_labels, on_bad_file, workers, desc) -> None:

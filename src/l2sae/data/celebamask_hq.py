@@ -15,9 +15,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, open_store
+from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, folder_stamps, open_store
 from l2sae.data.fitting import image_array, mask_array
-from l2sae.data.layout import MAPPING_FILE, PARTITION_FILE, check_layout, indexed_images, mask_path
+from l2sae.data.layout import (
+    IMAGES_PER_MASK_FOLDER,
+    MAPPING_FILE,
+    MASK_DIR,
+    PARTITION_FILE,
+    check_layout,
+    indexed_images,
+    mask_path,
+)
 from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
 from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, validate_region_parts
 from l2sae.utils.errors import ConfigError
@@ -65,6 +73,18 @@ class PartLabelDecoder:
             if part_file.exists():  # an absent part file is an empty mask
                 labels[mask_array(open_image(part_file, "L", self.max_pixels), self.image_size)] = label
         return image, labels
+
+
+def mask_stamps(root: Path, indices: Sequence[int]) -> list:
+    """Name, size and modification time of every mask file of the images ``indices`` (a scan per mask folder),
+    so editing, adding or removing a mask changes the cache key like an image does."""
+    wanted = {f"{index:05d}" for index in indices}
+    folders = sorted({index // IMAGES_PER_MASK_FOLDER for index in indices})
+    return [
+        [folder, *stamp]
+        for folder in folders
+        for stamp in folder_stamps(root / MASK_DIR / str(folder), lambda name: name.partition("_")[0] in wanted)
+    ]
 
 
 class CelebAMaskHQ(Dataset):
@@ -136,6 +156,7 @@ class CelebAMaskHQ(Dataset):
             key=lambda: {
                 "root": str(root.resolve()),
                 "images": [[images[i].name, *file_stamp(images[i])] for i in indices],
+                "masks": mask_stamps(root, indices),
             },
             image_size=image_size,
             with_labels=True,
