@@ -2,18 +2,24 @@
 out of range, unchecked values in checkpoints, files in the wrong slot, faces of another editor."""
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_SLICING
+from PIL import Image
 from test_edit_cli import _config
 
 from l2sae.editing import L2SAEEditor, run
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.utils.errors import ConfigError
 
-FIXTURE = Path(__file__).parent / "fixtures" / "sae_tiny" / "latest_checkpoint.pth"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "sae_tiny" / "latest_checkpoint.pth"
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +128,48 @@ def test_an_official_sae_file_without_d_weights_takes_the_image_size_given(tiny_
         L2SAEEditor.from_checkpoints(FIXTURE, smpn)
     editor = L2SAEEditor.from_checkpoints(FIXTURE, smpn, image_size=64)
     assert editor.image_size == 64 and editor.smn.config.crop_size == 64
+
+
+def test_an_out_that_is_a_file_or_unwritable_fails_before_the_networks_load(tiny_checkpoints, tmp_path, monkeypatch):
+    """Issue 17.14: out= failed with a raw OSError after the networks were loaded and a batch edited."""
+    face = tmp_path / "face.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(face)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file")
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the networks were loaded before out= was checked")
+
+    monkeypatch.setattr(L2SAEEditor, "from_checkpoints", no_loading)
+    with pytest.raises(ConfigError, match="out: .*taken.txt is a file, not a folder"):
+        run(_config(tiny_checkpoints, f"input={face}", f"out={taken}"))
+    with pytest.raises(ConfigError, match="out: cannot write into .*taken.txt/edits"):
+        run(_config(tiny_checkpoints, f"input={face}", f"out={taken / 'edits'}"))
+
+
+def _entry_point(script, *overrides, cwd, full_error):
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    env.update({"HYDRA_FULL_ERROR": "1"} if full_error else {})
+    command = [sys.executable, str(ROOT / script), *overrides, f"hydra.run.dir={cwd / 'hydra'}"]
+    return subprocess.run(command, check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+@pytest.mark.slow
+def test_the_clis_print_the_projects_errors_as_one_line(tiny_checkpoints, tmp_path):
+    """Issue 17.15: a bad setting is one "error: ..." line and exit status 1; HYDRA_FULL_ERROR=1 shows the traceback."""
+    smn, smpn = tiny_checkpoints
+    done = _entry_point(
+        "edit.py",
+        f"input={tmp_path}",
+        "strength=nan",
+        f"ckpt.smn={smn}",
+        f"ckpt.smpn={smpn}",
+        cwd=tmp_path,
+        full_error=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "error: strength: expected a finite number, got nan"
+    assert "Traceback" not in done.stderr
+    done = _entry_point("train.py", "ckpt_path=x.ckpt", cwd=tmp_path, full_error=True)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr and "ConfigError: ckpt_path: x.ckpt is one stage's checkpoint" in done.stderr

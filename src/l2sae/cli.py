@@ -2,20 +2,52 @@
 root call these, and ``pip install -e .`` installs them as ``l2sae-train``, ``l2sae-edit``, ``l2sae-evaluate``
 and ``l2sae-app``. Each composes ``conf/<task>.yaml`` of the checkout with Hydra and calls the task's
 ``run(cfg)``.
+
+The project's own errors (a bad setting, input file, checkpoint or weight file: the user's to fix) are printed
+as one ``error: <message>`` line (the message names the key or file and what to do) and the command exits with
+status 1, without a traceback. Anything else is a bug and keeps its traceback, as does every error with
+``HYDRA_FULL_ERROR=1``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/l2sae/cli.py -> the checkout
+# what the project raises for bad settings, inputs and files (ConfigError, ImageFileError, CheckpointError,
+# MissingWeightsError and UnsafeWeightsError are among them, and missing or unwritable paths)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
-def _entry_point(task: str, run_module: str, function: str = "run", **environment: str) -> Callable[[], object]:
+@contextmanager
+def reported_errors(extra: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Run the block; a :data:`USER_ERRORS` (or ``extra``) exception becomes ``error: ...`` on stderr and exit 1."""
+    try:
+        yield
+    except USER_ERRORS + extra as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _entry_point(
+    task: str, run_module: str, function: str = "run", user_errors: tuple[str, ...] = (), **environment: str
+) -> Callable[[], object]:
     """``main()`` of ``task``: Hydra with ``conf/<task>.yaml``, then ``<run_module>.<function>(cfg)``;
+    ``user_errors``: further error types reported as one line (:func:`reported_errors`), as ``module:Name``;
     ``environment``: defaults for environment variables."""
 
     def main() -> object:
@@ -24,11 +56,14 @@ def _entry_point(task: str, run_module: str, function: str = "run", **environmen
         for name, value in {"PROJECT_ROOT": str(PROJECT_ROOT), **environment}.items():
             os.environ.setdefault(name, value)
 
-        task_run = getattr(importlib.import_module(run_module), function)  # first: training registers resolvers
+        module = importlib.import_module(run_module)  # first: training registers resolvers
+        task_run = getattr(module, function)
+        extra = tuple(getattr(importlib.import_module(name.split(":")[0]), name.split(":")[1]) for name in user_errors)
 
         @hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name=task)
         def run(cfg):
-            return task_run(cfg)
+            with reported_errors(extra):
+                return task_run(cfg)
 
         return run()
 
@@ -36,7 +71,8 @@ def _entry_point(task: str, run_module: str, function: str = "run", **environmen
     return main
 
 
-train = _entry_point("train", "l2sae.training.run", "objective")  # returns optimized_metric to a sweeper
+# objective returns optimized_metric to a sweeper; a stop on a non-finite loss is reported as one line too
+train = _entry_point("train", "l2sae.training.run", "objective", ("l2sae.training.callbacks:NonFiniteLossError",))
 edit = _entry_point("edit", "l2sae.editing.run")
 evaluate = _entry_point("evaluate", "l2sae.evaluation.run")
 app = _entry_point("app", "l2sae.app.run", GRADIO_ANALYTICS_ENABLED="False")  # nothing phones home

@@ -28,6 +28,7 @@ from l2sae.photos import ALIGN_MODES, check_face_choice
 from l2sae.regions import check_rois
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError, ImageFileError
+from l2sae.utils.files import check_output_folder
 from l2sae.utils.images import check_image, list_images, read_image, write_image
 from l2sae.utils.precision import check_precision
 
@@ -124,6 +125,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         for output in (job.output_name(path), job.output_name(path, "_grid")):
             if output.resolve() in sources:
                 raise ImageFileError(output, "an output would overwrite this input image", "choose another out= folder")
+    check_output_folder(job.out)  # a file or an unwritable folder fails now, not after the networks load
     return job
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from l2sae.utils.errors import ConfigError
+
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
     """A fresh hidden name beside ``path`` (same folder, same file system) for a file or folder being built."""
@@ -31,6 +33,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def check_output_folder(path: str | os.PathLike, key: str = "out") -> Path:
+    """Create the output folder ``path`` (and its parents) now and check that files can be written in it, so a
+    run fails before any work, naming ``key``, rather than after it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{key}: {path} is a file, not a folder; give a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = temporary_sibling(path / "write-test")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"{key}: cannot write into {path} ({error.strerror or error}); choose another folder"
+        ) from error
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
