@@ -208,12 +208,15 @@ class L2SAEDataModule(pl.LightningDataModule):
 
     def _training_order(self, size: int) -> EpochShuffle:
         """The training order from the run's seed; when Lightning resumes a run, from the checkpoint's position
-        (its epoch and the batches of that epoch already trained on)."""
+        (its epoch and, on one process, the batches of that epoch already trained on)."""
         trainer = self.trainer
         if trainer is None:
             return EpochShuffle(size, torch.initial_seed())
-        epoch_loop = trainer.fit_loop.epoch_loop
-        start = epoch_loop.batch_progress.current.processed * self.batch_size if trainer.fit_loop.restarting else 0
+        resuming = trainer.fit_loop.restarting
+        start = trainer.fit_loop.epoch_loop.batch_progress.current.processed * self.batch_size if resuming else 0
+        if start and trainer.world_size > 1:  # Lightning's DistributedSamplerWrapper needs whole epochs
+            log.warning("resuming under DDP: the interrupted epoch's data is read again from its first batch")
+            start = 0
         return EpochShuffle(size, torch.initial_seed(), epoch=trainer.current_epoch, start=start)
 
     def train_dataloader(self) -> DataLoader:
