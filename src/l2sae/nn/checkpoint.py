@@ -17,6 +17,7 @@ import dataclasses
 import math
 import os
 import re
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class _Contents:
     extra: dict[str, Any]
 
 
-def _read(path: str | os.PathLike, map_location: Any = "cpu") -> _Contents:
+def _read(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> _Contents:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -83,7 +84,7 @@ def _read(path: str | os.PathLike, map_location: Any = "cpu") -> _Contents:
             "checkpoints/ffhq512_pretrained/latest_checkpoint.pth) or one written by save_sae (e.g. <run>/smn.pt)."
         )
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as err:  # truncated zip, foreign pickle, ... : all mean "not a readable checkpoint"
         raise CheckpointError(
             f"{path}: cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}). The file may be truncated or corrupt: download or export it again."
@@ -111,8 +112,8 @@ def _read(path: str | os.PathLike, map_location: Any = "cpu") -> _Contents:
 
 
 def read_extra(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``extra`` dict stored by :func:`save_sae` (empty for official files)."""
-    return _read(path).extra
+    """The ``extra`` dict stored by :func:`save_sae` (empty for official files); the weights are only mapped."""
+    return _read(path, mmap=True).extra
 
 
 def load_sae(
