@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +73,7 @@ class EncodedFaces:
     region_masks: dict[str, torch.Tensor] = field(default_factory=dict)
     global_edits: dict[tuple[float, int], torch.Tensor] = field(default_factory=dict)
     global_edit_boxes: dict[tuple[float, int], Box | None] = field(default_factory=dict)  # decoded box, None: all
-    editor: object = field(default=None, repr=False)  # the editor that made them (their codes and masks are its)
+    editor: object = field(default=None, repr=False)  # the editor that made them (None: made by hand, unchecked)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -86,8 +85,8 @@ Faces = torch.Tensor | EncodedFaces
 def _check_images(images: torch.Tensor, name: str) -> None:
     """B x 3 x H x W float images with B >= 1, finite, in [-1, 1]; else a ValueError naming ``name``.
 
-    Values clearly outside [-1, 1] (images in [0, 255]) are refused; images that are all in [0, 1] get a
-    warning (a face in [-1, 1] has dark pixels below 0).
+    Values clearly outside [-1, 1] (images in [0, 255]) are refused. Images in [0, 1] cannot be told apart
+    from bright images in [-1, 1] (the synthetic faces have no pixel below mid-grey), so they pass.
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -102,11 +101,6 @@ def _check_images(images: torch.Tensor, name: str) -> None:
     if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise ValueError(
             f"{name}: values from {low:g} to {high:g}; expected images in [-1, 1] (for 0..255 pixels: x / 127.5 - 1)"
-        )
-    if low >= 0:
-        warnings.warn(
-            f"{name}: every value is in [0, 1]; the editor expects [-1, 1] (for images in [0, 1]: x * 2 - 1)",
-            stacklevel=3,
         )
 
 
@@ -306,6 +300,15 @@ class L2SAEEditor:
             options["image_size"] = check_image_size(extra["image_size"], (smn, smpn), f"{smpn_path}: image_size")
         return cls(smn, smpn, slicing, **options)
 
+    def _reads_like(self, other: L2SAEEditor) -> bool:
+        """Whether ``other``'s codes and cached masks are this editor's: the same networks, slicing and mask settings."""
+        return other is self or (
+            other.smn is self.smn
+            and other.smpn is self.smpn
+            and other.slicing.to_dict() == self.slicing.to_dict()
+            and (other.mask_threshold, other.soft_masks) == (self.mask_threshold, self.soft_masks)
+        )
+
     @property
     def device(self) -> torch.device:
         return next(self.smn.parameters()).device
@@ -359,10 +362,10 @@ class L2SAEEditor:
 
     def _faces(self, faces: Faces, name: str = "images") -> EncodedFaces:
         if isinstance(faces, EncodedFaces):
-            if faces.editor is not self:
+            if faces.editor is not None and not self._reads_like(faces.editor):
                 raise ValueError(
-                    f"{name}: these EncodedFaces were encoded by another L2SAEEditor (their codes and cached masks "
-                    f"are its networks'); encode the images with this editor"
+                    f"{name}: these EncodedFaces were encoded by another L2SAEEditor, with other networks or mask "
+                    f"settings (their codes and cached masks are its); encode the images with this editor"
                 )
             return faces
         _check_images(faces, name)
