@@ -20,7 +20,7 @@ from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from l2sae.editing.config import editor_from_config
-from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor, check_seed, check_strength
+from l2sae.editing.editor import MAX_SEED, EditResult, EncodedFaces, L2SAEEditor, check_seed, check_strength
 from l2sae.editing.photo import MODES
 from l2sae.editing.photo_outputs import edit_photo_files
 from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
@@ -106,7 +106,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         mode=cfg.mode,
         rois=rois,
         strength=strength,
-        seed=torch.Generator().seed() if seed is None else seed,
+        seed=torch.Generator().seed() & MAX_SEED if seed is None else seed,  # a random seed in the checked range
         partner=partner,
         size_mode=cfg.size_mode,
         keep_size=bool(cfg.keep_size),
