@@ -237,7 +237,7 @@ def test_without_region_masks_l2sae_is_scored_over_its_own_matte(checkpoints, lp
         ("rois=[hair,beard]", "rois: expected distinct regions"),
         ("rois=[hair,hair]", "rois: expected distinct regions"),
         ("seeds=[]", "seeds: expected a non-empty list"),
-        ("strength=strong", "strength: expected a number"),
+        ("strength=strong", "strength: expected a finite number"),
         ("metrics.fid.antialias=maybe", "metrics.fid.antialias"),
         ("metrics.fid.enabled=maybe", "metrics.fid.enabled: expected auto, true or false"),
         ("metrics.lpips.enabled=1", "metrics.lpips.enabled: expected auto, true or false"),
