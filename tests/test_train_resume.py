@@ -5,7 +5,7 @@ import pytest
 import torch
 from test_eval_metrics import CodeInPickle
 from test_train import CrashAfter  # noqa: F401 (named by the configs below)
-from test_train_helpers import compose_train
+from train_helpers import compose_train
 
 from l2sae.nn.checkpoint import CheckpointError
 from l2sae.training import run
