@@ -14,7 +14,8 @@ from conftest import TINY_SLICING
 from PIL import Image
 from test_edit_cli import _config
 
-from l2sae.editing import L2SAEEditor, run
+from l2sae.editing import L2SAEEditor
+from l2sae.editing.run import run
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.utils.errors import ConfigError
 

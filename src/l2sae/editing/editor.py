@@ -250,6 +250,7 @@ class L2SAEEditor:
         self.image_size = check_image_size(smpn.config.crop_size if image_size is None else image_size, (smn, smpn))
         self.structure_swap = check_design(structure_swap)
         self.dtype = PRECISION_DTYPES[self.precision]
+        self.networks_given = (id(smn), id(smpn))  # which networks (not copies) its codes come from
         self.smn = _inference_copy(smn, self.dtype)
         self.smpn = _inference_copy(smpn, self.dtype)
 
@@ -303,8 +304,7 @@ class L2SAEEditor:
     def _reads_like(self, other: L2SAEEditor) -> bool:
         """Whether ``other``'s codes and cached masks are this editor's: the same networks, slicing and mask settings."""
         return other is self or (
-            other.smn is self.smn
-            and other.smpn is self.smpn
+            other.networks_given == self.networks_given
             and other.slicing.to_dict() == self.slicing.to_dict()
             and (other.mask_threshold, other.soft_masks) == (self.mask_threshold, self.soft_masks)
         )
