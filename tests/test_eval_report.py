@@ -163,7 +163,7 @@ def test_tables_go_to_loggers_that_have_log_table(lpips_model):
     assert len(logger.tables["evaluation/regions"][1]) == 6
 
 
-def test_json_outputs_are_valid_json_with_null_for_missing_values(tmp_path):
+def test_json_outputs_are_valid_json_with_null_for_missing_values_and_inf_as_text(tmp_path):
     """Issue 17.8: a NaN reached evaluation.json as a bare NaN token, which is not JSON."""
     from l2sae.utils.files import atomic_write_json
 
@@ -175,6 +175,6 @@ def test_json_outputs_are_valid_json_with_null_for_missing_values(tmp_path):
 
     assert json.loads(path.read_text(), parse_constant=refuse) == {
         "fid": None,
-        "rows": [1.0, None, [2, None]],
+        "rows": [1.0, "inf", [2, "-inf"]],
         "note": "ok",
     }

@@ -276,10 +276,7 @@ def write_report(
     paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
     atomic_write_text(paths["markdown"], markdown_report(rows, settings, baselines, skipped))
     atomic_write_text(paths["csv"], csv_report(rows, skipped))
-    rows = [
-        {column: "inf" if value == math.inf else value for column, value in row.items()}  # JSON has no infinity
-        for row in _complete_rows(rows, skipped, None)
-    ]
+    rows = _complete_rows(rows, skipped, None)
     atomic_write_json(
         paths["json"], {"settings": dict(settings), "notes": skipped, "rows": rows, "baselines": dict(baselines)}
     )

@@ -63,18 +63,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, data) -> None:
-    """Indented, valid JSON with a final newline: NaN and infinities (not JSON) are written as null."""
-    atomic_write_text(path, json.dumps(finite_or_null(data), indent=1, allow_nan=False) + "\n")
+    """Indented, valid JSON with a final newline. NaN and infinities are not JSON: NaN (a missing value) is
+    written as null, an infinity (e.g. the PSNR of identical pixels) as the string "inf" or "-inf"."""
+    atomic_write_text(path, json.dumps(json_numbers(data), indent=1, allow_nan=False) + "\n")
 
 
-def finite_or_null(data):
-    """``data`` (dicts, lists, tuples, numbers, ...) with every non-finite float replaced by None."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
+def json_numbers(data):
+    """``data`` (dicts, lists, tuples, numbers, ...) with NaN replaced by None and infinities by "inf"/"-inf"."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None if math.isnan(data) else ("inf" if data > 0 else "-inf")
     if isinstance(data, dict):
-        return {key: finite_or_null(value) for key, value in data.items()}
+        return {key: json_numbers(value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
-        return [finite_or_null(value) for value in data]
+        return [json_numbers(value) for value in data]
     return data
 
 
