@@ -98,6 +98,23 @@ class OneFace:
         return [None if image.max() <= -1 else np.ones(128) for image in images]
 
 
+def hair_plan_with_baseline(folder: Path, global_edit: bool, identity: bool) -> Plan:
+    """A plan scoring hair edits (seed 0, 2 diversity seeds, style swaps) beside the baseline ``other`` in ``folder``."""
+    return Plan(
+        rois=("hair",),
+        strength=1.0,
+        seeds=(0,),
+        global_edit=global_edit,
+        baselines={"other": folder},
+        device=torch.device("cpu"),
+        timing_images=0,
+        timing_warmup=0,
+        enabled={"fid": True, "lpips": True, "identity": identity},
+        diversity_seeds=2,
+        swap_style=True,
+    )
+
+
 def test_diversity_swaps_and_a_baseline_with_missing_faces_scored_on_what_is_present(
     checkpoints, lpips_model, tmp_path
 ):
@@ -111,19 +128,7 @@ def test_diversity_swaps_and_a_baseline_with_missing_faces_scored_on_what_is_pre
     for stem in ("0", "3"):  # edits of images 0 and 3 only; 1 and 2 are missing
         write_png(tmp_path / "other" / "hair" / f"{stem}.png")
     folder = scan_baseline(tmp_path / "other", ["hair"], "other", key="baselines.other.dir")
-    plan = Plan(
-        rois=("hair",),
-        strength=1.0,
-        seeds=(0,),
-        global_edit=False,
-        baselines={"other": tmp_path / "other"},
-        device=torch.device("cpu"),
-        timing_images=0,
-        timing_warmup=0,
-        enabled={"fid": True, "lpips": True, "identity": True},
-        diversity_seeds=2,
-        swap_style=True,
-    )
+    plan = hair_plan_with_baseline(tmp_path / "other", global_edit=False, identity=True)
     assert plan.style_seeds == (0, 1) and dataclasses.replace(plan, seeds=(1, 5), diversity_seeds=4).style_seeds == (
         1,
         5,
@@ -207,19 +212,7 @@ def test_without_region_masks_l2sae_is_scored_over_its_own_matte(checkpoints, lp
     images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(6)) * 2 - 1
     write_png(tmp_path / "other" / "hair" / "0.png")
     pairings = {"other": Pairing(scan_baseline(tmp_path / "other", ["hair"], "other", key="baselines.other.dir"))}
-    plan = Plan(
-        rois=("hair",),
-        strength=1.0,
-        seeds=(0,),
-        global_edit=True,
-        baselines={"other": tmp_path / "other"},
-        device=torch.device("cpu"),
-        timing_images=0,
-        timing_warmup=0,
-        enabled={"fid": True, "lpips": True, "identity": False},
-        diversity_seeds=2,
-        swap_style=True,
-    )
+    plan = hair_plan_with_baseline(tmp_path / "other", global_edit=True, identity=False)
     scores = EditScores([OURS, GLOBAL_EDIT, "other"], plan.rois, None, lpips_model)
     batch = {"image": images, "path": ["x/0.png", "x/1.png"]}  # an image folder's batch: no roi_masks
     score_batch(editor, scores, pairings, plan, batch, roi_index=[])
