@@ -6,7 +6,9 @@ and ``l2sae-app``. Each composes ``conf/<task>.yaml`` of the checkout with Hydra
 The project's own errors (a bad setting, input file, checkpoint or weight file: the user's to fix) are printed
 as one ``error: <message>`` line (the message names the key or file and what to do) and the command exits with
 status 1, without a traceback. Anything else is a bug and keeps its traceback, as does every error with
-``HYDRA_FULL_ERROR=1``.
+``HYDRA_FULL_ERROR=1``. In a multirun (``-m``) a job's error is printed the same way and the job is recorded as
+failed (its run folder keeps what it wrote, e.g. training's failure.json); Hydra goes on with the next job and
+the command exits with status 1 at the end, naming the first failed job's overrides.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from hydra.errors import CompactHydraException
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/l2sae/cli.py -> the checkout
 # what the project raises for bad settings, inputs and files (ConfigError, ImageFileError, CheckpointError,
@@ -31,15 +35,22 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class JobFailed(CompactHydraException):
+    """A multirun job's user error: Hydra records the job as failed, goes on, and prints only this message."""
+
+
 @contextmanager
-def reported_errors(extra: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """Run the block; a :data:`USER_ERRORS` (or ``extra``) exception becomes ``error: ...`` on stderr and exit 1."""
+def reported_errors(extra: tuple[type[BaseException], ...] = (), multirun: bool = False) -> Iterator[None]:
+    """Run the block; a :data:`USER_ERRORS` (or ``extra``) exception becomes ``error: ...`` on stderr and exit 1,
+    or, in a multirun job, :class:`JobFailed` (a SystemExit would end the whole multirun)."""
     try:
         yield
     except USER_ERRORS + extra as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {error}", file=sys.stderr)
+        if multirun:
+            raise JobFailed(f"error: {error}") from error
         raise SystemExit(1) from None
 
 
@@ -52,6 +63,8 @@ def _entry_point(
 
     def main() -> object:
         import hydra
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         for name, value in {"PROJECT_ROOT": str(PROJECT_ROOT), **environment}.items():
             os.environ.setdefault(name, value)
@@ -62,7 +75,7 @@ def _entry_point(
 
         @hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name=task)
         def run(cfg):
-            with reported_errors(extra):
+            with reported_errors(extra, multirun=HydraConfig.get().mode == RunMode.MULTIRUN):
                 return task_run(cfg)
 
         return run()

@@ -1,8 +1,12 @@
-"""A sweep's jobs side by side: ``python evaluate.py sweep=DIR`` (a multirun folder, or a list of run folders).
+"""A sweep's jobs side by side: ``python evaluate.py sweep=DIR`` (a multirun folder, W&B run folders, or a list).
 
 Each job is read from its run folder: the overrides Hydra recorded (``.hydra/overrides.yaml``), its tags
 (``config.yaml``), its final validation metrics (``metrics.json``), its learning curve (the CSV logger's
-``metrics.csv``) or, for a job that failed, ``failure.json``. The report (``sweep.md``, ``sweep.csv``,
+``metrics.csv``) or, for a job that failed, ``failure.json``. Without such folders, the jobs are read from
+W&B run folders (``wandb/offline-run-*``, ``wandb/run-*`` of runs with ``logger=wandb``, found at any depth
+under DIR; :mod:`l2sae.evaluation.wandb_runs`): overrides and tags from the run's config, the final
+validation metrics from its summary, the learning curve from its history, the error of a failed job from its
+summary's ``error``. The report (``sweep.md``, ``sweep.csv``,
 ``sweep.json``, ``sweep_iou.png``, ``sweep_curves.png``) has one row per job: the overrides that differ
 between jobs, then the metrics, the best job marked per metric; jobs that failed or did not finish are listed
 with their error. matplotlib is imported only when the charts are drawn (:mod:`l2sae.utils.curves`).
@@ -20,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from l2sae.evaluation.wandb_runs import WandbRun, is_wandb_run, read_wandb_run, wandb_run_folders
+from l2sae.regions import ROI_NAMES
 from l2sae.utils.curves import figure_to_png, learning_curve, plot_curves, pyplot
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_write_json, atomic_write_text
@@ -43,19 +49,27 @@ class Job:
     metrics: dict[str, float] = field(default_factory=dict)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation mIoU)
     error: str | None = None  # why the job has no metrics (failed, or did not finish)
+    group: str = ""  # the W&B group of the job's run, when it was tracked with W&B
 
 
 def job_folders(sweep: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The job folders of a multirun folder (numbered sub-folders, in order) or a list of run folders."""
+    """The job folders of a multirun folder (numbered sub-folders, in order), else the W&B run folders under
+    it (oldest first), or a list of run folders (either kind)."""
     if isinstance(sweep, (str, Path)):
         folder = Path(sweep)
         if not folder.is_dir():
             raise ConfigError(f"sweep: {folder} is not a folder; give a multirun folder or a list of run folders")
-        if is_job(folder):
+        if is_job(folder) or is_wandb_run(folder):
             return [folder]
         jobs = [path for path in folder.iterdir() if path.is_dir() and is_job(path)]
         if not jobs:
-            raise ConfigError(f"sweep: {folder} holds no job folders (none has .hydra/, config.yaml or metrics.json)")
+            jobs = wandb_run_folders(folder)
+            if jobs:
+                return jobs
+            raise ConfigError(
+                f"sweep: {folder} holds no job folders (none has .hydra/, config.yaml or metrics.json) and no W&B "
+                "run folders (wandb/offline-run-*/run-*.wandb)"
+            )
         return sorted(
             jobs, key=lambda path: (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name)
         )
@@ -72,7 +86,12 @@ def is_job(folder: Path) -> bool:
 
 def read_job(folder: Path, name: str) -> Job:
     """A job's overrides, tags, metrics, learning curve and error (see the module's docstring)."""
+    if is_wandb_run(folder):
+        return wandb_job(read_wandb_run(folder))
     job = Job(name=name, folder=folder)
+    tracked = wandb_run_folders(folder / "wandb") if (folder / "wandb").is_dir() else []
+    if tracked:
+        job.group = read_wandb_run(tracked[-1]).group
     overrides_file = folder / ".hydra" / "overrides.yaml"
     if overrides_file.is_file():
         for override in yaml.safe_load(overrides_file.read_text()) or []:
@@ -92,6 +111,44 @@ def read_job(folder: Path, name: str) -> Job:
     return job
 
 
+def wandb_job(run: WandbRun) -> Job:
+    """A job as its W&B run recorded it: the overrides and tags that the run's config carries (tracking's
+    ``wandb_identity``), the final validation metrics as ``metrics.json`` names them (the summary's last values;
+    Lightning's stage prefixes ``smn-``: the last stage's dropped, earlier stages' as ``smn/``), the learning
+    curve (validation mIoU against ``trainer/global_step``) and the error of a run that failed."""
+    job = Job(name=run.name or run.run_id, folder=run.folder, group=run.group)
+    for override in run.config.get("overrides") or []:
+        key, _, value = str(override).partition("=")
+        job.overrides[key.lstrip("+~")] = value
+    job.tags = [str(tag) for tag in run.config.get("tags", run.tags) or []]
+    stages: dict[str, None] = {}  # stage prefixes in the order their validation metrics first appear
+    for row in run.history:
+        stages.update(dict.fromkeys(stage for stage, _ in map(split_stage, row) if stage is not None))
+    last = list(stages)[-1] if stages else ""
+    for key, value in run.summary.items():
+        stage, name = split_stage(key)
+        if stage is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            job.metrics[name if stage == last else f"{stage}/{name}"] = float(value)
+    miou = f"{last}-{MIOU}" if last else MIOU
+    job.curve = [(int(row["trainer/global_step"]), float(row[miou])) for row in run.history if miou in row]
+    if run.summary.get("error"):
+        job.error = str(run.summary["error"])
+    elif run.exit_code is None:
+        job.error = "did not finish (its W&B run has no exit record)"
+    elif run.exit_code != 0:
+        job.error = f"its W&B run exited with status {run.exit_code}"
+    elif not job.metrics:
+        job.error = "no validation metrics in its W&B run"
+    return job
+
+
+def split_stage(key: str) -> tuple[str | None, str]:
+    """A logged name -> (stage prefix, or "" for none, and the metric); stage None for what is not a validation
+    metric (``smpn-val/rec`` -> ``("smpn", "val/rec")``)."""
+    stage, _, name = key.partition("-") if not key.startswith("val/") else ("", "", key)
+    return (stage, name) if name.startswith("val/") else (None, key)
+
+
 def read_sweep(sweep: str | Path | Sequence[str | Path]) -> list[Job]:
     folders = job_folders(sweep)
     names = [folder.name for folder in folders]
@@ -107,13 +164,15 @@ def differing_overrides(jobs: Sequence[Job]) -> list[str]:
 
 
 def metric_columns(jobs: Sequence[Job]) -> list[str]:
-    """The final-stage metrics (no ``stage/`` prefix): mean IoU, per-region IoU, then the others; evaluation
-    metrics (``evaluation/...``) last."""
-    names = list(dict.fromkeys(key for job in jobs for key in job.metrics))
-    final = [name for name in names if name.startswith("val/")]
-    order = [MIOU] * (MIOU in final) + [name for name in final if name.startswith(IOU_PREFIX)]
+    """The final-stage metrics (no ``stage/`` prefix): mean IoU, per-region IoU (in region order), then the
+    others by name; evaluation metrics (``evaluation/...``) last, by name."""
+    names = set(key for job in jobs for key in job.metrics)
+    final = sorted(name for name in names if name.startswith("val/"))
+    regions = {f"{IOU_PREFIX}{roi}": index for index, roi in enumerate(ROI_NAMES)}
+    ious = sorted((name for name in final if name.startswith(IOU_PREFIX)), key=lambda name: regions.get(name, 99))
+    order = [MIOU] * (MIOU in final) + ious
     order += [name for name in final if name not in order]
-    return order + [name for name in names if name.startswith("evaluation/")]
+    return order + sorted(name for name in names if name.startswith("evaluation/"))
 
 
 def higher_is_better(metric: str) -> bool:
@@ -248,7 +307,8 @@ def summary(jobs: Sequence[Job]) -> dict[str, float]:
 
 def run_sweep_report(cfg: Mapping) -> dict[str, float]:
     """``python evaluate.py sweep=...``: read the jobs, write the report into the run folder, print it, link
-    ``<log_dir>/evaluate/latest`` to the folder, log the table to W&B when the wandb logger is on."""
+    ``<log_dir>/evaluate/latest`` to the folder, log the table to W&B when the wandb logger is on (into the
+    sweep's W&B group when its jobs were tracked with W&B and the logger names no group)."""
     from l2sae.utils.files import atomic_symlink
     from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
@@ -256,11 +316,15 @@ def run_sweep_report(cfg: Mapping) -> dict[str, float]:
     sweep = sweep if isinstance(sweep, str) else list(sweep)
     jobs = read_sweep(sweep)
     out_dir = Path(cfg["paths"]["output_dir"])
+    groups = {job.group for job in jobs if job.group}
+    group = groups.pop() if len(groups) == 1 else ""
     name = Path(sweep).name if isinstance(sweep, str) else f"of {len(jobs)} run folders"
+    if group and all(is_wandb_run(job.folder) for job in jobs):
+        name = group  # W&B run folders: the sweep's W&B group names it
     paths = write_sweep_report(jobs, out_dir, name)
     print(paths["markdown"].read_text())
     try:
-        log_sweep_table(instantiate_loggers(cfg), jobs)
+        log_sweep_table(instantiate_loggers(cfg, wandb_group=group), jobs)
     finally:
         finish_wandb()
     latest = Path(cfg["paths"]["log_dir"]) / cfg["task_name"] / "latest"

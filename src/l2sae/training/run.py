@@ -84,6 +84,9 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
             adopt_run_folder(cfg, run_dir)
             exports.add(str(stage.export))
             metrics.update({key if final else f"{name}/{key}": value for key, value in stage_metrics.items()})
+    except Exception as error:
+        finish_wandb(failure_message(error))
+        raise
     finally:
         torch.set_num_threads(threads)
         finish_wandb()
@@ -270,13 +273,16 @@ def finish_run_folder(metrics: Mapping[str, float], output_dir: Path, log_dir: P
 
 
 def record_failure(output_dir: Path, error: BaseException) -> None:
-    """``failure.json`` in the run folder: the error (type and message; the cause of Hydra's wrapper when an
-    object could not be built) and the traceback."""
+    """``failure.json`` in the run folder: the error (:func:`failure_message`) and the traceback."""
     trace = "".join(traceback.format_exception(error))
+    atomic_write_json(output_dir / FAILURE_FILE, {"error": failure_message(error), "traceback": trace})
+
+
+def failure_message(error: BaseException) -> str:
+    """The error's type and message; the cause of Hydra's wrapper when an object could not be built."""
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
-    message = f"{type(error).__name__}: {error}"
-    atomic_write_json(output_dir / FAILURE_FILE, {"error": message, "traceback": trace})
+    return f"{type(error).__name__}: {error}"
 
 
 def objective(cfg: DictConfig) -> float | dict[str, float]:

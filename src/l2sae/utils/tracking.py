@@ -12,8 +12,9 @@ from pathlib import Path
 TAGGED_GROUPS = ("experiment", "model", "backbone", "data", "slicing", "loss", "trainer")
 
 
-def instantiate_loggers(cfg, prefix: str = "") -> list:
-    """Every ``_target_`` entry of ``cfg.logger``; metric names get ``prefix`` (the stage) when several stages run."""
+def instantiate_loggers(cfg, prefix: str = "", wandb_group: str = "") -> list:
+    """Every ``_target_`` entry of ``cfg.logger``; metric names get ``prefix`` (the stage) when several stages run;
+    ``wandb_group``: the W&B run's group when the config leaves it empty (the sweep report joins its sweep's)."""
     from hydra.utils import instantiate
 
     loggers = []
@@ -23,7 +24,10 @@ def instantiate_loggers(cfg, prefix: str = "") -> list:
         overrides = {"prefix": prefix} if prefix else {}
         if node._target_.endswith("WandbLogger"):
             overrides.update(wandb_identity(cfg, node))
-        loggers.append(instantiate(node, **overrides))
+            if wandb_group and not node.get("group"):
+                overrides["group"] = wandb_group
+        # a partial, then the call: instantiate's own first parameter is named "config", like W&B's argument
+        loggers.append(instantiate(node, _partial_=True)(**overrides))
     return loggers
 
 
@@ -53,8 +57,11 @@ def wandb_identity(cfg, node) -> dict:
     return identity
 
 
-def finish_wandb() -> None:
-    """Close the W&B run, if one was started (each job of a sweep must get its own)."""
+def finish_wandb(error: str | None = None) -> None:
+    """Close the W&B run, if one was started (each job of a sweep must get its own); ``error``: the run failed,
+    with this message (into its summary as ``error``, exit code 1), which the sweep report shows."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
-        wandb.finish()
+        if error is not None:
+            wandb.run.summary["error"] = error
+        wandb.finish(exit_code=None if error is None else 1)
