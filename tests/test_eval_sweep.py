@@ -1,15 +1,18 @@
 """The sweep report on run folders written the way training leaves them (metrics.json, .hydra/overrides.yaml,
-the CSV logger's metrics.csv, failure.json)."""
+the CSV logger's metrics.csv, failure.json), and on W&B run folders (their transaction logs)."""
 
 import csv
 import io
 import json
+import struct
+import zlib
 
 import pytest
 import yaml
 from PIL import Image
 
 from l2sae.evaluation.sweep import read_sweep, run_sweep_report
+from l2sae.evaluation.wandb_runs import read_wandb_run
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.errors import ConfigError
 
@@ -84,3 +87,87 @@ def test_a_folder_without_jobs_is_a_config_error(tmp_path):
         read_sweep(tmp_path)
     with pytest.raises(ConfigError, match="sweep: not run folders: .*nowhere"):
         read_sweep([tmp_path / "nowhere"])
+
+
+# ---- W&B run folders ------------------------------------------------------------------------------------------
+def write_wandb_log(path, records):
+    """A W&B transaction log as W&B writes it: the header, then each record in CRC-checked chunks that never cross
+    a 32 KiB block (FULL, or FIRST, MIDDLE..., LAST)."""
+    data = bytearray(struct.pack("<4sHB", b":W&B", 0xBEE1, 0))
+    for record in records:
+        payload, first = record.SerializeToString(), True
+        while first or payload:
+            room = 32768 - len(data) % 32768
+            if room < 7:
+                data += bytes(room)
+                continue
+            chunk, payload = payload[: room - 7], payload[room - 7 :]
+            kind = (1 if not payload else 2) if first else (4 if not payload else 3)
+            data += struct.pack("<IHB", zlib.crc32(chunk, zlib.crc32(bytes([kind]))), len(chunk), kind) + chunk
+            first = False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+
+
+def wandb_records(name, overrides, history, summary, exit_code=0, note=""):
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run = pb.Record()
+    run.run.run_id, run.run.display_name, run.run.run_group = name, name, "train-sweep"
+    run.run.tags.extend(["slicing=x"])
+    for key, value in {"overrides": overrides, "tags": ["ablation"], "note": note}.items():
+        run.run.config.update.add(key=key, value_json=json.dumps(value))
+    records = [run]
+    for row in history:
+        record = pb.Record()
+        for key, value in row.items():
+            record.history.item.add(nested_key=[key], value_json=json.dumps(value))
+        records.append(record)
+    record = pb.Record()
+    for key, value in summary.items():
+        record.summary.update.add(nested_key=key.split("."), value_json=json.dumps(value))
+    records.append(record)
+    if exit_code is not None:
+        record = pb.Record()
+        record.exit.exit_code = exit_code
+        records.append(record)
+    return records
+
+
+def test_jobs_are_read_from_wandb_run_folders(tmp_path):
+    history = [
+        {"smn-val/rec_l1": 0.4, "trainer/global_step": 2},
+        {"smpn-val/mask_miou": 0.2, "smpn-train/rec": 0.5, "trainer/global_step": 3},
+        {"smpn-val/mask_miou": 0.4, "smpn-val/iou_hair": 0.5, "trainer/global_step": 6},
+    ]
+    summary = {"smn-val/rec_l1": 0.4, "smpn-val/mask_miou": 0.4, "smpn-val/iou_hair": 0.5, "smpn-train/rec": 0.5}
+    summary["_wandb.runtime"] = 3  # a nested key
+    finished = tmp_path / "wandb" / "offline-run-20260101_000001-aaaa" / "run-aaaa.wandb"
+    long_note = "x" * 70000  # a record over two 32 KiB blocks
+    write_wandb_log(finished, wandb_records("s-0", ["slicing=default", "seed=1"], history, summary, note=long_note))
+    failed = tmp_path / "elsewhere" / "wandb" / "run-20260101_000002-bbbb" / "run-bbbb.wandb"
+    error = {"error": "ConfigError: slicing.channels.hair: out of range"}
+    write_wandb_log(failed, wandb_records("s-1", ["slicing=bad", "seed=1"], [], error, exit_code=1))
+    unfinished = tmp_path / "wandb" / "offline-run-20260101_000003-cccc" / "run-cccc.wandb"
+    write_wandb_log(unfinished, wandb_records("s-2", ["slicing=one_each", "seed=1"], history[:2], {}, exit_code=None))
+    (tmp_path / "wandb" / "latest-run").symlink_to(unfinished.parent)  # W&B's link: not a run of its own
+
+    jobs = read_sweep(tmp_path)
+    assert [job.name for job in jobs] == ["s-0", "s-1", "s-2"]  # oldest first
+    assert jobs[0].overrides == {"slicing": "default", "seed": "1"} and jobs[0].tags == ["ablation"]
+    assert jobs[0].group == "train-sweep" and jobs[0].error is None
+    # named as metrics.json names them: the last stage's prefix dropped, earlier stages' as "stage/"
+    assert jobs[0].metrics == {"smn/val/rec_l1": 0.4, "val/mask_miou": 0.4, "val/iou_hair": 0.5}
+    assert jobs[0].curve == [(3, 0.2), (6, 0.4)]
+    assert jobs[1].error == "ConfigError: slicing.channels.hair: out of range"
+    assert jobs[2].error.startswith("did not finish")
+    assert read_wandb_run(finished.parent).config["note"] == long_note
+
+    damaged = bytearray(finished.read_bytes())
+    damaged[40] ^= 1
+    finished.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"run-aaaa\.wandb: damaged record at byte"):
+        read_sweep([finished.parent])
+    finished.write_bytes(b"LevelDB?" + bytes(damaged[8:]))
+    with pytest.raises(ValueError, match=r"run-aaaa\.wandb: not a W&B transaction log of a known version"):
+        read_sweep([finished.parent])

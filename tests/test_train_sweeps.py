@@ -1,10 +1,11 @@
-"""Sweeps that answer themselves (slow): a two-job sweep with a failing job reported side by side, a three-trial
-Optuna search, the debug configs."""
+"""Sweeps that answer themselves (slow): a sweep whose first job fails goes on, and its jobs are reported side by
+side from the run folders and from the W&B folders (offline); a three-trial Optuna search; the debug configs."""
 
 import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ import yaml
 from PIL import Image
 from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
 
+from l2sae.evaluation.sweep import read_sweep, run_sweep_report
+from l2sae.evaluation.wandb_runs import read_wandb_run
 from l2sae.training import run
 
 pytestmark = pytest.mark.slow
@@ -28,45 +31,74 @@ SHORT_SMPN = [
 ]
 
 
-def python(script: str, arguments: list[str], tmp_path, extra_path: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(tmp_path)}
-    if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join([extra_path, env.get("PYTHONPATH", "")])
+def python(script: str, arguments: list[str], tmp_path, wandb: str = "disabled") -> subprocess.CompletedProcess:
+    """Run a root script as a user does: W&B ``wandb`` (disabled or offline), errors as one line (no
+    HYDRA_FULL_ERROR)."""
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    env.update(WANDB_MODE=wandb, PROJECT_ROOT=str(tmp_path))
     command = [sys.executable, str(REPO / script), *arguments]
     return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
-def test_a_sweep_with_a_failing_job_reports_the_other_jobs_and_names_the_failure(tmp_path):
+def test_a_sweep_whose_first_job_fails_goes_on_and_is_reported_also_from_its_wandb_folders(tmp_path):
     start = tiny_sae_file(tmp_path / "start.pt")
-    sweep = ["-m", "slicing=default,one_each,sixteen", f"model.smpn.module.init_checkpoint={start}", *SHORT_SMPN]
-    trained = python("train.py", [*sweep, "tags=[ablation]", *TINY_DATA], tmp_path)
-    assert trained.returncode != 0  # the sixteen-channel scheme does not fit an 8-channel SAE
-    assert "slicing.num_channels: the scheme has 16 channels" in trained.stderr
+    sweep = ["-m", "slicing=sixteen,default,one_each", f"model.smpn.module.init_checkpoint={start}", *SHORT_SMPN]
+    trained = python("train.py", [*sweep, "logger=wandb", "tags=[ablation]", *TINY_DATA], tmp_path, wandb="offline")
+    # the sixteen-channel scheme does not fit an 8-channel SAE: one error line as the job fails, the next jobs
+    # run, and the command names the failed job and exits 1 at the end
+    assert trained.returncode == 1
+    error = "error: slicing.num_channels: the scheme has 16 channels"
+    assert trained.stderr.count(error) == 2 and "Traceback" not in trained.stderr
+    assert "Error executing job with overrides: ['slicing=sixteen'" in trained.stderr
     (folder,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
-    for job in ("0", "1"):
+    for job in ("1", "2"):
         with Image.open(folder / job / "learning_curves.png") as image:
             assert image.format == "PNG"
 
-    reported = python("evaluate.py", [f"sweep={folder}"], tmp_path)
-    assert reported.returncode == 0, reported.stderr[-3000:]
-    out = (tmp_path / "logs" / "evaluate" / "latest").resolve()
-    assert f"Sweep report: {out}" in reported.stdout
+    out = tmp_path / "report"
+    run_sweep_report({"sweep": str(folder), "paths": {"output_dir": str(out), "log_dir": str(out)}, "task_name": "r"})
     rows = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
     assert [(row["job"], row["slicing"], row["tags"]) for row in rows] == [
-        ("0", "default", "ablation"),
-        ("1", "one_each", "ablation"),
-        ("2", "sixteen", "ablation"),
+        ("0", "sixteen", "ablation"),
+        ("1", "default", "ablation"),
+        ("2", "one_each", "ablation"),
     ]
-    for row in rows[:2]:
+    assert rows[0]["status"].startswith("failed: ConfigError: slicing.num_channels: the scheme has 16 channels")
+    for row in rows[1:]:
         assert row["status"] == "finished"
         assert 0 <= float(row["val/mask_miou"]) <= 1 and float(row["val/rec"]) >= 0
-    assert rows[2]["status"].startswith("failed: ConfigError: slicing.num_channels: the scheme has 16 channels")
     markdown = (out / "sweep.md").read_text()
-    assert "- job 2 (slicing=sixteen): ConfigError: slicing.num_channels" in markdown
+    assert "- job 0 (slicing=sixteen): ConfigError: slicing.num_channels" in markdown
     for chart in ("sweep_iou.png", "sweep_curves.png"):
         with Image.open(out / chart) as image:
             assert image.format == "PNG"
-    assert json.loads((out / "sweep.json").read_text())["columns"][:2] == ["job", "slicing"]
+
+    # a user with only the W&B folders of the finished jobs gets their rows, and logs the table to W&B
+    synced = tmp_path / "synced"
+    for job in ("1", "2"):
+        shutil.copytree(folder / job / "wandb", synced / job, symlinks=True)
+    reported = python("evaluate.py", [f"sweep={synced}", "logger=wandb"], tmp_path, wandb="offline")
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    report = (tmp_path / "logs" / "evaluate" / "latest").resolve()
+    assert f"Sweep report: {report}" in reported.stdout
+    table = json.loads((report / "sweep.json").read_text())
+    group = f"train-{folder.name}"
+    assert [row["job"] for row in table["rows"]] == [f"{folder.name}-1", f"{folder.name}-2"]
+    assert (report / "sweep.md").read_text().startswith(f"# Sweep {group}")
+    for row, expected in zip(table["rows"], rows[1:]):
+        for column in table["columns"][1:]:
+            if isinstance(row[column], float):
+                assert row[column] == pytest.approx(float(expected[column])), column
+            else:
+                assert row[column] == expected[column], column
+    assert read_sweep(synced)[0].curve == read_sweep(folder)[1].curve  # the CSV logger's curve, from W&B
+
+    (logged,) = (report / "wandb").glob("offline-run-*")
+    run = read_wandb_run(logged)
+    assert run.group == group and run.exit_code == 0
+    written = json.loads((logged / "files" / run.summary["sweep/jobs"]["path"]).read_text())
+    assert written["columns"] == table["columns"]
+    assert written["data"] == [[row[column] for column in table["columns"]] for row in table["rows"]]
 
 
 def test_a_three_trial_optuna_search_names_the_best_trial(tmp_path):

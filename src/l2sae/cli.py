@@ -22,6 +22,8 @@ from pathlib import Path
 
 from hydra.errors import CompactHydraException
 
+from l2sae.utils.errors import unwrapped
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/l2sae/cli.py -> the checkout
 # what the project raises for bad settings, inputs and files (ConfigError, ImageFileError, CheckpointError,
 # MissingWeightsError and UnsafeWeightsError are among them, and missing or unwritable paths)
@@ -45,8 +47,9 @@ def reported_errors(extra: tuple[type[BaseException], ...] = (), multirun: bool 
     or, in a multirun job, :class:`JobFailed` (a SystemExit would end the whole multirun)."""
     try:
         yield
-    except USER_ERRORS + extra as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as raised:
+        error = unwrapped(raised)  # a user error met while Hydra built an object of the config
+        if not isinstance(error, USER_ERRORS + extra) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {error}", file=sys.stderr)
         if multirun:

@@ -45,8 +45,11 @@ def is_wandb_run(folder: Path) -> bool:
 
 
 def wandb_run_folders(folder: Path) -> list[Path]:
-    """The W&B run folders in ``folder`` at any depth, oldest first (their names start with a time stamp)."""
-    runs = {path.parent for path in folder.rglob("run-*.wandb")}
+    """The W&B run folders (``run-<time>-<id>``, ``offline-run-<time>-<id>``; not W&B's ``latest-run`` link) in
+    ``folder`` at any depth, oldest first."""
+    runs = {
+        path.parent for path in folder.rglob("run-*.wandb") if path.parent.name.startswith(("run-", "offline-run-"))
+    }
     return sorted(runs, key=lambda path: (path.name.removeprefix("offline-"), str(path)))
 
 

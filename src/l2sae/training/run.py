@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -29,7 +28,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from l2sae.nn import SAEConfig
 from l2sae.nn.checkpoint import CheckpointError
 from l2sae.utils.curves import learning_curve, plot_curves
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.errors import ConfigError, unwrapped
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
@@ -280,8 +279,7 @@ def record_failure(output_dir: Path, error: BaseException) -> None:
 
 def failure_message(error: BaseException) -> str:
     """The error's type and message; the cause of Hydra's wrapper when an object could not be built."""
-    while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
+    error = unwrapped(error)
     return f"{type(error).__name__}: {error}"
 
 

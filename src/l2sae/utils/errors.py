@@ -5,6 +5,16 @@ from __future__ import annotations
 import os
 
 
+def unwrapped(error: BaseException) -> BaseException:
+    """``error``, or for Hydra's InstantiationException (an object of the config could not be built) the error it
+    was raised from."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
 class ConfigError(ValueError):
     """A setting is wrong; the message names its key (``data.image_size: ...``) and suggests a fix."""
 
