@@ -6,12 +6,13 @@ import io
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
 
-from l2sae.evaluation.sweep import read_sweep, run_sweep_report
+from l2sae.evaluation.sweep import Job, evaluate_jobs, read_sweep, report_rows, run_sweep_report
 from l2sae.evaluation.wandb_runs import read_wandb_run
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.errors import ConfigError
@@ -171,3 +172,46 @@ def test_jobs_are_read_from_wandb_run_folders(tmp_path):
     finished.write_bytes(b"LevelDB?" + bytes(damaged[8:]))
     with pytest.raises(ValueError, match=r"run-aaaa\.wandb: not a W&B transaction log of a known version"):
         read_sweep([finished.parent])
+
+
+def test_sweep_evaluate_scores_each_finished_jobs_networks(sweep, tmp_path):
+    (sweep / "0" / "smn.pt").write_bytes(b"smn")
+    (sweep / "0" / "smpn.pt").write_bytes(b"smpn")
+    start = tmp_path / "start.pt"  # job 1 trained only the SMPN, from this SMN
+    start.write_bytes(b"smn")
+    (sweep / "1" / "smpn.pt").write_bytes(b"smpn")
+    config = {"tags": [], "model": {"smpn": {"module": {"init_checkpoint": str(start)}}}}
+    (sweep / "1" / "config.yaml").write_text(yaml.safe_dump(config))
+    (sweep / "3" / "wandb" / "offline-run-1").mkdir(parents=True)  # a W&B run folder finds its job's networks
+    (sweep / "3" / "smpn.pt").write_bytes(b"smpn")
+    (sweep / "3" / "smn.pt").write_bytes(b"smn")
+    calls = []
+
+    def evaluate(smn, smpn, folder):
+        calls.append((smn, smpn, folder.relative_to(tmp_path)))
+        return {"leakage_ratio": 0.1 * len(calls), "time_median_s": 0.5, "leakage_pairs": 8}
+
+    jobs = read_sweep(sweep)
+    jobs.append(Job("w", sweep / "3" / "wandb" / "offline-run-1"))
+    jobs.append(Job("gone", tmp_path / "gone"))  # finished, but its networks were deleted
+    evaluate_jobs(jobs, evaluate, tmp_path / "out")
+    assert calls == [
+        (sweep / "0" / "smn.pt", sweep / "0" / "smpn.pt", Path("out/jobs/0-0")),
+        (start, sweep / "1" / "smpn.pt", Path("out/jobs/1-1")),
+        (sweep / "3" / "smn.pt", sweep / "3" / "smpn.pt", Path("out/jobs/3-w")),
+    ]  # not the failed job 2
+    assert jobs[1].metrics["evaluation/leakage_ratio"] == 0.2 and "evaluation/leakage_pairs" not in jobs[1].metrics
+    assert jobs[4].not_evaluated.startswith("no smpn.pt in")
+    columns, rows = report_rows(jobs)
+    assert columns[-4:] == ["evaluation/leakage_ratio", "evaluation/time_median_s", "best_in", "status"]
+    assert "evaluation/leakage_ratio" in rows[0]["best_in"].split()  # leakage: lower is better
+    assert rows[4]["status"].startswith("finished; not evaluated: no smpn.pt in")
+
+
+def test_sweep_evaluate_must_be_true_or_false(sweep):
+    from omegaconf import OmegaConf
+
+    from l2sae.evaluation.run import run
+
+    with pytest.raises(ConfigError, match="sweep_evaluate: expected true or false, got 'yes'"):
+        run(OmegaConf.create({"sweep": str(sweep), "sweep_evaluate": "yes"}))

@@ -11,10 +11,13 @@ import sys
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
 
-from l2sae.evaluation.sweep import read_sweep, run_sweep_report
+from l2sae.evaluation.run import run as evaluate
+from l2sae.evaluation.sweep import read_sweep
 from l2sae.evaluation.wandb_runs import read_wandb_run
 from l2sae.training import run
 
@@ -29,6 +32,29 @@ SHORT_SMPN = [
     "callbacks.progress_bar=null",
     "num_threads=1",
 ]
+
+
+# evaluate.py's settings for the sweep's jobs: one region, one timed image, no metric that needs weights
+SMALL_EVALUATION = [
+    "device=cpu",
+    "rois=[hair]",
+    "seeds=[0]",
+    "global_edit=false",
+    "timing.images=1",
+    "timing.warmup=0",
+    "metrics.fid.enabled=false",
+    "metrics.lpips.enabled=false",
+    "metrics.identity.enabled=false",
+    "metrics.diversity.seeds=0",
+    "metrics.swap_style.enabled=false",
+    "structure_swap.enabled=false",
+]
+
+
+def compose_evaluate(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
 
 
 def python(script: str, arguments: list[str], tmp_path, wandb: str = "disabled") -> subprocess.CompletedProcess:
@@ -55,8 +81,18 @@ def test_a_sweep_whose_first_job_fails_goes_on_and_is_reported_also_from_its_wan
         with Image.open(folder / job / "learning_curves.png") as image:
             assert image.format == "PNG"
 
+    # the report with each finished job's networks evaluated (sweep_evaluate; evaluate.py's settings, small)
     out = tmp_path / "report"
-    run_sweep_report({"sweep": str(folder), "paths": {"output_dir": str(out), "log_dir": str(out)}, "task_name": "r"})
+    cfg = compose_evaluate(
+        f"sweep={folder}",
+        "sweep_evaluate=true",
+        f"paths.output_dir={out}",
+        f"paths.log_dir={out}",
+        f"data.root={tmp_path / 'data' / 'synthfaces'}",  # the sweep's synthetic faces
+        *TINY_DATA,
+        *SMALL_EVALUATION,
+    )
+    summary = evaluate(cfg)
     rows = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
     assert [(row["job"], row["slicing"], row["tags"]) for row in rows] == [
         ("0", "sixteen", "ablation"),
@@ -67,6 +103,13 @@ def test_a_sweep_whose_first_job_fails_goes_on_and_is_reported_also_from_its_wan
     for row in rows[1:]:
         assert row["status"] == "finished"
         assert 0 <= float(row["val/mask_miou"]) <= 1 and float(row["val/rec"]) >= 0
+        assert 0 <= float(row["evaluation/mask_iou"]) <= 1 and float(row["evaluation/time_median_s"]) > 0
+        assert float(row["evaluation/leakage_ratio"]) >= 0 and float(row["evaluation/psnr_outside"]) > 0
+    assert rows[0]["evaluation/mask_iou"] == ""  # the failed job has no networks to evaluate
+    evaluated = json.loads((out / "jobs" / "1-1" / "evaluation.json").read_text())
+    overall = next(row for row in evaluated["rows"] if row["method"] == "l2sae" and row["region"] == "all")
+    assert overall["leakage_ratio"] == pytest.approx(float(rows[1]["evaluation/leakage_ratio"]))
+    assert summary["best/evaluation/time_median_s"] == min(float(row["evaluation/time_median_s"]) for row in rows[1:])
     markdown = (out / "sweep.md").read_text()
     assert "- job 0 (slicing=sixteen): ConfigError: slicing.num_channels" in markdown
     for chart in ("sweep_iou.png", "sweep_curves.png"):
@@ -86,11 +129,13 @@ def test_a_sweep_whose_first_job_fails_goes_on_and_is_reported_also_from_its_wan
     assert [row["job"] for row in table["rows"]] == [f"{folder.name}-1", f"{folder.name}-2"]
     assert (report / "sweep.md").read_text().startswith(f"# Sweep {group}")
     for row, expected in zip(table["rows"], rows[1:]):
-        for column in table["columns"][1:]:
+        for column in table["columns"][1:-2]:  # the same, less the evaluation's columns
             if isinstance(row[column], float):
                 assert row[column] == pytest.approx(float(expected[column])), column
             else:
                 assert row[column] == expected[column], column
+        assert row["best_in"].split() == [name for name in expected["best_in"].split() if "evaluation/" not in name]
+        assert row["status"] == "finished"
     assert read_sweep(synced)[0].curve == read_sweep(folder)[1].curve  # the CSV logger's curve, from W&B
 
     (logged,) = (report / "wandb").glob("offline-run-*")

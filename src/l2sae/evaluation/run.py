@@ -11,15 +11,17 @@ before any work.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torch import Tensor
 from tqdm import tqdm
 
@@ -337,11 +339,32 @@ def protocol(
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate as configured by ``conf/evaluate.yaml``; return the flat metrics (see :func:`flat_metrics`).
-    With ``sweep=`` set, report a sweep's jobs side by side instead (:mod:`l2sae.evaluation.sweep`)."""
-    if cfg.get("sweep"):
-        from l2sae.evaluation.sweep import run_sweep_report
+    With ``sweep=`` set, report a sweep's jobs side by side instead (:mod:`l2sae.evaluation.sweep`), with
+    ``sweep_evaluate=true`` each job's networks evaluated as configured here."""
+    if not cfg.get("sweep"):
+        return evaluate(cfg)
+    from l2sae.evaluation.sweep import run_sweep_report
 
-        return run_sweep_report(cfg)
+    sweep_evaluate = cfg.get("sweep_evaluate", False)
+    if not isinstance(sweep_evaluate, bool):
+        raise ConfigError(f"sweep_evaluate: expected true or false, got {sweep_evaluate!r}")
+    return run_sweep_report(cfg, partial(evaluate_networks, cfg) if sweep_evaluate else None)
+
+
+def evaluate_networks(cfg: DictConfig, smn: Path, smpn: Path, output_dir: Path) -> dict[str, float]:
+    """:func:`evaluate` with ``cfg``'s settings on other networks (a sweep job's), its report in ``output_dir``,
+    no loggers; returns L2SAE's scores over all regions (``{"leakage_ratio": ...}``)."""
+    job_cfg = copy.deepcopy(cfg)
+    with open_dict(job_cfg):
+        job_cfg.sweep, job_cfg.logger = None, None
+        job_cfg.ckpt.smn, job_cfg.ckpt.smpn = str(smn), str(smpn)
+        job_cfg.paths.output_dir = str(output_dir)
+    prefix = f"{OURS}/{ALL_REGIONS}/"
+    return {key.removeprefix(prefix): value for key, value in evaluate(job_cfg).items() if key.startswith(prefix)}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """The evaluation of :func:`run` (no sweep)."""
     plan = check_config(cfg)
     datamodule = instantiate(cfg.data)
     swap_plan = structure_swap.check_settings(cfg.structure_swap, datamodule.synthetic)

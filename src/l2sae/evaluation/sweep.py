@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,26 @@ IOU_PREFIX = "val/iou_"
 FAILURE_FILE = "failure.json"
 # a metric whose name has one of these parts is better higher; the others (losses, L1, leakage, time, FID,
 # LPIPS) are better lower
-HIGHER_IS_BETTER = ("iou", "miou", "psnr", "ssim", "similarity", "accuracy")
+HIGHER_IS_BETTER = ("iou", "miou", "psnr", "ssim", "similarity", "accuracy", "diversity")
+# with sweep_evaluate: the evaluation's scores of L2SAE over all regions that become columns (evaluation/<name>),
+# those it computed
+EVALUATION_METRICS = (
+    "mask_iou",
+    "leakage_ratio",
+    "leakage_outside",
+    "psnr_outside",
+    "ssim_outside",
+    "lpips_outside",
+    "lpips",
+    "fid",
+    "kid",
+    "identity_similarity",
+    "diversity",
+    "swap_lpips",
+    "time_median_s",
+)
+# (SMN file, SMPN file, report folder) -> L2SAE's scores over all regions: evaluate.py's evaluation of a job
+EvaluateNetworks = Callable[[Path, Path, Path], Mapping[str, float]]
 
 
 @dataclass
@@ -50,6 +69,7 @@ class Job:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation mIoU)
     error: str | None = None  # why the job has no metrics (failed, or did not finish)
     group: str = ""  # the W&B group of the job's run, when it was tracked with W&B
+    not_evaluated: str | None = None  # with sweep_evaluate: why a finished job was not evaluated
 
 
 def job_folders(sweep: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -208,6 +228,8 @@ def report_rows(jobs: Sequence[Job]) -> tuple[list[str], list[dict]]:
         row.update({metric: job.metrics.get(metric) for metric in metrics})
         row["best_in"] = " ".join(metric for metric, name in best.items() if name == job.name)
         row["status"] = "finished" if job.error is None else f"failed: {job.error}"
+        if job.not_evaluated:
+            row["status"] += f"; not evaluated: {job.not_evaluated}"
         rows.append(row)
     return columns, rows
 
@@ -234,6 +256,10 @@ def markdown_report(jobs: Sequence[Job], sweep_name: str) -> str:
     if failed:
         lines += ["", "## Failed or unfinished jobs", ""]
         lines += [f"- job {job.name} ({job_label(job, differing_overrides(jobs))}): {job.error}" for job in failed]
+    unevaluated = [job for job in jobs if job.not_evaluated]
+    if unevaluated:
+        lines += ["", "## Finished jobs not evaluated", ""]
+        lines += [f"- job {job.name}: {job.not_evaluated}" for job in unevaluated]
     return "\n".join(lines) + "\n"
 
 
@@ -289,6 +315,40 @@ def write_sweep_report(jobs: Sequence[Job], out_dir: Path, sweep_name: str) -> d
     return paths
 
 
+def job_networks(job: Job) -> tuple[Path, Path] | str:
+    """The (SMN, SMPN) files of a finished job: its ``smpn.pt``, and its ``smn.pt`` or else the SMN its SMPN
+    stage started from (``model.smpn.module.init_checkpoint`` of its ``config.yaml``). A W&B run folder's are
+    looked for in the run folder that holds its ``wandb/``. Returns why not when they are missing."""
+    folders = [job.folder, *([job.folder.parent.parent] if job.folder.parent.name == "wandb" else [])]
+    for folder in folders:
+        smpn, smn = folder / "smpn.pt", folder / "smn.pt"
+        if not smpn.is_file():
+            continue
+        if not smn.is_file() and (folder / "config.yaml").is_file():
+            config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            start = (((config.get("model") or {}).get("smpn") or {}).get("module") or {}).get("init_checkpoint")
+            smn = Path(start) if start else smn
+        return (smn, smpn) if smn.is_file() else f"its SMN {smn} does not exist"
+    return f"no smpn.pt in {' or '.join(str(folder) for folder in folders)}"
+
+
+def evaluate_jobs(jobs: Sequence[Job], evaluate: EvaluateNetworks, out_dir: Path) -> None:
+    """``sweep_evaluate``: evaluate every finished job's networks (:func:`job_networks`) with ``evaluate``, its
+    report in ``out_dir/jobs/<index>-<job>``; the scores of :data:`EVALUATION_METRICS` join the job's metrics as
+    ``evaluation/<name>``. A job without networks keeps its row, the reason in ``not_evaluated``."""
+    for index, job in enumerate(jobs):
+        if job.error is not None:
+            continue
+        networks = job_networks(job)
+        if isinstance(networks, str):
+            job.not_evaluated = networks
+            continue
+        folder = out_dir / "jobs" / f"{index}-{Path(job.name).name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        scores = evaluate(*networks, folder)
+        job.metrics.update({f"evaluation/{name}": float(scores[name]) for name in EVALUATION_METRICS if name in scores})
+
+
 def log_sweep_table(loggers: Iterable, jobs: Sequence[Job]) -> None:
     """Send the table to every logger that has ``log_table`` (W&B)."""
     columns, rows = report_rows(jobs)
@@ -305,8 +365,9 @@ def summary(jobs: Sequence[Job]) -> dict[str, float]:
     return {f"best/{metric}": by_name[name].metrics[metric] for metric, name in best.items()}
 
 
-def run_sweep_report(cfg: Mapping) -> dict[str, float]:
-    """``python evaluate.py sweep=...``: read the jobs, write the report into the run folder, print it, link
+def run_sweep_report(cfg: Mapping, evaluate: EvaluateNetworks | None = None) -> dict[str, float]:
+    """``python evaluate.py sweep=...``: read the jobs, evaluate their networks with ``evaluate`` when given
+    (``sweep_evaluate=true``, :func:`evaluate_jobs`), write the report into the run folder, print it, link
     ``<log_dir>/evaluate/latest`` to the folder, log the table to W&B when the wandb logger is on (into the
     sweep's W&B group when its jobs were tracked with W&B and the logger names no group)."""
     from l2sae.utils.files import atomic_symlink
@@ -316,6 +377,8 @@ def run_sweep_report(cfg: Mapping) -> dict[str, float]:
     sweep = sweep if isinstance(sweep, str) else list(sweep)
     jobs = read_sweep(sweep)
     out_dir = Path(cfg["paths"]["output_dir"])
+    if evaluate is not None:
+        evaluate_jobs(jobs, evaluate, out_dir)
     groups = {job.group for job in jobs if job.group}
     group = groups.pop() if len(groups) == 1 else ""
     name = Path(sweep).name if isinstance(sweep, str) else f"of {len(jobs)} run folders"
