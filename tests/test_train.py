@@ -42,7 +42,10 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     run_dir = tmp_path / "logs" / "run"
     overrides = ["model=smpn", "trainer=debug", f"model.smpn.module.init_checkpoint={start_checkpoint}"]
     metrics = run(compose_train(run_dir, data_dir, overrides))
-    assert {f"val/iou_{roi}" for roi in ROI_NAMES} | {"val/mask_miou", "val/rec", "val/region"} == set(metrics)
+    fast_masks = {f"val/fast_matte_iou_{roi}" for roi in ROI_NAMES} | {"val/fast_matte_iou", "val/fast_mask_iou"}
+    assert {f"val/iou_{roi}" for roi in ROI_NAMES} | {"val/mask_miou", "val/rec", "val/region"} | fast_masks == set(
+        metrics
+    )
     ious = [metrics[f"val/iou_{roi}"] for roi in ROI_NAMES]
     assert metrics["val/mask_miou"] == pytest.approx(sum(ious) / len(ious))
     extra = read_extra(run_dir / "smpn.pt")
@@ -51,6 +54,8 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
         extra["mask_threshold"] == 0.2
     )  # the quick start's; the editor reads masks with the threshold validation used
     assert extra["slicing"]["channels"]["hair"] == [0, 1]
+    # the quick start's head: the 32 px block of this 64 px SAE (8 px code)
+    assert extra["mask_head"]["block"] == "UpsamplingResBlock32" and extra["mask_head"]["mask_threshold"] == 0.2
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
 

@@ -6,7 +6,8 @@ Algorithm 1 (style edit of a region r of images x):
 
 Every public method takes images (B x 3 x H x W in [-1, 1]) or the :class:`EncodedFaces` that
 :meth:`L2SAEEditor.encode` returns, so callers that edit several regions encode each image once
-per network. Region masks are read from one batched SMPN decode of all requested regions, and
+per network. Region masks are read from one batched SMPN decode of all requested regions (or, with a mask
+head, from that decode cut short at the head's block: ``masks`` in :class:`L2SAEEditor`), and
 masks and style edits are remembered in the ``EncodedFaces``: a further region on cached faces costs
 one SMPN decode if its mask is new and one SMN decode if its style change is new, none otherwise.
 
@@ -31,6 +32,7 @@ from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DE
 from l2sae.editing.window import contains, decode_box, paste
 from l2sae.nn.checkpoint import UnknownImageSizeError, load_sae, read_extra
 from l2sae.nn.layers import NoiseInjection
+from l2sae.nn.mask_head import MaskHead, masks_from_logits, region_mask_logits
 from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
 from l2sae.nn.window import Box, decode_window
@@ -39,6 +41,7 @@ from l2sae.utils.errors import ConfigError
 from l2sae.utils.precision import PRECISION_DTYPES, resolve_precision
 
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
+MASK_READS = ("auto", "fast", "full")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 0..2^63-1 without wrapping
 MAX_IMAGE_SIZE = 4096  # the official SAE models go up to 1024 px; a larger side is a typo or a bad file
 RANGE_TOLERANCE = 0.01  # images may exceed [-1, 1] by rounding, not by more
@@ -196,6 +199,13 @@ class L2SAEEditor:
     belong to which region. style_sigma: length of the texture noise relative to the unit texture code
     at strength 1. mask_threshold / soft_masks: how masks are read off the SMPN's region decodes
     (:func:`l2sae.regions.masks_from_region_decodes`; a threshold of None: ``DEFAULT_MASK_THRESHOLD``).
+    masks: how region masks are read. "full": off the SMPN's sliced decodes at the image's resolution.
+        "fast": by ``mask_head`` (:mod:`l2sae.nn.mask_head`), distilled from those full masks: the sliced decode
+        runs only up to the head's block (e.g. 32 of 256 px: about a tenth of the decode's work), the head's
+        logits are upsampled to the image size and thresholded at 0 (``soft_masks``: their sigmoid); it predicts
+        the full masks of the threshold it was distilled at, so another ``mask_threshold`` needs "full".
+        "auto" (the default): "fast" when a head is given (``from_checkpoints``: recorded in smpn.pt) and
+        made for this threshold, else "full". ``mask_head``: a :class:`MaskHead` for this SMPN (or None).
     matting: Algorithm 2's settings.
     precision: "auto" (bf16 where the networks' device runs it natively, else float32: see
         :mod:`l2sae.utils.precision`), "32" or "bf16": the editor runs bfloat16 copies of the networks (weights
@@ -221,6 +231,8 @@ class L2SAEEditor:
         style_sigma: float = 1.0,
         mask_threshold: float | None = None,
         soft_masks: bool = False,
+        masks: str = "auto",
+        mask_head: MaskHead | None = None,
         matting: AlphaMatting | Mapping | None = None,
         precision: str | int = "auto",
         channels_last: bool = True,
@@ -242,6 +254,7 @@ class L2SAEEditor:
         self.style_sigma = float(style_sigma)
         self.mask_threshold = check_mask_threshold(DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold)
         self.soft_masks = bool(soft_masks)
+        self.mask_reading, self.mask_head = self._mask_reading(masks, mask_head, smpn)
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
         if not 0.0 <= window_max_fraction <= 1.0:
@@ -250,9 +263,34 @@ class L2SAEEditor:
         self.image_size = check_image_size(smpn.config.crop_size if image_size is None else image_size, (smn, smpn))
         self.structure_swap = check_design(structure_swap)
         self.dtype = PRECISION_DTYPES[self.precision]
-        self.networks_given = (id(smn), id(smpn))  # which networks (not copies) its codes come from
+        self.networks_given = (id(smn), id(smpn), id(mask_head))  # which networks (not copies) it reads with
         self.smn = _inference_copy(smn, self.dtype)
         self.smpn = _inference_copy(smpn, self.dtype)
+
+    def _mask_reading(
+        self, masks: str, head: MaskHead | None, smpn: SwappingAutoencoder
+    ) -> tuple[str, MaskHead | None]:
+        """The mask reading ``masks`` resolves to ("fast" or "full") and the head it uses (a float32 copy, eval)."""
+        if masks not in MASK_READS:
+            raise ConfigError(f"editor.masks: expected one of {', '.join(MASK_READS)}, got {masks!r}")
+        if head is not None:
+            try:
+                head.check_fits(smpn, key="editor.mask_head")
+            except ValueError as error:
+                raise ConfigError(str(error)) from error
+        usable = head is not None and head.mask_threshold == self.mask_threshold
+        if masks == "fast" and not usable:
+            reason = (
+                "no mask head was given (the SMPN checkpoint records none: distil one with "
+                "model.smpn.module.mask_head in training)"
+                if head is None
+                else f"the mask head predicts the masks of threshold {head.mask_threshold:g}, not {self.mask_threshold:g}"
+            )
+            raise ConfigError(f"editor.masks: fast needs a mask head for this SMPN; {reason}; use full or auto")
+        if masks == "full" or not usable:
+            return "full", None
+        device = next(smpn.parameters()).device
+        return "fast", copy.deepcopy(head).float().eval().requires_grad_(False).to(device)
 
     @classmethod
     def from_checkpoints(
@@ -267,8 +305,8 @@ class L2SAEEditor:
         """Load both networks (our ``save_sae`` format or an official SAE checkpoint).
 
         The slicing, the image size and the mask threshold default to those recorded in the SMPN checkpoint's
-        ``extra`` (the threshold its validation read masks with); recorded values are checked and errors name
-        the file. ``options`` are the keyword arguments of the constructor; an option given as None takes the
+        ``extra`` (the threshold its validation read masks with), and so does the mask head (``mask_head``, used
+        as ``masks`` says); recorded values are checked and errors name the file. ``options`` are the keyword arguments of the constructor; an option given as None takes the
         recorded value. An official SAE file without discriminator weights does not record its image size:
         give ``image_size`` (``editor.image_size=N`` on the command line). A file recorded as the other
         network (an SMPN given as the SMN, or the reverse) is refused.
@@ -295,6 +333,11 @@ class L2SAEEditor:
             slicing = SliceScheme.from_dict(extra["slicing"], key=f"{smpn_path}:slicing")
         if options.get("mask_threshold") is None and "mask_threshold" in extra:
             options["mask_threshold"] = check_mask_threshold(extra["mask_threshold"], f"{smpn_path}: mask_threshold")
+        if options.get("mask_head") is None and "mask_head" in extra:
+            try:
+                options["mask_head"] = MaskHead.from_dict(extra["mask_head"], key=f"{smpn_path}: mask_head")
+            except ValueError as error:
+                raise ConfigError(str(error)) from error
         smn = load_for_inference(smn_path, device, options.get("image_size") or extra.get("image_size"))
         smpn = load_for_inference(smpn_path, device, options.get("image_size") or extra.get("image_size"))
         if options.get("image_size") is None and "image_size" in extra:
@@ -307,6 +350,7 @@ class L2SAEEditor:
             other.networks_given == self.networks_given
             and other.slicing.to_dict() == self.slicing.to_dict()
             and (other.mask_threshold, other.soft_masks) == (self.mask_threshold, self.soft_masks)
+            and other.mask_reading == self.mask_reading
         )
 
     @property
@@ -372,14 +416,19 @@ class L2SAEEditor:
         return self.encode(faces)
 
     def _read_masks(self, faces: EncodedFaces, rois: tuple[str, ...]) -> torch.Tensor:
-        """B x R x H x W masks; regions not read yet are decoded by the SMPN in one batch."""
+        """B x R x H x W masks; regions not read yet are decoded by the SMPN in one batch (``masks``: in full or
+        up to the mask head's block)."""
         missing = [roi for roi in rois if roi not in faces.region_masks]
         if missing:
             channel_masks = self.slicing.channel_masks(missing).to(self.device)  # R x C
             structure = faces.smpn_structure.to(self.dtype).contiguous(memory_format=self._layout())
-            decodes = self.smpn.decode_sliced(structure, faces.smpn_texture.to(self.dtype), channel_masks)
-            decodes = decodes.float().clamp(-1.0, 1.0)
-            masks = masks_from_region_decodes(decodes, threshold=self.mask_threshold, soft=self.soft_masks)
+            texture = faces.smpn_texture.to(self.dtype)
+            if self.mask_head is not None:
+                logits = region_mask_logits(self.smpn, self.mask_head, structure, texture, channel_masks)
+                masks = masks_from_logits(logits, faces.images.shape[-2:], soft=self.soft_masks)
+            else:
+                decodes = self.smpn.decode_sliced(structure, texture, channel_masks).float().clamp(-1.0, 1.0)
+                masks = masks_from_region_decodes(decodes, threshold=self.mask_threshold, soft=self.soft_masks)
             faces.region_masks.update(zip(missing, masks.unbind(dim=1)))
         return torch.stack([faces.region_masks[roi] for roi in rois], dim=1)
 

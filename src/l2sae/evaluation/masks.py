@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 
 
 class RegionIoU:
@@ -45,3 +46,23 @@ class RegionIoU:
         result["mean"] = sum(defined) / len(defined) if defined else None
         result["images"] = self.num_images
         return result
+
+
+class SoftRegionIoU(Metric):
+    """Dataset-level IoU per region of masks or mattes in [0, 1]: ``sum(min(a, b)) / sum(max(a, b))`` over all
+    pixels of all images (the hard IoU for masks in {0, 1}); summed across processes. ``compute``: R values."""
+
+    full_state_update = False
+
+    def __init__(self, num_regions: int) -> None:
+        super().__init__()
+        self.add_state("intersection", torch.zeros(num_regions, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("union", torch.zeros(num_regions, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, predicted: Tensor, target: Tensor) -> None:
+        """predicted, target: B x R x H x W in [0, 1]."""
+        self.intersection += torch.minimum(predicted, target).sum(dim=(0, 2, 3)).double()
+        self.union += torch.maximum(predicted, target).sum(dim=(0, 2, 3)).double()
+
+    def compute(self) -> Tensor:
+        return self.intersection / self.union

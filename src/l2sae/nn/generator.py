@@ -85,8 +85,28 @@ class Generator(nn.Module):
 
     def forward(self, structure: Tensor, texture: Tensor, normalize_structure: bool = True) -> Tensor:
         """``normalize_structure=False`` feeds the structure as given (for codes normalised, then sliced)."""
+        return self.ToRGB(self.features(structure, texture, normalize_structure), normalize(texture))
+
+    def features(
+        self, structure: Tensor, texture: Tensor, normalize_structure: bool = True, until: str | None = None
+    ) -> Tensor:
+        """The output of block ``until`` (one of ``blocks``; None: the last), computing no block after it:
+        B x C x h 2^u x w 2^u for the u upsampling blocks up to it, exactly the full decode's features there."""
+        if until is not None and until not in self.blocks:
+            raise ValueError(f"until: {until!r} is not a block of this generator; choose one of {self.blocks}")
         texture = normalize(texture)
         x = self.SpatialCodeModulation(normalize(structure) if normalize_structure else structure, texture)
         for name in self.blocks:
             x = getattr(self, name)(x, texture)
-        return self.ToRGB(x, texture)
+            if name == until:
+                break
+        return x
+
+    def block_scale(self, name: str) -> int:
+        """How many times larger than the structure code the output of block ``name`` is (2^upsamplings)."""
+        upsamplings = self.blocks[: self.blocks.index(name) + 1]
+        return 2 ** sum(isinstance(getattr(self, block), UpsamplingResBlock) for block in upsamplings)
+
+    def block_channels(self, name: str) -> int:
+        """Channels of block ``name``'s output."""
+        return getattr(self, name).conv2.conv.weight.shape[1]  # 1 x out x in x k x k

@@ -321,7 +321,9 @@ class SwappingAutoencoder(nn.Module):
         """(structure B x C_s x h x w, texture B x C_t) -> images B x 3 x h 2^k x w 2^k, unbounded."""
         return self.G(structure, texture)
 
-    def decode_sliced(self, structure: Tensor, texture: Tensor, channel_masks: Tensor) -> Tensor:
+    def decode_sliced(
+        self, structure: Tensor, texture: Tensor, channel_masks: Tensor, until: str | None = None
+    ) -> Tensor:
         """Decode each ROI's slice of the structure code, all B x R decodes in one generator call.
 
         structure B x C_s x h x w, texture B x C_t, channel_masks R x C_s in {0, 1} (a row per ROI)
@@ -329,14 +331,20 @@ class SwappingAutoencoder(nn.Module):
         slice are zeroed, and the generator's own normalisation is skipped: normalising a sliced code
         would blow each slice up to unit length at every pixel (a one-channel slice would become its
         sign, with zero gradient), erasing where the ROI is. Without slicing this equals ``decode``.
+        ``until``: a generator block; the decode stops after it and returns its features B x R x C x h' x w'
+        (:meth:`Generator.features`: no later block runs).
         """
         batch, regions = structure.shape[0], channel_masks.shape[0]
         masks = channel_masks.to(structure)[None, :, :, None, None]
         sliced = (normalize(structure).unsqueeze(1) * masks).flatten(0, 1)
         if structure.dim() == 4 and structure.is_contiguous(memory_format=torch.channels_last):
             sliced = sliced.contiguous(memory_format=torch.channels_last)  # keep the caller's layout
-        images = self.G(sliced, texture.repeat_interleave(regions, dim=0), normalize_structure=False)
-        return images.unflatten(0, (batch, regions))
+        texture = texture.repeat_interleave(regions, dim=0)
+        if until is None:
+            decodes = self.G(sliced, texture, normalize_structure=False)
+        else:
+            decodes = self.G.features(sliced, texture, normalize_structure=False, until=until)
+        return decodes.unflatten(0, (batch, regions))
 
     def swap(self, structure: Tensor, texture: Tensor) -> Tensor:
         """Decode image i's structure with the texture of its pair partner (0<->1, 2<->3, ...)."""

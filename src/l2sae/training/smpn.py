@@ -9,8 +9,11 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MultilabelJaccardIndex
 
+from l2sae.editing.matting import AlphaMatting
+from l2sae.evaluation.masks import SoftRegionIoU
 from l2sae.losses import PerceptualDistance, gan_loss, image_distance, r1_penalty
 from l2sae.nn import save_sae
+from l2sae.nn.mask_head import masks_from_logits, region_mask_logits
 from l2sae.regions import (
     DEFAULT_MASK_THRESHOLD,
     SliceScheme,
@@ -20,6 +23,7 @@ from l2sae.regions import (
 from l2sae.utils.errors import ConfigError
 
 from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
+from .mask_head import MaskHeadSettings, distill_mask_head
 
 # distinct colours (in [0, 1]) for drawing up to eight ROI masks in one image
 MASK_COLOURS = torch.tensor(
@@ -147,6 +151,11 @@ class SMPNModule(SAETrainingModule):
     image_size: training image side, recorded in the exported checkpoint.
     mask_threshold: brightness threshold of :func:`masks_from_region_decodes`; recorded in the exported file,
         where the editor reads it.
+    mask_head: None, or the settings of the cheap mask head (:class:`~l2sae.training.mask_head.MaskHeadSettings`)
+        distilled from the trained SMPN's own masks when fitting ends (only the head learns) and exported with
+        it; the validation after that logs its agreement with the full masks: ``val/fast_matte_iou_<roi>``
+        (``sum(min) / sum(max)`` of the two mattes, i.e. the masks after the editor's default matte blur, over
+        all validation pixels), their mean ``val/fast_matte_iou`` and the mean hard-mask IoU ``val/fast_mask_iou``.
     """
 
     def __init__(
@@ -160,6 +169,7 @@ class SMPNModule(SAETrainingModule):
         mask_threshold: float = DEFAULT_MASK_THRESHOLD,
         gradient_clip_val: float | None = None,
         lr_decay: Mapping | None = None,
+        mask_head: Mapping | None = None,
     ):
         super().__init__(optimizer, gradient_clip_val, lr_decay)
         self.save_hyperparameters()
@@ -184,6 +194,9 @@ class SMPNModule(SAETrainingModule):
             else None
         )
         self.val_iou = MultilabelJaccardIndex(num_labels=len(self.roi_names), average=None)
+        self.mask_head_settings = MaskHeadSettings.from_config(mask_head) if mask_head else None
+        self.mask_head = None  # distilled when fitting ends
+        self.fast_mask_iou, self.fast_matte_iou = SoftRegionIoU(len(self.roi_names)), SoftRegionIoU(len(self.roi_names))
 
     @staticmethod
     def check_settings(slicing: Mapping, roi_names: Sequence[str]) -> SliceScheme:
@@ -283,12 +296,40 @@ class SMPNModule(SAETrainingModule):
         self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True, batch_size=len(images))
         masks = masks_from_region_decodes(region_decodes.clamp(-1, 1), threshold=self.mask_threshold)
         self.val_iou.update(masks, roi_masks.round().int())
+        if self.mask_head is not None:
+            logits = region_mask_logits(self.sae, self.mask_head, *self.sae.encode(images), self.decode_channels[1:])
+            fast = masks_from_logits(logits, masks.shape[-2:])
+            self.fast_mask_iou.update(fast, masks)
+            matte = AlphaMatting().matte
+            self.fast_matte_iou.update(*(matte(m.flatten(0, 1)[:, None]).view_as(m) for m in (fast, masks)))
 
     def on_validation_epoch_end(self) -> None:
         ious = self.val_iou.compute()
         self.val_iou.reset()
         self.log_dict({f"val/iou_{roi}": iou for roi, iou in zip(self.roi_names, ious)})
         self.log("val/mask_miou", ious.mean(), prog_bar=True)
+        if self.mask_head is not None:
+            matte_ious, mask_ious = self.fast_matte_iou.compute().float(), self.fast_mask_iou.compute().float()
+            self.fast_matte_iou.reset()
+            self.fast_mask_iou.reset()
+            self.log_dict({f"val/fast_matte_iou_{roi}": iou for roi, iou in zip(self.roi_names, matte_ious)})
+            self.log_dict({"val/fast_matte_iou": matte_ious.mean(), "val/fast_mask_iou": mask_ious.mean()})
+
+    def on_fit_end(self) -> None:
+        """Distil the mask head (``mask_head``) from the trained SMPN on the first training images (their random
+        flips drawn from a fixed seed, so every DDP rank distils the same head)."""
+        settings = self.mask_head_settings
+        if settings is None:
+            return
+        dataset = self.trainer.train_dataloader.dataset
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            count = min(settings.images, len(dataset))
+            images = torch.stack([dataset[index]["image"] for index in range(count)]).to(self.device)
+        self.mask_head, loss = distill_mask_head(
+            self.sae, images, self.decode_channels[1:], self.mask_threshold, settings
+        )
+        self.print(f"mask head on {self.mask_head.block} distilled from {count} images: loss {loss:.4f}")
 
     # ---- outputs -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -311,4 +352,6 @@ class SMPNModule(SAETrainingModule):
             "roi_names": list(self.roi_names),
             "mask_threshold": self.mask_threshold,
         }
+        if self.mask_head is not None:
+            extra["mask_head"] = self.mask_head.to_dict()
         save_sae(self.sae, path, extra=extra)

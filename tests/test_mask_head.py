@@ -1,0 +1,233 @@
+"""The cheap mask read: a generator decode cut short at a block, the mask head, its distillation and storage,
+and the editor's ``masks`` option (full | fast | auto)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from l2sae.editing import L2SAEEditor
+from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU
+from l2sae.nn import SAEConfig, SwappingAutoencoder, read_extra, save_sae
+from l2sae.nn.mask_head import MaskHead, masks_from_logits, region_mask_logits
+from l2sae.regions import SliceScheme
+from l2sae.training.mask_head import MaskHeadSettings, distill_mask_head, head_block
+from l2sae.utils.errors import ConfigError
+
+SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tiny_sae(seed):
+    torch.manual_seed(seed)
+    return SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False).eval().set_noise("zero")
+
+
+@pytest.fixture(scope="module")
+def smpn():
+    return _tiny_sae(2)
+
+
+@pytest.fixture(scope="module")
+def codes(smpn):
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.no_grad():
+        return smpn.encode(images)
+
+
+def _head(smpn, block="UpsamplingResBlock16", **options):
+    torch.manual_seed(5)
+    return MaskHead.for_network(smpn, block, mask_threshold=0.1, **options)
+
+
+def test_a_decode_cut_short_equals_the_full_decodes_features_exactly(smpn, codes):
+    channel_masks = SLICING.channel_masks(["hair", "nose"])
+    for block in smpn.G.blocks:
+        captured = []
+        hook = getattr(smpn.G, block).register_forward_hook(
+            lambda module, inputs, output, kept=captured: kept.append(output)
+        )
+        with torch.no_grad():
+            smpn.decode_sliced(*codes, channel_masks)
+        hook.remove()
+        with torch.no_grad():
+            features = smpn.decode_sliced(*codes, channel_masks, until=block)
+        assert features.shape[:2] == (2, 2) and torch.equal(features.flatten(0, 1), captured[0]), block
+        side = 64 * smpn.G.block_scale(block) // 8
+        assert features.shape[2:] == (smpn.G.block_channels(block), side, side)
+    with pytest.raises(ValueError, match="until: 'ToRGB' is not a block"):
+        smpn.decode_sliced(*codes, channel_masks, until="ToRGB")
+
+
+def test_a_decode_cut_short_runs_no_later_block(smpn, codes):
+    ran = []
+    hooks = [
+        getattr(smpn.G, block).register_forward_pre_hook(lambda module, inputs, name=block: ran.append(name))
+        for block in smpn.G.blocks
+    ]
+    try:
+        with torch.no_grad():
+            smpn.decode_sliced(*codes, SLICING.channel_masks(["eyes"]), until="UpsamplingResBlock16")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert ran == ["HeadResnetBlock0", "HeadResnetBlock1", "UpsamplingResBlock16"]
+
+
+def test_head_logits_have_the_heads_resolution_and_masks_the_image_size(smpn, codes):
+    head = _head(smpn, upscale=2)
+    logits = region_mask_logits(smpn, head, *codes, SLICING.channel_masks(["hair", "skin", "eyes"]))
+    assert logits.shape == (2, 3, 32, 32) == (2, 3, head.resolution(smpn, 64), head.resolution(smpn, 64))
+    masks = masks_from_logits(logits, (64, 64))
+    assert masks.shape == (2, 3, 64, 64) and set(masks.unique().tolist()) <= {0.0, 1.0}
+    soft = masks_from_logits(logits, (64, 64), soft=True)
+    assert torch.equal(soft > 0.5, masks.bool())
+
+
+def test_head_block_by_side_fraction():
+    quick_start = SwappingAutoencoder(SAEConfig.preset("tiny", encoder_downsamplings_structure=2), False)
+    assert head_block(quick_start, 0.5) == "UpsamplingResBlock16"  # 32 of 64 px
+    assert head_block(quick_start, 0.125) == "HeadResnetBlock1"  # the code's 16 px: the last block there
+    with torch.device("meta"):
+        ffhq256 = SwappingAutoencoder(SAEConfig.preset("ffhq256"), False)
+    assert head_block(ffhq256, 0.125) == "UpsamplingResBlock16" and head_block(ffhq256, 0.25) == "UpsamplingResBlock32"
+
+
+def test_head_round_trip_through_an_smpn_file(smpn, codes, tmp_path):
+    head = _head(smpn, upscale=2, hidden=8)
+    path = save_sae(smpn, tmp_path / "smpn.pt", extra={"kind": "smpn", "mask_head": head.to_dict()})
+    stored = torch.load(path, weights_only=True)["extra"]["mask_head"]
+    loaded = MaskHead.from_dict(stored)
+    assert (loaded.block, loaded.upscale, loaded.hidden, loaded.mask_threshold) == ("UpsamplingResBlock16", 2, 8, 0.1)
+    features = smpn.decode_sliced(*codes, SLICING.channel_masks(["nose"]), until=loaded.block).flatten(0, 1)
+    with torch.no_grad():
+        assert torch.equal(loaded(features), head(features))
+    with pytest.raises(ValueError, match="x.pt: mask_head: not a mask head"):
+        MaskHead.from_dict({"format": "other"}, key="x.pt: mask_head")
+    with pytest.raises(ValueError, match="mis-shaped"):
+        MaskHead.from_dict({**stored, "hidden": 9})
+
+
+def _files(tmp_path, smpn, head):
+    smn_path = save_sae(_tiny_sae(1), tmp_path / "smn.pt", extra={"kind": "smn"})
+    extra = {"kind": "smpn", "slicing": SLICING.to_dict(), "image_size": 64, "mask_threshold": 0.1}
+    if head is not None:
+        extra["mask_head"] = head.to_dict()
+    return smn_path, save_sae(smpn, tmp_path / f"smpn{'_head' if head else ''}.pt", extra=extra)
+
+
+def test_editor_reads_fast_masks_from_a_file_with_a_head(smpn, tmp_path, monkeypatch):
+    head = _head(smpn, upscale=2)
+    smn_path, smpn_path = _files(tmp_path, smpn, head)
+    fast = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32")
+    full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")
+    assert (fast.mask_reading, full.mask_reading) == ("fast", "full") and full.mask_head is None
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    calls = []
+    original = fast.smpn.decode_sliced
+    monkeypatch.setattr(fast.smpn, "decode_sliced", lambda *a, **k: calls.append(k) or original(*a, **k))
+    masks = fast.masks(images, ["hair", "eyes"])
+    assert calls == [{"until": "UpsamplingResBlock16"}]  # one batched decode, cut short
+    with torch.no_grad():
+        expected = masks_from_logits(
+            region_mask_logits(smpn, head, *smpn.encode(images), SLICING.channel_masks(["hair", "eyes"])), (64, 64)
+        )
+    assert torch.equal(masks, expected)
+    assert not torch.equal(masks, full.masks(images, ["hair", "eyes"]))  # an untrained head: other masks
+    edit = fast.edit_style(images, "hair", seed=1)
+    assert torch.equal(edit.matte, fast.matting.matte(masks[:, :1]))
+
+
+def test_an_smpn_file_without_head_keeps_the_full_masks(smpn, tmp_path):
+    smn_path, smpn_path = _files(tmp_path, smpn, None)
+    auto = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32")
+    assert auto.mask_reading == "full" and auto.mask_head is None and "mask_head" not in read_extra(smpn_path)
+    with pytest.raises(ConfigError, match="editor.masks: fast needs a mask head .* records none"):
+        L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="fast")
+
+
+def test_mask_option_errors(smpn):
+    smn = _tiny_sae(1)
+    with pytest.raises(ConfigError, match="editor.masks: expected one of auto, fast, full, got 'quick'"):
+        L2SAEEditor(smn, smpn, SLICING, masks="quick")
+    with pytest.raises(ConfigError, match="editor.mask_head: made for 7 feature channels"):
+        L2SAEEditor(smn, smpn, SLICING, mask_head=MaskHead("UpsamplingResBlock16", 7), masks="fast")
+    with pytest.raises(ConfigError, match="block 'UpsamplingResBlock128' is not a block"):
+        L2SAEEditor(smn, smpn, SLICING, mask_head=MaskHead("UpsamplingResBlock128", 7))
+    head = _head(smpn)
+    with pytest.raises(ConfigError, match="predicts the masks of threshold 0.1, not 0.3"):
+        L2SAEEditor(smn, smpn, SLICING, mask_head=head, masks="fast", mask_threshold=0.3)
+    assert L2SAEEditor(smn, smpn, SLICING, mask_head=head, mask_threshold=0.3).mask_reading == "full"
+
+
+def test_settings_are_checked():
+    assert MaskHeadSettings.from_config({"upscale": 4}).upscale == 4
+    with pytest.raises(ConfigError, match="mask_head: unknown key"):
+        MaskHeadSettings.from_config({"steps": 3})
+    with pytest.raises(ConfigError, match="mask_head.side_fraction: expected a number in"):
+        MaskHeadSettings.from_config({"side_fraction": 2})
+    with pytest.raises(ConfigError, match="mask_head.epochs: expected an integer >= 1"):
+        MaskHeadSettings.from_config({"epochs": 0})
+
+
+def test_distillation_trains_only_the_head_and_leaves_the_smpn_as_it_was():
+    smpn = _tiny_sae(2).train().set_noise("random")
+    before = {name: value.clone() for name, value in smpn.state_dict().items()}
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    settings = MaskHeadSettings(side_fraction=0.25, upscale=2, hidden=8, images=4, epochs=10, batch_size=8)
+    channel_masks = SLICING.channel_masks(["hair", "skin"])
+    head, loss = distill_mask_head(smpn, images, channel_masks, 0.1, settings)
+    assert head.block == "UpsamplingResBlock16" and not head.training and loss < 0.69  # better than chance
+    assert all(torch.equal(before[name], value) for name, value in smpn.state_dict().items())
+    assert smpn.training and {m.mode for m in smpn.G.modules() if hasattr(m, "mode")} == {"random"}
+
+
+def test_soft_region_iou_is_the_hard_iou_on_masks_and_min_over_max_on_mattes():
+    predicted = torch.zeros(2, 2, 4, 4)
+    target = torch.zeros(2, 2, 4, 4)
+    predicted[:, 0, :2] = 1  # 16 pixels over the batch
+    target[:, 0, 1:3] = 1  # 8 shared: IoU 8 / 24
+    predicted[:, 1], target[:, 1] = 0.5, 1.0
+    soft, hard = SoftRegionIoU(2), RegionIoU(["a", "b"])
+    soft.update(predicted, target)
+    hard.update(predicted[:, :1].expand(-1, 2, -1, -1), target[:, :1].expand(-1, 2, -1, -1))
+    assert soft.compute().tolist() == pytest.approx([1 / 3, 0.5]) and hard.compute()["a"] == pytest.approx(1 / 3)
+
+
+def _trained_quick_start() -> Path | None:
+    """A quick-start run folder with a mask head (L2SAE_QUICKSTART_RUN, else logs/latest), or None."""
+    folder = Path(os.environ.get("L2SAE_QUICKSTART_RUN", REPO / "logs" / "latest"))
+    metrics = folder / "metrics.json"
+    if not metrics.is_file() or json.loads(metrics.read_text()).get("val/mask_miou", 0) < 0.6:
+        return None
+    return folder if "mask_head" in read_extra(folder / "smpn.pt") else None
+
+
+@pytest.mark.slow
+def test_fast_masks_match_the_full_masks_on_the_quick_starts_validation_faces():
+    """Goal: matte IoU (sum(min) / sum(max) of the two blurred mattes) >= 0.97 for every region."""
+    folder = _trained_quick_start()
+    if folder is None:
+        pytest.skip("needs a trained quick start with a mask head: run `python train.py` (logs/latest)")
+    from omegaconf import OmegaConf
+
+    from l2sae.data import L2SAEDataModule
+
+    data = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml").data, resolve=True)
+    data.pop("_target_")
+    validation = L2SAEDataModule(**{**data, "num_workers": 0}).val_dataloader()
+    fast = L2SAEEditor.from_checkpoints(folder / "smn.pt", folder / "smpn.pt", precision="32")
+    full = L2SAEEditor.from_checkpoints(folder / "smn.pt", folder / "smpn.pt", precision="32", masks="full")
+    rois = fast.slicing.roi_names
+    assert fast.mask_reading == "fast"
+    mattes, masks = SoftRegionIoU(len(rois)), SoftRegionIoU(len(rois))
+    for batch in validation:
+        pair = fast.masks(batch["image"], rois), full.masks(batch["image"], rois)
+        masks.update(*pair)
+        mattes.update(*(fast.matting.matte(m.flatten(0, 1)[:, None]).view_as(m) for m in pair))
+    assert min(mattes.compute().tolist()) >= 0.97, dict(zip(rois, mattes.compute().tolist()))
+    assert min(masks.compute().tolist()) >= 0.95, dict(zip(rois, masks.compute().tolist()))
+    recorded = json.loads((folder / "metrics.json").read_text())
+    assert recorded["val/fast_matte_iou"] == pytest.approx(mattes.compute().mean().item(), abs=1e-3)
