@@ -11,9 +11,9 @@ import torch
 from l2sae.editing import L2SAEEditor
 from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU
 from l2sae.nn import SAEConfig, SwappingAutoencoder, read_extra, save_sae
-from l2sae.nn.mask_head import MaskHead, masks_from_logits, region_mask_logits
+from l2sae.nn.mask_head import MaskHead, head_block, masks_from_logits, region_mask_logits
 from l2sae.regions import SliceScheme
-from l2sae.training.mask_head import MaskHeadSettings, distill_mask_head, head_block
+from l2sae.training.mask_head import MaskHeadSettings, distill_mask_head
 from l2sae.utils.errors import ConfigError
 
 SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)

@@ -94,6 +94,15 @@ class MaskHead(nn.Module):
         return head
 
 
+def head_block(sae: SwappingAutoencoder, side_fraction: float) -> str:
+    """The last generator block of the smallest output side >= ``side_fraction`` of the image side (the block a
+    head reads for that fraction: 0.5 of a 64 px quick-start SAE -> its 32 px block, 0.125 of ffhq256 -> 32 px)."""
+    code_fraction = 2.0**-sae.config.encoder_downsamplings_structure
+    fitting = [name for name in sae.G.blocks if sae.G.block_scale(name) * code_fraction >= side_fraction]
+    smallest = min(sae.G.block_scale(name) for name in fitting)
+    return [name for name in fitting if sae.G.block_scale(name) == smallest][-1]
+
+
 def region_mask_logits(
     sae: SwappingAutoencoder, head: MaskHead, structure: Tensor, texture: Tensor, channel_masks: Tensor
 ) -> Tensor:

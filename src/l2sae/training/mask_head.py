@@ -19,7 +19,7 @@ from torch import Tensor
 
 from l2sae.nn import SwappingAutoencoder
 from l2sae.nn.layers import NoiseInjection
-from l2sae.nn.mask_head import MaskHead
+from l2sae.nn.mask_head import MaskHead, head_block
 from l2sae.regions import masks_from_region_decodes
 from l2sae.utils.errors import ConfigError
 
@@ -59,14 +59,6 @@ class MaskHeadSettings:
         if not (isinstance(settings.lr, (int, float)) and settings.lr > 0):
             raise ConfigError(f"{key}.lr: expected a positive number, got {settings.lr!r}")
         return settings
-
-
-def head_block(sae: SwappingAutoencoder, side_fraction: float) -> str:
-    """The last generator block of the smallest output side >= ``side_fraction`` of the image side."""
-    code_fraction = 2.0**-sae.config.encoder_downsamplings_structure
-    fitting = [name for name in sae.G.blocks if sae.G.block_scale(name) * code_fraction >= side_fraction]
-    smallest = min(sae.G.block_scale(name) for name in fitting)
-    return [name for name in fitting if sae.G.block_scale(name) == smallest][-1]
 
 
 @torch.no_grad()
