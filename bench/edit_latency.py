@@ -8,10 +8,13 @@ and what a photo adds (a 1-megapixel photo with one face: detection + landmarks 
 
 ``--official-repo DIR`` (a checkout of taesungp/swapping-autoencoder-pytorch) adds the side-by-side table
 of :mod:`official_compare`: per region, the official code's edit against L2SAE's (fp32 with the full
-decode, fp32 and precision auto with the window decode) on the same weights, timed in alternation.
+decode and full masks; fp32 with the window decode and full masks, or fast masks; the defaults: precision
+auto, window decode, masks auto) on the same weights, timed in alternation.
 
 Random weights (speed does not depend on them): an SMN and an SMPN of the size's preset
-(``benchlib.PRESET_FOR_SIZE``), noise off, the default slicing scheme. Each operation is timed
+(``benchlib.PRESET_FOR_SIZE``), noise off, the default slicing scheme, and a mask head of random weights on
+the SMPN's block at ``--mask-head-side`` of the image side (conf/model/smpn.yaml's default, 1/8: the 32 px
+block at 256 px); ``--masks`` chooses the operations table's mask reading (default auto: that head). Each operation is timed
 ``--runs`` times after ``--warmup`` untimed calls (median, min, max); its FLOPs come from
 ``torch.utils.flop_counter`` and give the achieved GFLOP/s. bfloat16 runs the editor with
 ``precision="bf16"`` (bfloat16 copies of the networks); its outputs are compared with float32 (PSNR, mask agreement).
@@ -49,8 +52,9 @@ from l2sae.data.synthfaces import draw_face
 from l2sae.editing import EncodedFaces, L2SAEEditor
 from l2sae.evaluation.timing import TimingStats, measure_seconds
 from l2sae.nn import SAEConfig, SwappingAutoencoder
+from l2sae.nn.mask_head import MaskHead, head_block
 from l2sae.photos import find_faces
-from l2sae.regions import ROI_NAMES, SliceScheme
+from l2sae.regions import DEFAULT_MASK_THRESHOLD, ROI_NAMES, SliceScheme
 
 # conf/slicing/default.yaml: the paper's 8-channel structure code
 DEFAULT_SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "eyes": (4,), "nose": (5,), "lips_mouth": (6,)}, 8)
@@ -85,18 +89,32 @@ class Operation:
 
 @dataclass(frozen=True)
 class Networks:
-    """What one table is measured on: an SMN, an SMPN, their slicing, the image side and a label."""
+    """What one table is measured on: an SMN, an SMPN, their slicing, the image side, a label and the SMPN's
+    mask head (None: none)."""
 
     label: str
     size: int
     smn: SwappingAutoencoder
     smpn: SwappingAutoencoder
     slicing: SliceScheme
+    mask_head: MaskHead | None = None
+    mask_threshold: float | None = None
 
-    def editor(self, precision: str, channels_last: bool | None) -> L2SAEEditor:
-        """An editor of these networks; ``channels_last`` None keeps the editor's default."""
+    def editor(self, precision: str = "auto", channels_last: bool | None = None, **options) -> L2SAEEditor:
+        """An editor of these networks (``options``: more of its keyword arguments); ``channels_last`` None keeps
+        the editor's default."""
         layout = {} if channels_last is None else {"channels_last": channels_last}
-        return L2SAEEditor(self.smn, self.smpn, self.slicing, precision=precision, image_size=self.size, **layout)
+        return L2SAEEditor(
+            self.smn,
+            self.smpn,
+            self.slicing,
+            precision=precision,
+            image_size=self.size,
+            mask_head=self.mask_head,
+            mask_threshold=self.mask_threshold,
+            **layout,
+            **options,
+        )
 
 
 def random_sae(preset: str, seed: int) -> SwappingAutoencoder:
@@ -106,15 +124,22 @@ def random_sae(preset: str, seed: int) -> SwappingAutoencoder:
     return network.eval().requires_grad_(False).set_noise("zero")
 
 
-def random_networks(size: int, device: torch.device) -> Networks:
+def random_networks(size: int, device: torch.device, head_side: float, head_upscale: int) -> Networks:
     preset = PRESET_FOR_SIZE[size]
     smn, smpn = random_sae(preset, seed=0).to(device), random_sae(preset, seed=1).to(device)
-    return Networks(f"{preset}, random weights", size, smn, smpn, DEFAULT_SLICING)
+    torch.manual_seed(2)
+    block = head_block(smpn, head_side)
+    head = MaskHead.for_network(smpn, block, upscale=head_upscale, mask_threshold=DEFAULT_MASK_THRESHOLD).to(device)
+    label = f"{preset}, random weights, mask head of random weights on {block}"
+    return Networks(label, size, smn, smpn, DEFAULT_SLICING, head, DEFAULT_MASK_THRESHOLD)
 
 
 def trained_networks(smn_path: str, smpn_path: str, device: torch.device) -> Networks:
     editor = L2SAEEditor.from_checkpoints(smn_path, smpn_path, device=device)
-    return Networks(f"checkpoints {smn_path} + {smpn_path}", editor.image_size, editor.smn, editor.smpn, editor.slicing)
+    label = f"checkpoints {smn_path} + {smpn_path}"
+    return Networks(
+        label, editor.image_size, editor.smn, editor.smpn, editor.slicing, editor.mask_head, editor.mask_threshold
+    )
 
 
 def face_image(size: int, device: torch.device) -> torch.Tensor:
@@ -240,13 +265,13 @@ def compare(kind: str | None, output, reference) -> dict:
 def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device) -> list[dict]:
     """Time every operation at each precision; FLOPs and reference outputs come from float32."""
     images = face_image(networks.size, device)
-    reference_editor = networks.editor("32", args.channels_last)
+    reference_editor = networks.editor("32", args.channels_last, masks=args.masks)
     reference_operations = operations(reference_editor, images) + photo_operations(reference_editor)
     flops = {op.name: count_flops(op.run) for op in reference_operations}
     references = {op.name: op.run() for op in reference_operations if op.kind}
     rows = []
     for precision in args.precision:
-        editor = networks.editor(precision, args.channels_last)
+        editor = networks.editor(precision, args.channels_last, masks=args.masks)
         for op in operations(editor, images) + photo_operations(editor):
             if args.only and op.name not in args.only:
                 continue
@@ -261,6 +286,7 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
                 "description": op.description,
                 "precision": {"32": "fp32", "bf16": "bf16"}.get(precision, f"auto={editor.precision}"),
                 "channels_last": editor.channels_last,
+                "masks": editor.mask_reading,
                 **stats.to_dict(),
                 "seconds": seconds,
                 "gflop": flops[op.name] / 1e9,
@@ -279,7 +305,7 @@ def profile_region_edit(
     networks: Networks, precision: str, args: argparse.Namespace, device: torch.device
 ) -> list[dict]:
     """Top ops by self CPU time of one region edit (after warm-up), from torch.profiler."""
-    editor = networks.editor(precision, args.channels_last)
+    editor = networks.editor(precision, args.channels_last, masks=args.masks)
     images = face_image(networks.size, device)
     for _ in range(max(1, args.warmup)):
         editor.edit_style(images, EDIT_ROI, seed=0)
@@ -323,6 +349,18 @@ def parse_args() -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="the editor's channels_last option (default: the editor's default)",
+    )
+    parser.add_argument(
+        "--masks", default="auto", choices=["auto", "fast", "full"], help="the operations table's editor.masks"
+    )
+    parser.add_argument(
+        "--mask-head-side",
+        type=float,
+        default=0.125,
+        help="random networks: the mask head's block as a fraction of the image side (default 0.125)",
+    )
+    parser.add_argument(
+        "--mask-head-upscale", type=int, default=4, help="random networks: the mask head's upscale (default 4)"
     )
     parser.add_argument("--only", nargs="+", default=None, help="time only these operations (by name)")
     parser.add_argument("--profile", action="store_true", help="also profile one region edit per size and precision")
@@ -380,7 +418,10 @@ def main() -> None:
     if args.smn:
         setups = [lambda: trained_networks(args.smn, args.smpn, device)]
     else:
-        setups = [lambda size=size: random_networks(size, device) for size in args.sizes]
+        setups = [
+            lambda size=size: random_networks(size, device, args.mask_head_side, args.mask_head_upscale)
+            for size in args.sizes
+        ]
     for setup in setups:
         networks = setup()
         if official is not None:
@@ -399,7 +440,10 @@ def main() -> None:
             continue
         rows = benchmark(networks, args, device)
         results["rows"].extend(rows)
-        print(f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}")
+        print(
+            f"\n{networks.size} px ({networks.label}), batch 1, channels_last={rows[0]['channels_last']}, "
+            f"masks={rows[0]['masks']}"
+        )
         print(machine_line(machine_info(device)))
         print(format_table(rows, TABLE_COLUMNS) + "\n", flush=True)
         print("\n".join(photo_overhead(rows)) + "\n", flush=True)

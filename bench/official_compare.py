@@ -3,12 +3,16 @@
 The official pipeline of a region edit from pixels (what the issue measured): both encoders, the SMN
 decode with the moved texture, the SMPN decode of the region's slice, the mask read off it and the same
 alpha matting. With the codes and masks cached, a further region with a new style is one SMN decode and
-the matting. L2SAE runs its editor (window decode, precision fp32 and auto, and fp32 with the full decode).
+the matting. L2SAE runs its editor: "fp32 full" (float32, full decode, full masks), "fp32" (float32, window
+decode, full masks), "fp32 fast" (float32, window decode, the mask head's masks) and "auto" (the defaults:
+precision auto, window decode, masks auto, i.e. the mask head's).
 
 The variants are timed alternately (one call of each per round, ``--runs`` rounds after ``--warmup``),
 so all of them see the same machine load; medians are reported with the load average of each row.
 With random weights the masks are still computed (and timed) but then replaced by the synthetic face's
-true region masks, so that windows have realistic sizes; trained networks use their own masks.
+true region masks, so that windows have realistic sizes; trained networks use their own masks. Random
+networks get a mask head of random weights (``--mask-head-side``, the cost of a trained one: its speed does
+not depend on its weights); trained networks use the head their smpn.pt records (none: "fp32 fast" = "fp32").
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from l2sae.nn.ops import normalize
 from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, ROI_NAMES, masks_from_region_decodes
 
 REGIONS = ("nose", "eyes", "lips_mouth", "hair")
-VARIANTS = ("official", "fp32 full", "fp32", "auto")
+VARIANTS = ("official", "fp32 full", "fp32", "fp32 fast", "auto")
 COLUMNS = (
     ("operation", "operation"),
     ("region", "region"),
@@ -38,11 +42,14 @@ COLUMNS = (
     ("official_s", "official s"),
     ("fp32 full_s", "fp32 full s"),
     ("fp32_s", "fp32 s"),
+    ("fp32 fast_s", "fp32 fast s"),
     ("auto_s", "auto s"),
     ("auto_precision", "auto ="),
+    ("auto_masks", "auto masks"),
     ("official_gflop", "GFLOP official"),
     ("fp32_gflop", "GFLOP L2SAE"),
     ("speedup_fp32", "x fp32"),
+    ("speedup_fp32_fast", "x fp32 fast"),
     ("speedup_auto", "x auto"),
     ("max_diff_255", "max|d| fp32 /255"),
     ("load_average_1min", "load"),
@@ -124,11 +131,13 @@ def _alternate(
 def compare_with_official(networks, official_networks, trained: bool, args, device) -> list[dict]:
     """Rows (per operation and region) of official vs L2SAE seconds, speed-ups and output differences."""
     image, true_masks = face_and_masks(networks.size, device)
-    editors = {
-        "fp32 full": L2SAEEditor(networks.smn, networks.smpn, networks.slicing, precision="32", window=False),
-        "fp32": L2SAEEditor(networks.smn, networks.smpn, networks.slicing, precision="32"),
-        "auto": L2SAEEditor(networks.smn, networks.smpn, networks.slicing, precision="auto"),
+    variants = {
+        "fp32 full": {"precision": "32", "window": False, "masks": "full"},
+        "fp32": {"precision": "32", "masks": "full"},
+        "fp32 fast": {"precision": "32"},
+        "auto": {},
     }
+    editors = {name: networks.editor(**options) for name, options in variants.items()}
     if not trained:
         editors = {name: use_true_masks(editor, true_masks) for name, editor in editors.items()}
     official = OfficialPipeline(*official_networks, editors["fp32"], None if trained else true_masks)
@@ -173,8 +182,10 @@ def compare_with_official(networks, official_networks, trained: bool, args, devi
                     "window_fraction": "full" if box is None else f"{box.area / matte[0, 0].numel():.2f}",
                     **{f"{name}_s": value for name, value in seconds.items()},
                     "auto_precision": editors["auto"].precision,
+                    "auto_masks": editors["auto"].mask_reading,
                     **{f"{name}_gflop": value for name, value in flops.items()},
                     "speedup_fp32": seconds["official"] / seconds["fp32"],
+                    "speedup_fp32_fast": seconds["official"] / seconds["fp32 fast"],
                     "speedup_auto": seconds["official"] / seconds["auto"],
                     "max_diff_255": difference * 255 / 2,  # images span [-1, 1]: 2 = 255 levels
                     "load_average_1min": round(os.getloadavg()[0], 2),
@@ -183,7 +194,7 @@ def compare_with_official(networks, official_networks, trained: bool, args, devi
             )
             print(
                 f"  {networks.size} px {operation:<26} {roi:<10} official {seconds['official']:.3f} s, "
-                f"fp32 {seconds['fp32']:.3f} s, auto {seconds['auto']:.3f} s",
+                f"fp32 {seconds['fp32']:.3f} s, fp32 fast {seconds['fp32 fast']:.3f} s, auto {seconds['auto']:.3f} s",
                 flush=True,
             )
     return rows
