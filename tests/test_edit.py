@@ -249,9 +249,12 @@ def test_the_editor_s_design_is_the_default_and_is_checked(networks, editor, ima
         chosen.swap_structure(faces, donor, "hair").images,
         editor.swap_structure(faces, donor, "hair", design="smn_sliced").images,
     )
-    with pytest.raises(ConfigError, match="editor.structure_swap: unknown structure-swap design 'smn'"):
+    with pytest.raises(
+        ConfigError,
+        match="editor.structure_swap: expected one of smn_sliced, smn_sliced_swapped_matte, smpn, smpn_swapped_matte, got 'smn'",
+    ):
         L2SAEEditor(*networks, SLICING, structure_swap="smn")
-    with pytest.raises(ConfigError, match="design: unknown structure-swap design"):
+    with pytest.raises(ConfigError, match="design: expected one of smn_sliced, .*, got 'best'"):
         editor.swap_structure(faces, donor, "hair", design="best")
 
 

@@ -48,7 +48,7 @@ def test_a_seed_outside_0_to_2_63_is_refused(editor, images, seed):
 
 @pytest.mark.parametrize(
     "setting, message",
-    [("strength=nan", "strength"), ("strength=true", "strength"), ("seed=-1", "seed"), (f"seed={2**63}", "seed")],
+    [("strength=nan", "strength"), ("seed=-1", "seed"), (f"seed={2**63}", "seed")],
 )
 def test_edit_py_refuses_them_before_any_work(tiny_checkpoints, tmp_path, setting, message):
     out = tmp_path / "out"

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from PIL import Image
 from skimage import data
 from test_edit_cli import ROOT
@@ -85,5 +86,6 @@ def test_one_photo_without_a_face_is_an_error_and_writes_nothing(tiny_checkpoint
     assert not out.exists() or not list(out.iterdir())
     with pytest.raises(PhotoError, match="no photo could be edited"):
         run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=12000"))
-    with pytest.raises(Exception, match="align: expected one of"):
+    with pytest.raises(ConfigCompositionException, match="align=rotate") as caught:  # refused by the schema
         run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "align=rotate"))
+    assert "expected one of [auto, ffhq, crop, none]" in str(caught.value.__cause__)

@@ -94,7 +94,7 @@ SYNTHETIC = {"n": 10, "size": 64, "seed": 0}
         ({"pairs": 0}, "structure_swap.pairs: expected a positive integer"),
         ({"batch_size": True}, "structure_swap.batch_size: expected a positive integer"),
         ({"rois": ["skin"]}, "structure_swap.rois: no structure-swap ground truth for 'skin'"),
-        ({"designs": ["best"]}, "structure_swap.designs: unknown structure-swap design 'best'"),
+        ({"designs": ["best"]}, "structure_swap.designs: expected one of smn_sliced, .*, got 'best'"),
         ({"designs": []}, "structure_swap: list at least one region"),
     ],
 )

@@ -3,12 +3,16 @@ root call these, and ``pip install -e .`` installs them as ``l2sae-train``, ``l2
 and ``l2sae-app``. Each composes ``conf/<task>.yaml`` of the checkout with Hydra and calls the task's
 ``run(cfg)``.
 
-The project's own errors (a bad setting, input file, checkpoint or weight file: the user's to fix) are printed
-as one ``error: <message>`` line (the message names the key or file and what to do) and the command exits with
-status 1, without a traceback. Anything else is a bug and keeps its traceback, as does every error with
-``HYDRA_FULL_ERROR=1``. In a multirun (``-m``) a job's error is printed the same way and the job is recorded as
-failed (its run folder keeps what it wrote, e.g. training's failure.json); Hydra goes on with the next job and
-the command exits with status 1 at the end, naming the first failed job's overrides.
+A setting of the wrong type or outside its closed choices (``mode=paint``, ``batch_size=two``) fails while Hydra
+composes the config against the task's schema (e.g. :class:`l2sae.editing.run.EditConfig`): Hydra prints the
+override, OmegaConf's reason (``Invalid value 'paint', expected one of [style, swap_style, swap_structure]``)
+and ``full_key: mode``, and exits with status 1. The project's own errors (a bad setting, input file, checkpoint
+or weight file: the user's to fix) are printed as one ``error: <message>`` line (the message names the key or
+file and what to do; OmegaConf's, e.g. an interpolation that resolves to the wrong type, as ``<key>: <reason>``)
+and the command exits with status 1, without a traceback. Anything else is a bug and keeps its traceback, as
+does every error with ``HYDRA_FULL_ERROR=1``. In a multirun (``-m``) a job's error is printed the same way and
+the job is recorded as failed (its run folder keeps what it wrote, e.g. training's failure.json); Hydra goes on
+with the next job and the command exits with status 1 at the end, naming the first failed job's overrides.
 """
 
 from __future__ import annotations
@@ -51,9 +55,11 @@ def reported_errors(extra: tuple[type[BaseException], ...] = (), multirun: bool 
         error = unwrapped(raised)  # a user error met while Hydra built an object of the config
         if not isinstance(error, USER_ERRORS + extra) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {error}", file=sys.stderr)
+        key = getattr(error, "full_key", None)  # OmegaConf's: the reason, then "full_key: ..." lines
+        message = f"error: {key}: {str(error).splitlines()[0]}" if key else f"error: {error}"
+        print(message, file=sys.stderr)
         if multirun:
-            raise JobFailed(f"error: {error}") from error
+            raise JobFailed(message) from error
         raise SystemExit(1) from None
 
 

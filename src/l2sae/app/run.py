@@ -5,39 +5,55 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from dataclasses import dataclass
+from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from l2sae.app.pipeline import UploadLimits
 from l2sae.app.server import AppSettings, RunningApp
-from l2sae.editing.config import editor_from_config
+from l2sae.editing.config import EditorConfig, editor_from_config
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class AppConfig(EditorConfig):
+    """The schema of ``conf/app.yaml`` (its defaults and comments are there): types and closed choices."""
+
+    task_name: str
+    host: str
+    port: int | None
+    share: bool
+    max_upload_mb: float
+    max_pixels: int
+    examples_dir: str | None
+    num_examples: int
+    paths: dict[str, Any]
+
+
+ConfigStore.instance().store(name="app_schema", node=AppConfig)
+
+
 def settings_from_config(cfg: DictConfig) -> AppSettings:
-    """The page's settings, checked; errors name the key."""
+    """The page's settings, their meaning checked (their types: :class:`AppConfig`); errors name the key."""
     for key in ("max_upload_mb", "max_pixels", "num_examples"):
-        value = cfg[key]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or value < (0 if key == "num_examples" else 1)
-        ):
-            raise ConfigError(f"{key}: expected a positive number, got {value!r}")
-    if cfg.port is not None and not (isinstance(cfg.port, int) and 0 < cfg.port < 65536):
+        if cfg[key] < (0 if key == "num_examples" else 1):
+            raise ConfigError(f"{key}: expected a positive number, got {cfg[key]!r}")
+    if cfg.port is not None and not 0 < cfg.port < 65536:
         raise ConfigError(f"port: expected a TCP port (1-65535) or null, got {cfg.port!r}")
     if cfg.examples_dir and not os.path.isdir(cfg.examples_dir):
         raise ConfigError(f"examples_dir: {cfg.examples_dir} is not a folder; give a folder of face images or null")
     return AppSettings(
         host=str(cfg.host),
         port=cfg.port,
-        share=bool(cfg.share),
-        limits=UploadLimits(max_upload_mb=float(cfg.max_upload_mb), max_pixels=int(cfg.max_pixels)),
+        share=cfg.share,
+        limits=UploadLimits(max_upload_mb=cfg.max_upload_mb, max_pixels=cfg.max_pixels),
         examples_dir=cfg.examples_dir,
-        num_examples=int(cfg.num_examples),
+        num_examples=cfg.num_examples,
     )
 
 

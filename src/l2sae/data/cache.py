@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from l2sae.utils.choices import Choice
 from l2sae.utils.errors import ConfigError, ImageFileError
 from l2sae.utils.files import atomic_write_json, temporary_sibling
 
@@ -221,13 +222,15 @@ def _fill(temp: Path, decode, items, paths, image_size, with_labels, on_bad_file
         log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
 
 
-ON_BAD_FILE = ("error", "skip")
+class OnBadFile(Choice):
+    """What an unreadable file does (the ``data.on_bad_file`` setting): stop with an error, or be left out."""
+
+    error = "error"
+    skip = "skip"
 
 
 def check_on_bad_file(on_bad_file: str, cache: bool) -> None:
-    if on_bad_file not in ON_BAD_FILE:
-        raise ConfigError(f"data.on_bad_file: expected one of {', '.join(ON_BAD_FILE)}, got {on_bad_file!r}")
-    if on_bad_file == "skip" and not cache:
+    if OnBadFile.parse(on_bad_file, "data.on_bad_file") == OnBadFile.skip and not cache:
         raise ConfigError(
             "data.on_bad_file: skip needs data.cache=true (unreadable files are found and dropped "
             "while the cache is built)"
@@ -248,8 +251,8 @@ def open_store(
     on_bad_file: str,
     workers: int,
 ) -> DecodedStore | CachedStore:
-    """The cache folder for ``key()`` (built on first use) when ``cache``, else on-demand decoding."""
-    check_on_bad_file(on_bad_file, cache)
+    """The cache folder for ``key()`` (built on first use) when ``cache``, else on-demand decoding;
+    ``on_bad_file`` as the dataset checked it (:func:`check_on_bad_file`)."""
     if not cache:
         return DecodedStore(decode, items, paths)
     folder = cache_folder(cache_dir, name, image_size, key())

@@ -28,7 +28,7 @@ import torch
 
 from l2sae.editing import photo as photo_editing
 from l2sae.editing.matting import AlphaMatting
-from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DESIGNS, check_design, splice
+from l2sae.editing.swap_designs import DEFAULT_STRUCTURE_SWAP, STRUCTURE_SWAP_DESIGNS, SwapDesignName, splice
 from l2sae.editing.window import contains, decode_box, paste
 from l2sae.nn.checkpoint import UnknownImageSizeError, load_sae, read_extra
 from l2sae.nn.layers import NoiseInjection
@@ -191,6 +191,17 @@ def _broadcast(tensor: torch.Tensor, batch: int, name: str) -> torch.Tensor:
     raise ValueError(f"{name}: batch of {tensor.shape[0]} does not match the {batch} images (use 1 or {batch})")
 
 
+def check_checkpoint_files(smn_path: str | os.PathLike, smpn_path: str | os.PathLike) -> None:
+    """Fail, naming ``ckpt.smn`` / ``ckpt.smpn`` and the training command, unless both files exist."""
+    for name, path in (("smn", smn_path), ("smpn", smpn_path)):
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(
+                f"ckpt.{name}: checkpoint {path} not found; train the networks with `python train.py` first "
+                "(it writes smn.pt and smpn.pt and points logs/latest at the run), or pass ckpt.smn=PATH "
+                "ckpt.smpn=PATH"
+            )
+
+
 class L2SAEEditor:
     """Region style and structure edits with an SMN and an SMPN (see the module docstring).
 
@@ -261,7 +272,7 @@ class L2SAEEditor:
             raise ConfigError(f"editor.window_max_fraction: expected a number in [0, 1], got {window_max_fraction!r}")
         self.window, self.window_max_fraction = bool(window), float(window_max_fraction)
         self.image_size = check_image_size(smpn.config.crop_size if image_size is None else image_size, (smn, smpn))
-        self.structure_swap = check_design(structure_swap)
+        self.structure_swap = SwapDesignName.parse(structure_swap, "editor.structure_swap")
         self.dtype = PRECISION_DTYPES[self.precision]
         self.networks_given = (id(smn), id(smpn), id(mask_head))  # which networks (not copies) it reads with
         self.smn = _inference_copy(smn, self.dtype)
@@ -311,12 +322,7 @@ class L2SAEEditor:
         give ``image_size`` (``editor.image_size=N`` on the command line). A file recorded as the other
         network (an SMPN given as the SMN, or the reverse) is refused.
         """
-        for name, path in (("SMN", smn_path), ("SMPN", smpn_path)):
-            if not Path(path).is_file():
-                raise FileNotFoundError(
-                    f"{name} checkpoint {path} not found; train the networks with `python train.py` first "
-                    "(a run writes smn.pt and smpn.pt) or give the path of an existing checkpoint"
-                )
+        check_checkpoint_files(smn_path, smpn_path)
         extra = read_extra(smpn_path)
         for name, path, kind in (("smn", smn_path, "smn"), ("smpn", smpn_path, "smpn")):
             recorded = (extra if path == smpn_path else read_extra(path)).get("kind", kind)
@@ -517,7 +523,9 @@ class L2SAEEditor:
         ``structure_swap``) says whose code is spliced and decoded and which matte composites it; see
         :mod:`l2sae.editing.swap_designs`. ``global_edit`` is the decode of the spliced code.
         """
-        design = STRUCTURE_SWAP_DESIGNS[self.structure_swap if design is None else check_design(design, "design")]
+        design = STRUCTURE_SWAP_DESIGNS[
+            self.structure_swap if design is None else SwapDesignName.parse(design, "design")
+        ]
         rois = self.slicing.validate_rois(rois)
         smn_channels = self.smn.config.structure_channels
         if design.decoder == "smn" and smn_channels != self.slicing.num_channels:

@@ -19,11 +19,19 @@ from PIL import Image
 
 from l2sae.photos import AlignedPhoto, PhotoFace, find_faces
 from l2sae.photos.reading import Photo
+from l2sae.utils.choices import Choice
 
 if TYPE_CHECKING:
     from l2sae.editing.editor import EditResult, EncodedFaces, L2SAEEditor
 
-MODES: tuple[str, ...] = ("style", "swap_style", "swap_structure")
+
+class EditMode(Choice):
+    """What an edit does (the ``mode`` setting): restyle the region, take a reference's style, or a donor's
+    structure."""
+
+    style = "style"
+    swap_style = "swap_style"
+    swap_structure = "swap_structure"
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,8 +144,7 @@ def edit_photo(
     like the photo. align and faces apply when ``photo`` is not prepared yet (see
     :func:`l2sae.photos.find_faces`).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    mode = EditMode.parse(mode, "mode")
     prepared = photo if isinstance(photo, PreparedPhoto) else prepare_photo(editor, photo, align, faces)
     encoded = prepared.encoded
     if mode == "style":

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms.functional import resize
 
-SIZE_MODES: tuple[str, ...] = ("resize", "center_crop")
+from l2sae.utils.choices import Choice
+
+
+class SizeMode(Choice):
+    """How a whole picture becomes the model's square (the ``size_mode`` setting; see :func:`fit_to_model`)."""
+
+    resize = "resize"
+    center_crop = "center_crop"
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,7 @@ def fit_to_model(image: torch.Tensor, size: int, mode: str = "resize") -> tuple[
     mode "resize" squashes the whole image (the aspect ratio comes back in :func:`paste_back`);
     "center_crop" takes the central min(H, W) square.
     """
-    if mode not in SIZE_MODES:
-        raise ValueError(f"size_mode: unknown mode {mode!r}; choose from {', '.join(SIZE_MODES)}")
+    mode = SizeMode.parse(mode, "size_mode")
     height, width = image.shape[-2:]
     if mode == "resize":
         box = (0, 0, height, width)

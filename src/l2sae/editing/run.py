@@ -2,8 +2,9 @@
 
 For every input ``NAME.ext`` the output folder receives ``NAME_<mode>_<rois>.png`` (the edit, at
 the input's size when ``keep_size``) and ``NAME_<mode>_<rois>_grid.png`` (input | mask | global
-edit | local edit, at the model's size). The whole configuration, every input file and every
-output name (none may overwrite an input) are checked before any work.
+edit | local edit, at the model's size). Types and closed choices are checked where Hydra composes
+``conf/edit.yaml`` (its schema: :class:`EditConfig`); the meaning of the settings, every input file and
+every output name (none may overwrite an input) are checked by :func:`_checked_job` before any work.
 """
 
 from __future__ import annotations
@@ -13,28 +14,63 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
-from l2sae.editing.config import editor_from_config
-from l2sae.editing.editor import MAX_SEED, EditResult, EncodedFaces, L2SAEEditor, check_seed, check_strength
-from l2sae.editing.photo import MODES
+from l2sae.editing.config import EditorConfig, editor_from_config
+from l2sae.editing.editor import (
+    MAX_SEED,
+    EditResult,
+    EncodedFaces,
+    L2SAEEditor,
+    check_checkpoint_files,
+    check_seed,
+    check_strength,
+)
+from l2sae.editing.photo import EditMode
 from l2sae.editing.photo_outputs import edit_photo_files
-from l2sae.editing.placement import SIZE_MODES, fit_to_model, paste_back
-from l2sae.photos import ALIGN_MODES, check_face_choice
+from l2sae.editing.placement import SizeMode, fit_to_model, paste_back
+from l2sae.photos import Align, check_face_choice
 from l2sae.regions import check_rois
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError, ImageFileError
 from l2sae.utils.files import check_output_folder
 from l2sae.utils.images import check_image, list_images, read_image, write_image
-from l2sae.utils.precision import check_precision
 
 log = logging.getLogger(__name__)
 
 _PARTNER_KEY = {"swap_style": "reference", "swap_structure": "donor"}  # the extra image each swap needs
+
+
+@dataclass
+class EditConfig(EditorConfig):
+    """The schema of ``conf/edit.yaml`` (its defaults and comments are there): types and closed choices."""
+
+    task_name: str
+    input: str
+    align: Align
+    faces: Any  # all | largest | a face number: check_face_choice
+    min_face_size: float | None
+    out: str
+    mode: EditMode
+    roi: Any  # a region or a list of them: l2sae.regions.check_rois
+    strength: float
+    seed: int | None
+    reference: str | None
+    donor: str | None
+    batch_size: int
+    size_mode: SizeMode
+    keep_size: bool
+    max_pixels: int | None
+    paths: dict[str, Any]
+
+
+ConfigStore.instance().store(name="edit_schema", node=EditConfig)
 
 
 @dataclass(frozen=True)
@@ -45,16 +81,16 @@ class EditJob:
     show_progress: bool
     out: Path
     device: torch.device
-    mode: str
+    mode: EditMode
     rois: tuple[str, ...]
     strength: float
     seed: int  # a null seed in the config is drawn once here, so every batch gets the same style change
     partner: Path | None  # the reference (swap_style) or donor (swap_structure) image
-    size_mode: str
+    size_mode: SizeMode
     keep_size: bool
     batch_size: int
     max_pixels: int | None  # inputs with more pixels are refused (None: no cap)
-    align: str  # auto | ffhq | crop: faces found and aligned (l2sae.photos); none: the whole picture
+    align: Align  # auto | ffhq | crop: faces found and aligned (l2sae.photos); none: the whole picture
     faces: str | int  # all | largest | a face number
     min_face_size: float | None  # faces with a smaller aligned square (px) are skipped (None: half the model side)
 
@@ -63,29 +99,19 @@ class EditJob:
 
 
 def _checked_job(cfg: DictConfig) -> EditJob:
-    """Validate every setting and file named by ``cfg``; errors name the config key."""
+    """Check the meaning of every setting (their types: :class:`EditConfig`) and every file named by ``cfg``;
+    errors name the config key."""
     for key in ("input", "out"):
         if OmegaConf.is_missing(cfg, key) or cfg[key] in (None, ""):
             raise ConfigError(f"{key}: required, e.g. `python edit.py input=face.png out=edits/`")
-    if cfg.mode not in MODES:
-        raise ConfigError(f"mode: unknown mode {cfg.mode!r}; choose from {', '.join(MODES)}")
-    rois = check_rois(cfg.roi, "roi")
+    rois = check_rois(cfg.roi, "roi")  # known regions (the editor's slicing must have them: editor_from_config)
     device = resolve_device(cfg.device)
-    check_precision(cfg.precision)
-    if cfg.size_mode not in SIZE_MODES:
-        raise ConfigError(f"size_mode: expected one of {', '.join(SIZE_MODES)}, got {cfg.size_mode!r}")
-    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+    if cfg.batch_size < 1:
         raise ConfigError(f"batch_size: expected a positive integer, got {cfg.batch_size!r}")
     strength, seed = check_strength(cfg.strength), check_seed(cfg.seed)
-    for name in ("smn", "smpn"):
-        if not cfg.ckpt[name] or not Path(cfg.ckpt[name]).is_file():
-            raise FileNotFoundError(
-                f"ckpt.{name}: checkpoint {cfg.ckpt[name]} not found. Train the networks first with "
-                f"`python train.py` (it writes smn.pt and smpn.pt and points logs/latest at the run), "
-                f"or pass ckpt.smn=PATH ckpt.smpn=PATH"
-            )
+    check_checkpoint_files(cfg.ckpt.smn, cfg.ckpt.smpn)
     max_pixels = cfg.max_pixels
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+    if max_pixels is not None and max_pixels < 1:
         raise ConfigError(f"max_pixels: expected a positive integer or null (no cap), got {max_pixels!r}")
     partner = None
     if cfg.mode in _PARTNER_KEY:
@@ -94,10 +120,12 @@ def _checked_job(cfg: DictConfig) -> EditJob:
             raise ConfigError(f"{key}: mode={cfg.mode} needs {key}=IMAGE")
         partner = Path(cfg[key])
         check_image(partner, max_pixels)
-    align, faces, min_face_size = _checked_photo_settings(cfg)
+    faces = check_face_choice(cfg.faces)  # a ValueError naming the key
+    if cfg.min_face_size is not None and cfg.min_face_size < 0:
+        raise ConfigError(f"min_face_size: expected a size in pixels or null, got {cfg.min_face_size!r}")
     inputs = list_images(cfg.input)
-    for path in inputs if align == "none" else ():  # decoded whole: a bad file fails before any output is written
-        check_image(path, max_pixels)  # (photos are checked one by one: bad ones are named, the others edited)
+    for path in inputs if cfg.align == Align.none else ():  # decoded whole: a bad file fails before any output
+        check_image(path, max_pixels)  # is written (photos are checked one by one: bad ones named, others edited)
     job = EditJob(
         inputs=inputs,
         show_progress=Path(cfg.input).is_dir(),
@@ -112,9 +140,9 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         keep_size=bool(cfg.keep_size),
         batch_size=cfg.batch_size,
         max_pixels=max_pixels,
-        align=align,
+        align=cfg.align,
         faces=faces,
-        min_face_size=min_face_size,
+        min_face_size=cfg.min_face_size,
     )
     names = [job.output_name(path) for path in inputs]
     if len(set(names)) != len(names):
@@ -127,22 +155,6 @@ def _checked_job(cfg: DictConfig) -> EditJob:
                 raise ImageFileError(output, "an output would overwrite this input image", "choose another out= folder")
     check_output_folder(job.out)  # a file or an unwritable folder fails now, not after the networks load
     return job
-
-
-def _checked_photo_settings(cfg: DictConfig) -> tuple[str, str | int, float | None]:
-    """align, faces and min_face_size of ``cfg``; errors name the key."""
-    align, faces, min_face_size = cfg.get("align", "none"), cfg.get("faces", "all"), cfg.get("min_face_size")
-    if align not in ALIGN_MODES:
-        raise ConfigError(f"align: expected one of {', '.join(ALIGN_MODES)}, got {align!r}")
-    try:
-        faces = check_face_choice(faces)
-    except ValueError as error:
-        raise ConfigError(str(error)) from error
-    if min_face_size is not None and (
-        isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float)) or min_face_size < 0
-    ):
-        raise ConfigError(f"min_face_size: expected a size in pixels or null, got {min_face_size!r}")
-    return align, faces, min_face_size
 
 
 def _grid(images: torch.Tensor, result: EditResult, index: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.choices import Choice
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,9 @@ STRUCTURE_SWAP_DESIGNS: dict[str, SwapDesign] = {
     "smpn": SwapDesign("smpn", "donor"),
     "smpn_swapped_matte": SwapDesign("smpn", "swapped"),
 }
-DEFAULT_STRUCTURE_SWAP = "smpn_swapped_matte"
-
-
-def check_design(name: str, key: str = "editor.structure_swap") -> str:
-    """``name`` if it is a known design, else a ConfigError naming ``key`` and the choices."""
-    if name not in STRUCTURE_SWAP_DESIGNS:
-        raise ConfigError(
-            f"{key}: unknown structure-swap design {name!r}; choose from {', '.join(STRUCTURE_SWAP_DESIGNS)}"
-        )
-    return name
+# the names of the designs (the ``editor.structure_swap`` setting, ``structure_swap.designs`` of evaluate.py)
+SwapDesignName = Choice("SwapDesignName", {name: name for name in STRUCTURE_SWAP_DESIGNS})
+DEFAULT_STRUCTURE_SWAP = SwapDesignName.smpn_swapped_matte
 
 
 def splice(structure: torch.Tensor, donor_structure: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:

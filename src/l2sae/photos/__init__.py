@@ -14,7 +14,7 @@ from l2sae.photos.detection import DetectedFace, detect_faces
 from l2sae.photos.dlib_models import FaceModelsMissingError, face_descriptor_model, face_detector, landmark_predictor
 from l2sae.photos.drawing import draw_faces
 from l2sae.photos.faces import (
-    ALIGN_MODES,
+    Align,
     AlignedPhoto,
     NoFaceError,
     PhotoFace,
@@ -26,7 +26,7 @@ from l2sae.photos.paste import paste_faces
 from l2sae.photos.reading import PhotoError, load_photo
 
 __all__ = [
-    "ALIGN_MODES",
+    "Align",
     "AlignedPhoto",
     "DetectedFace",
     "FaceModelsMissingError",

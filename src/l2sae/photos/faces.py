@@ -11,8 +11,18 @@ from l2sae.photos.alignment import align_face, box_quad, ffhq_quad, image_quad, 
 from l2sae.photos.detection import DetectedFace, detect_faces
 from l2sae.photos.paste import paste_faces
 from l2sae.photos.reading import PHOTO_MAX_PIXELS, Photo, PhotoError, load_photo
+from l2sae.utils.choices import Choice
 
-ALIGN_MODES: tuple[str, ...] = ("auto", "ffhq", "crop", "none")
+
+class Align(Choice):
+    """How a photo's faces are framed (the ``align`` setting; see :func:`find_faces`)."""
+
+    auto = "auto"
+    ffhq = "ffhq"
+    crop = "crop"
+    none = "none"
+
+
 FACE_CHOICES = "all, largest or a face number (0 = leftmost)"
 EDITED, SKIPPED = "edited", "skipped"
 
@@ -164,8 +174,7 @@ def find_faces(
     detection: keyword arguments of :func:`l2sae.photos.detection.detect_faces`.
     Raises NoFaceError (naming the photo) when no face is left to edit.
     """
-    if align not in ALIGN_MODES:
-        raise ValueError(f"align: expected one of {', '.join(ALIGN_MODES)}, got {align!r}")
+    align = Align.parse(align, "align")
     choice = check_face_choice(faces)
     image, name = load_photo(photo, max_pixels)
     height, width = image.shape[:2]

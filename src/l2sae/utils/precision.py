@@ -1,8 +1,12 @@
 """Which floating-point precision the editor runs in: bfloat16 only where the hardware runs it natively.
 
-On CPUs without bf16 dot-product instructions oneDNN emulates bfloat16 convolutions: on a 2-core
-AVX2-only server a 256 px SAE decode took 39.9 s in bf16 against 2.7 s in float32 (issue 16), so
-``"auto"`` picks bf16 only on CPUs with AVX-512 bf16 or AMX (and on CUDA devices with bf16 units).
+On CPUs without bf16 dot-product instructions oneDNN emulates bfloat16 convolutions, far slower than
+float32 (measured: README, Performance; ``python bench/edit_latency.py``), so ``"auto"`` picks bf16 only on
+CPUs with AVX-512 bf16 or AMX (and on CUDA devices with bf16 units).
+
+The setting's way: ``precision`` in ``conf/editor/default.yaml`` -> :data:`Precision` (OmegaConf checks the
+name where the config is composed; :func:`resolve_precision` checks it for Python callers) -> the editor
+(``L2SAEEditor(precision=...)`` calls :func:`resolve_precision` once and runs in ``PRECISION_DTYPES[...]``).
 """
 
 from __future__ import annotations
@@ -13,18 +17,16 @@ from pathlib import Path
 
 import torch
 
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.choices import Choice
 
 log = logging.getLogger(__name__)
 
-PRECISION_DTYPES: dict[str, torch.dtype] = {"32": torch.float32, "bf16": torch.bfloat16}
-PRECISIONS: tuple[str, ...] = ("auto", *PRECISION_DTYPES)
+# the ``precision`` setting: auto (bf16 where the hardware runs it natively, else 32) | 32 | bf16
+Precision = Choice("Precision", {"auto": "auto", "32": "32", "bf16": "bf16"})
+PRECISION_DTYPES: dict[str, torch.dtype] = {Precision["32"]: torch.float32, Precision.bf16: torch.bfloat16}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
-EMULATED_BF16_REASON = (
-    "bfloat16 is emulated here (a 256 px decode took 39.9 s in bf16 against 2.7 s in float32 on a 2-core "
-    "AVX2 CPU); use precision=auto or precision=32"
-)
+EMULATED_BF16_REASON = "emulated bf16 is far slower than float32 (README, Performance); use precision=auto or 32"
 _warned: set[str] = set()
 
 
@@ -64,25 +66,18 @@ def native_bf16(device: torch.device | str) -> tuple[bool, str]:
     return False, f"CPU has none of {', '.join(CPU_BF16_FLAGS)}"
 
 
-def check_precision(precision: str | int) -> str:
-    """The ``precision`` setting as one of :data:`PRECISIONS`; anything else is a ConfigError naming the key."""
-    if str(precision) not in PRECISIONS:
-        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return str(precision)
-
-
-def resolve_precision(precision: str | int, device: torch.device | str) -> str:
+def resolve_precision(precision: str | int, device: torch.device | str) -> Precision:
     """``"auto"`` -> ``"bf16"`` where ``device`` runs it natively, else ``"32"``; others pass through.
 
     An explicit ``"bf16"`` on hardware without it warns once. The choice is logged. Raises ConfigError
     (key ``precision``) for anything but auto, 32 or bf16.
     """
-    precision = check_precision(precision)
+    precision = Precision.parse(precision, "precision")
     if precision == "32":
         return precision
     native, reason = native_bf16(device)
     if precision == "auto":
-        chosen = "bf16" if native else "32"
+        chosen = Precision.bf16 if native else Precision["32"]
         log.info("precision=auto -> %s on %s (%s)", chosen, torch.device(device), reason)
         return chosen
     if not native and reason not in _warned:
