@@ -209,9 +209,14 @@ def test_sweep_evaluate_scores_each_finished_jobs_networks(sweep, tmp_path):
 
 
 def test_sweep_evaluate_must_be_true_or_false(sweep):
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
 
-    from l2sae.evaluation.run import run
+    import l2sae.evaluation.run  # noqa: F401 (registers evaluate.yaml's schema, which types sweep_evaluate)
 
-    with pytest.raises(ConfigError, match="sweep_evaluate: expected true or false, got 'yes'"):
-        run(OmegaConf.create({"sweep": str(sweep), "sweep_evaluate": "yes"}))
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        with pytest.raises(ConfigCompositionException, match="sweep_evaluate=maybe") as caught:
+            compose("evaluate", overrides=[f"sweep={sweep}", "sweep_evaluate=maybe"])
+    assert caught.value.__cause__.full_key == "sweep_evaluate"
+    assert "Value 'maybe' is not a valid bool" in str(caught.value.__cause__)

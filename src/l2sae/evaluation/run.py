@@ -131,6 +131,7 @@ class EvaluateConfig(EditorConfig):
 
     task_name: str
     sweep: Any  # a multirun folder or a list of run folders: l2sae.evaluation.sweep
+    sweep_evaluate: bool
     rois: Any  # a region or a list of them, checked by the editor's slicing
     strength: float
     seeds: Any  # an integer or a list of them: check_seed
@@ -435,10 +436,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         return evaluate(cfg)
     from l2sae.evaluation.sweep import run_sweep_report
 
-    sweep_evaluate = cfg.get("sweep_evaluate", False)
-    if not isinstance(sweep_evaluate, bool):
-        raise ConfigError(f"sweep_evaluate: expected true or false, got {sweep_evaluate!r}")
-    return run_sweep_report(cfg, partial(evaluate_networks, cfg) if sweep_evaluate else None)
+    return run_sweep_report(cfg, partial(evaluate_networks, cfg) if cfg.sweep_evaluate else None)
 
 
 def evaluate_networks(cfg: DictConfig, smn: Path, smpn: Path, output_dir: Path) -> dict[str, float]:
