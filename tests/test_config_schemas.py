@@ -50,6 +50,7 @@ def test_the_yaml_defaults_compose_into_typed_choices():
         ("edit", "strength=true", "strength", "Value 'True' of type 'bool' could not be converted to Float"),
         ("edit", "batch_size=two", "batch_size", "Value 'two' of type 'str' could not be converted to Integer"),
         ("edit", "editor.matting.sigma=wide", "editor.matting.sigma", "could not be converted to Float"),
+        ("app", "editor.masks=quick", "editor.masks", "Invalid value 'quick', expected one of [auto, fast, full]"),
         ("evaluate", "editor.structure_swap=best", "editor.structure_swap", "expected one of [smn_sliced, "),
         ("evaluate", "strength=strong", "strength", "Value 'strong' of type 'str' could not be converted to Float"),
         ("evaluate", "metrics.fid.antialias=maybe", "metrics.fid.antialias", "'maybe' is not a valid bool"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from l2sae.editing.editor import L2SAEEditor
+from l2sae.editing.editor import L2SAEEditor, MaskReading
 from l2sae.editing.swap_designs import SwapDesignName
 from l2sae.utils.precision import Precision
 
@@ -42,6 +42,7 @@ class EditorOptions:
     mask_threshold: float | None
     image_size: int | None
     soft_masks: bool
+    masks: MaskReading
     channels_last: bool
     window: bool
     window_max_fraction: float

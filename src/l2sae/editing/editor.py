@@ -37,11 +37,13 @@ from l2sae.nn.ops import normalize
 from l2sae.nn.sae import SwappingAutoencoder
 from l2sae.nn.window import Box, decode_window
 from l2sae.regions import DEFAULT_MASK_THRESHOLD, SliceScheme, masks_from_region_decodes
+from l2sae.utils.choices import Choice
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.precision import PRECISION_DTYPES, resolve_precision
 
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
-MASK_READS = ("auto", "fast", "full")
+# how region masks are read (the ``editor.masks`` setting): see L2SAEEditor's ``masks``
+MaskReading = Choice("MaskReading", {"auto": "auto", "fast": "fast", "full": "full"})
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 0..2^63-1 without wrapping
 MAX_IMAGE_SIZE = 4096  # the official SAE models go up to 1024 px; a larger side is a typo or a bad file
 RANGE_TOLERANCE = 0.01  # images may exceed [-1, 1] by rounding, not by more
@@ -282,8 +284,7 @@ class L2SAEEditor:
         self, masks: str, head: MaskHead | None, smpn: SwappingAutoencoder
     ) -> tuple[str, MaskHead | None]:
         """The mask reading ``masks`` resolves to ("fast" or "full") and the head it uses (a float32 copy, eval)."""
-        if masks not in MASK_READS:
-            raise ConfigError(f"editor.masks: expected one of {', '.join(MASK_READS)}, got {masks!r}")
+        masks = MaskReading.parse(masks, "editor.masks")
         if head is not None:
             try:
                 head.check_fits(smpn, key="editor.mask_head")
