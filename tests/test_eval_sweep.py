@@ -147,7 +147,7 @@ def test_jobs_are_read_from_wandb_run_folders(tmp_path):
     long_note = "x" * 70000  # a record over two 32 KiB blocks
     write_wandb_log(finished, wandb_records("s-0", ["slicing=default", "seed=1"], history, summary, note=long_note))
     failed = tmp_path / "elsewhere" / "wandb" / "run-20260101_000002-bbbb" / "run-bbbb.wandb"
-    error = {"error": "ConfigError: slicing.channels.hair: out of range"}
+    error = {"error": "ConfigError: slicing.channels.hair: out of range", "val/mask_miou": 0.9}  # not final
     write_wandb_log(failed, wandb_records("s-1", ["slicing=bad", "seed=1"], [], error, exit_code=1))
     unfinished = tmp_path / "wandb" / "offline-run-20260101_000003-cccc" / "run-cccc.wandb"
     write_wandb_log(unfinished, wandb_records("s-2", ["slicing=one_each", "seed=1"], history[:2], {}, exit_code=None))
@@ -160,7 +160,7 @@ def test_jobs_are_read_from_wandb_run_folders(tmp_path):
     # named as metrics.json names them: the last stage's prefix dropped, earlier stages' as "stage/"
     assert jobs[0].metrics == {"smn/val/rec_l1": 0.4, "val/mask_miou": 0.4, "val/iou_hair": 0.5}
     assert jobs[0].curve == [(3, 0.2), (6, 0.4)]
-    assert jobs[1].error == "ConfigError: slicing.channels.hair: out of range"
+    assert jobs[1].error == "ConfigError: slicing.channels.hair: out of range" and jobs[1].metrics == {}
     assert jobs[2].error.startswith("did not finish")
     assert read_wandb_run(finished.parent).config["note"] == long_note
 

@@ -145,19 +145,22 @@ def wandb_job(run: WandbRun) -> Job:
     for row in run.history:
         stages.update(dict.fromkeys(stage for stage, _ in map(split_stage, row) if stage is not None))
     last = list(stages)[-1] if stages else ""
-    for key, value in run.summary.items():
-        stage, name = split_stage(key)
-        if stage is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-            job.metrics[name if stage == last else f"{stage}/{name}"] = float(value)
     miou = f"{last}-{MIOU}" if last else MIOU
-    job.curve = [(int(row["trainer/global_step"]), float(row[miou])) for row in run.history if miou in row]
+    steps = [row.get("trainer/global_step", row.get("_step")) for row in run.history]
+    job.curve = [(int(step), float(row[miou])) for step, row in zip(steps, run.history) if miou in row]
     if run.summary.get("error"):
         job.error = str(run.summary["error"])
     elif run.exit_code is None:
         job.error = "did not finish (its W&B run has no exit record)"
     elif run.exit_code != 0:
         job.error = f"its W&B run exited with status {run.exit_code}"
-    elif not job.metrics:
+    if job.error is not None:
+        return job  # what it logged before is not final
+    for key, value in run.summary.items():
+        stage, name = split_stage(key)
+        if stage is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            job.metrics[name if stage == last else f"{stage}/{name}"] = float(value)
+    if not job.metrics:
         job.error = "no validation metrics in its W&B run"
     return job
 
