@@ -1,6 +1,7 @@
 """Test-wide settings: no W&B traffic, no network downloads, deterministic torch."""
 
 import os
+import socket
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HYDRA_FULL_ERROR", "1")
@@ -33,3 +34,15 @@ def tiny_checkpoints(tmp_path_factory):
             extra.update(slicing=TINY_SLICING.to_dict(), image_size=64)
         paths.append(save_sae(network, folder / f"{kind}.pt", extra=extra))
     return tuple(paths)
+
+
+@pytest.fixture
+def offline_empty_cache(tmp_path, monkeypatch):
+    """An empty torch hub cache and no network: downloads fail like on a machine without internet."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def no_network(*args, **kwargs):
+        raise OSError("network blocked in tests")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    return tmp_path / "torch_home" / "hub" / "checkpoints"

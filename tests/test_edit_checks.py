@@ -5,21 +5,19 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY_SLICING
+from edit_helpers import ROOT, unaligned_edit_config
 from PIL import Image
-from test_edit_cli import _config
 
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.run import run
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.utils.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "sae_tiny" / "latest_checkpoint.pth"
 
 
@@ -53,7 +51,7 @@ def test_a_seed_outside_0_to_2_63_is_refused(editor, images, seed):
 def test_edit_py_refuses_them_before_any_work(tiny_checkpoints, tmp_path, setting, message):
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match=f"^{message}: "):
-        run(_config(tiny_checkpoints, f"input={tmp_path}", f"out={out}", setting))
+        run(unaligned_edit_config(tiny_checkpoints, f"input={tmp_path}", f"out={out}", setting))
     assert not out.exists()
 
 
@@ -141,9 +139,9 @@ def test_an_out_that_is_a_file_or_unwritable_fails_before_the_networks_load(tiny
 
     monkeypatch.setattr(L2SAEEditor, "from_checkpoints", no_loading)
     with pytest.raises(ConfigError, match="out: .*taken.txt is a file, not a folder"):
-        run(_config(tiny_checkpoints, f"input={face}", f"out={taken}"))
+        run(unaligned_edit_config(tiny_checkpoints, f"input={face}", f"out={taken}"))
     with pytest.raises(ConfigError, match="out: cannot write into .*taken.txt/edits"):
-        run(_config(tiny_checkpoints, f"input={face}", f"out={taken / 'edits'}"))
+        run(unaligned_edit_config(tiny_checkpoints, f"input={face}", f"out={taken / 'edits'}"))
 
 
 def _entry_point(script, *overrides, cwd, full_error):

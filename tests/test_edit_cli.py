@@ -6,14 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from edit_helpers import ROOT, unaligned_edit_config
 from image_files import truncated_jpeg
 from PIL import Image
 
 from l2sae.editing.run import run
 from l2sae.utils.errors import ConfigError, ImageFileError
 
-ROOT = Path(__file__).resolve().parents[1]
 GRID_SIZE = (4 * 64 + 5 * 2, 64 + 2 * 2)  # PIL (width, height) of input | mask | global | local
 
 
@@ -34,14 +33,6 @@ def faces(tmp_path):
     return folder
 
 
-def _config(checkpoints, *overrides):
-    """The edit config for the tiny networks; align=none (the whole picture: these inputs are noise, not photos
-    of faces; tests/test_edit_photos_cli.py covers photos)."""
-    smn, smpn = checkpoints
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("edit", overrides=[f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", "align=none", *overrides])
-
-
 def _snapshot(folder):
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
 
@@ -50,7 +41,7 @@ def test_style_edit_of_a_folder_writes_edit_and_grid_at_input_size(checkpoints, 
     before = _snapshot(faces)
     out = tmp_path / "out"
     metrics = run(
-        _config(
+        unaligned_edit_config(
             checkpoints, f"input={faces}", f"out={out}", "roi=[hair,skin]", "strength=1.5", "seed=3", "batch_size=2"
         )
     )
@@ -66,7 +57,7 @@ def test_style_edit_of_a_folder_writes_edit_and_grid_at_input_size(checkpoints, 
 
 def test_strength_zero_writes_the_input_back(checkpoints, faces, tmp_path):
     out = tmp_path / "out"
-    run(_config(checkpoints, f"input={faces / 'gray.png'}", f"out={out}", "strength=0"))
+    run(unaligned_edit_config(checkpoints, f"input={faces / 'gray.png'}", f"out={out}", "strength=0"))
     written = np.asarray(Image.open(out / "gray_style_hair.png"))
     original = np.asarray(Image.open(faces / "gray.png").convert("RGB"))
     assert np.array_equal(written, original)
@@ -78,7 +69,7 @@ def test_a_null_seed_gives_every_batch_the_same_style_change(checkpoints, faces,
     for name in ("a.png", "b.png"):
         (twins / name).write_bytes((faces / "gray.png").read_bytes())
     out = tmp_path / "out"
-    run(_config(checkpoints, f"input={twins}", f"out={out}", "seed=null", "batch_size=1", "strength=2"))
+    run(unaligned_edit_config(checkpoints, f"input={twins}", f"out={out}", "seed=null", "batch_size=1", "strength=2"))
     assert (out / "a_style_hair.png").read_bytes() == (out / "b_style_hair.png").read_bytes()
 
 
@@ -92,7 +83,7 @@ def test_a_null_seed_gives_every_batch_the_same_style_change(checkpoints, faces,
 def test_swap_modes(checkpoints, faces, tmp_path, mode, partner, extra):
     out = tmp_path / "out"
     run(
-        _config(
+        unaligned_edit_config(
             checkpoints,
             f"input={faces / 'alpha.webp'}",
             f"out={out}",
@@ -121,7 +112,7 @@ def test_swap_modes(checkpoints, faces, tmp_path, mode, partner, extra):
 def test_bad_settings_fail_before_any_work(checkpoints, faces, tmp_path, overrides, error, message):
     out = tmp_path / "out"
     with pytest.raises(error, match=message):
-        run(_config(checkpoints, f"input={faces}", f"out={out}", *overrides))
+        run(unaligned_edit_config(checkpoints, f"input={faces}", f"out={out}", *overrides))
     assert not out.exists()
 
 
@@ -130,12 +121,12 @@ def test_bad_inputs_name_the_file(checkpoints, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ImageFileError, match="empty"):
-        run(_config(checkpoints, f"input={empty}", f"out={out}"))
+        run(unaligned_edit_config(checkpoints, f"input={empty}", f"out={out}"))
     (empty / "broken.jpg").write_text("not a jpeg")
     with pytest.raises(ImageFileError, match="broken.jpg"):
-        run(_config(checkpoints, f"input={empty}", f"out={out}"))
+        run(unaligned_edit_config(checkpoints, f"input={empty}", f"out={out}"))
     with pytest.raises(ConfigError, match="input"):
-        run(_config(checkpoints, f"out={out}"))
+        run(unaligned_edit_config(checkpoints, f"out={out}"))
     assert not out.exists()
 
 
@@ -143,21 +134,21 @@ def test_truncated_or_oversized_inputs_fail_before_any_output(checkpoints, faces
     out = tmp_path / "out"
     truncated_jpeg(faces / "zz_cut.jpg")  # sorted last: every other input would be edited first
     with pytest.raises(ImageFileError, match=r"zz_cut\.jpg: not a readable image"):
-        run(_config(checkpoints, f"input={faces}", f"out={out}"))
+        run(unaligned_edit_config(checkpoints, f"input={faces}", f"out={out}"))
     assert not out.exists()
     (faces / "zz_cut.jpg").unlink()
     with pytest.raises(ImageFileError, match=r"rgb\.jpg: 64 x 64 pixels is more than max_pixels=4000"):
-        run(_config(checkpoints, f"input={faces}", f"out={out}", "max_pixels=4000"))
+        run(unaligned_edit_config(checkpoints, f"input={faces}", f"out={out}", "max_pixels=4000"))
     assert not out.exists()
     with pytest.raises(ConfigError, match="max_pixels: expected a positive integer"):
-        run(_config(checkpoints, f"input={faces}", f"out={out}", "max_pixels=0"))
+        run(unaligned_edit_config(checkpoints, f"input={faces}", f"out={out}", "max_pixels=0"))
 
 
 def test_outputs_never_overwrite_inputs(checkpoints, faces):
     Image.new("RGB", (64, 64)).save(faces / "rgb_style_hair.png")  # the name rgb.jpg's edit would get
     before = _snapshot(faces)
     with pytest.raises(ImageFileError, match="rgb_style_hair.png"):
-        run(_config(checkpoints, f"input={faces}", f"out={faces}"))
+        run(unaligned_edit_config(checkpoints, f"input={faces}", f"out={faces}"))
     assert _snapshot(faces) == before
 
 

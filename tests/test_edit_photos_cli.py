@@ -4,22 +4,15 @@ import json
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from edit_helpers import edit_config
 from hydra.errors import ConfigCompositionException
 from PIL import Image
 from skimage import data
-from test_edit_cli import ROOT
 
 from l2sae.editing.run import run
 from l2sae.photos import NoFaceError, PhotoError
 
 GRID_SIZE = (3 * 64 + 4 * 2, 64 + 2 * 2)  # PIL (width, height) of aligned input | mask | local edit
-
-
-def _config(checkpoints, *overrides):
-    smn, smpn = checkpoints
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("edit", overrides=[f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def photos(tmp_path_factory):
 
 def test_a_folder_edits_the_good_photos_and_names_the_bad_ones(tiny_checkpoints, photos, tmp_path):
     out = tmp_path / "out"
-    metrics = run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=120", "strength=2"))
+    metrics = run(edit_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=120", "strength=2"))
     assert metrics["images"] == 2
     failed = metrics["failed"]
     assert sorted(name.split("/")[-1] for name in failed) == ["broken.jpg", "small.png", "wall.png"]
@@ -72,7 +65,7 @@ def test_swaps_align_the_reference_and_faces_choice(tiny_checkpoints, photos, tm
     out = tmp_path / "out"
     pair = photos / "pair.png"
     overrides = ["mode=swap_style", f"reference={photos / 'astronaut.jpg'}", "roi=skin", "faces=largest"]
-    run(_config(tiny_checkpoints, f"input={pair}", f"out={out}", *overrides))
+    run(edit_config(tiny_checkpoints, f"input={pair}", f"out={out}", *overrides))
     faces = json.loads((out / "pair_swap_style_skin.json").read_text())["faces"]
     assert [face["status"] for face in faces] == ["skipped", "edited"] and "not chosen" in faces[0]["reason"]
     original, edited = np.asarray(Image.open(pair)), np.asarray(Image.open(out / "pair_swap_style_skin.png"))
@@ -82,10 +75,10 @@ def test_swaps_align_the_reference_and_faces_choice(tiny_checkpoints, photos, tm
 def test_one_photo_without_a_face_is_an_error_and_writes_nothing(tiny_checkpoints, photos, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(NoFaceError, match="wall.png: no face found"):
-        run(_config(tiny_checkpoints, f"input={photos / 'wall.png'}", f"out={out}"))
+        run(edit_config(tiny_checkpoints, f"input={photos / 'wall.png'}", f"out={out}"))
     assert not out.exists() or not list(out.iterdir())
     with pytest.raises(PhotoError, match="no photo could be edited"):
-        run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=12000"))
+        run(edit_config(tiny_checkpoints, f"input={photos}", f"out={out}", "min_face_size=12000"))
     with pytest.raises(ConfigCompositionException, match="align=rotate") as caught:  # refused by the schema
-        run(_config(tiny_checkpoints, f"input={photos}", f"out={out}", "align=rotate"))
+        run(edit_config(tiny_checkpoints, f"input={photos}", f"out={out}", "align=rotate"))
     assert "expected one of [auto, ffhq, crop, none]" in str(caught.value.__cause__)

@@ -2,12 +2,13 @@
 
 import logging
 import math
-import socket
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from eval_helpers import ChannelStatistics, random_images
+from pickle_helpers import CodeInPickle
 from torch import nn
 
 from l2sae.evaluation.fid import INCEPTION_KEYS, INCEPTION_WEIGHTS, GroupedFID, inception_features, to_uint8
@@ -21,36 +22,12 @@ from l2sae.utils.errors import ConfigError
 from l2sae.utils.pretrained import UnsafeWeightsError
 
 
-class ChannelStatistics(nn.Module):
-    """Deterministic tiny FID extractor: uint8 B x 3 x H x W -> per-channel mean and std (B x 6)."""
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = images.float().flatten(2) / 255
-        return torch.cat([pixels.mean(dim=2), pixels.std(dim=2)], dim=1)
-
-
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     """The textbook FID formula on two feature sets N x D."""
     mu_real, mu_fake = real.mean(axis=0), fake.mean(axis=0)
     cov_real, cov_fake = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
     covmean = scipy.linalg.sqrtm(cov_real @ cov_fake).real
     return float(((mu_real - mu_fake) ** 2).sum() + np.trace(cov_real + cov_fake - 2 * covmean))
-
-
-def random_images(count: int, size: int = 16, brightness: float = 0.0) -> torch.Tensor:
-    return (torch.rand(count, 3, size, size) * 1.6 - 0.8 + brightness).clamp(-1, 1)
-
-
-@pytest.fixture
-def offline_empty_cache(tmp_path, monkeypatch):
-    """An empty torch hub cache and no network: downloads fail like on a machine without internet."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def no_network(*args, **kwargs):
-        raise OSError("network blocked in tests")
-
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    return tmp_path / "torch_home" / "hub" / "checkpoints"
 
 
 def test_to_uint8_maps_the_range_ends_and_rounds():
@@ -151,16 +128,6 @@ def test_inception_weights_come_from_the_configured_path_then_the_hub_cache(offl
     assert [float(kwargs["state"]["fc.weight"]) for kwargs in built] == [1.0, 0.0]
     assert [kwargs["antialias"] for kwargs in built] == [False, True]
     assert built[1]["features_list"] == ["768"]
-
-
-class CodeInPickle:
-    """Unpickling this runs ``open(marker, "w")``: stands for any code hidden in a weight file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from test_eval_metrics import ChannelStatistics, random_images
+from eval_helpers import ChannelStatistics, random_images
 
 from l2sae.evaluation.lpips_metric import build_lpips
 from l2sae.evaluation.report import COLUMNS, log_tables, write_report

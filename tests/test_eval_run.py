@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from eval_helpers import ChannelStatistics
 from hydra import compose, initialize_config_dir
-from test_eval_metrics import ChannelStatistics, offline_empty_cache  # noqa: F401 (a fixture used below)
 
 from l2sae.editing import AlphaMatting, L2SAEEditor
 from l2sae.evaluation.fid import INCEPTION_WEIGHTS
@@ -26,7 +26,7 @@ from l2sae.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
-EXTRACTOR = "test_eval_metrics.ChannelStatistics"
+EXTRACTOR = "eval_helpers.ChannelStatistics"
 
 
 @pytest.fixture(scope="module")

@@ -1,35 +1,16 @@
 """The layers stay apart: the library imports without Hydra, OmegaConf or Lightning, and the tasks share
 only the bottom layer (``l2sae.utils``), never each other's ``run`` modules."""
 
-import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from layers_helpers import PACKAGE, TASKS, imported_modules, package_files
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "l2sae"
-TASKS = ("training", "editing", "evaluation", "app")
 LIBRARY_WITHOUT_TRAINING = ("nn", "data", "editing", "evaluation", "photos")
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports (absolute names; relative imports resolved against its package)."""
-    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
-            module = ".".join(part for part in (base, node.module or "") if part)
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
-
-
-def _modules(package: str) -> list[Path]:
-    return sorted((PACKAGE / package).rglob("*.py")) if (PACKAGE / package).is_dir() else []
+TESTS = Path(__file__).resolve().parent
 
 
 def test_the_library_imports_without_hydra_omegaconf_or_lightning():
@@ -47,8 +28,8 @@ def test_no_task_imports_another_tasks_run_module(task):
     foreign = {f"l2sae.{other}.run" for other in TASKS if other != task}
     offenders = {
         str(path.relative_to(PACKAGE)): sorted(names & foreign)
-        for path in _modules(task)
-        if (names := _imports(path)) & foreign
+        for path in package_files(task)
+        if (names := imported_modules(path)) & foreign
     }
     assert not offenders
 
@@ -57,15 +38,28 @@ def test_library_modules_never_import_training():
     offenders = [
         str(path.relative_to(PACKAGE))
         for package in LIBRARY_WITHOUT_TRAINING
-        for path in _modules(package)
-        if any(name == "l2sae.training" or name.startswith("l2sae.training.") for name in _imports(path))
+        for path in package_files(package)
+        if any(name == "l2sae.training" or name.startswith("l2sae.training.") for name in imported_modules(path))
     ]
     assert not offenders
 
 
 def test_the_bottom_layer_imports_nothing_else_of_l2sae():
     offenders = {
-        str(path.relative_to(PACKAGE)): sorted(name for name in _imports(path) if name.startswith("l2sae."))
-        for path in _modules("utils")
+        str(path.relative_to(PACKAGE)): sorted(name for name in imported_modules(path) if name.startswith("l2sae."))
+        for path in package_files("utils")
     }
     assert all(name.startswith("l2sae.utils") for names in offenders.values() for name in names), offenders
+
+
+def test_tests_share_helpers_modules_not_test_modules():
+    """Shared test code lives in tests/*_helpers.py or conftest.py: no test imports, or names by ``_target_``,
+    another test module."""
+    offenders = {
+        path.name: sorted(name for name in imported_modules(path) if name.split(".")[0].startswith("test_"))
+        for path in TESTS.glob("*.py")
+    }
+    offenders = {name: modules for name, modules in offenders.items() if modules}
+    named = re.compile(r"[\"'=]test_\w+\.(?!py\b)\w+")  # an object of a test module, as _target_ names it
+    targets = [path.name for path in TESTS.glob("*.py") if named.search(path.read_text())]
+    assert not offenders and not targets, (offenders, targets)

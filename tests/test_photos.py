@@ -5,9 +5,9 @@ import io
 import numpy as np
 import pytest
 import torch
+from layers_helpers import TASKS, imported_modules, package_files
 from PIL import Image
 from skimage import data
-from test_layers import TASKS, _imports, _modules
 
 from l2sae.photos import NoFaceError, PhotoError, align_face, find_faces, load_photo, paste_faces
 from l2sae.photos.alignment import square_to_photo
@@ -215,7 +215,9 @@ def test_a_48_megapixel_photo_is_detected_on_a_downscaled_copy(astronaut):
 def test_the_photo_pipeline_never_imports_the_editor_or_a_task():
     # no Hydra/OmegaConf/Lightning on import: tests/test_layers.py (l2sae.editing imports l2sae.photos)
     offenders = {
-        str(path): sorted(name for name in _imports(path) if name.split(".")[:2] in (["l2sae", t] for t in TASKS))
-        for path in _modules("photos")
+        str(path): sorted(
+            name for name in imported_modules(path) if name.split(".")[:2] in (["l2sae", t] for t in TASKS)
+        )
+        for path in package_files("photos")
     }
     assert not any(offenders.values()), offenders

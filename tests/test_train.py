@@ -1,14 +1,11 @@
 """Training runs on tiny configs: fast_dev_run of both modules, resume with ``ckpt_path=last``, the NaN guard,
 the learning-rate decay."""
 
-import copy
 import json
-from typing import ClassVar
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from train_helpers import compose_train, tiny_sae_file
+from train_helpers import RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
@@ -59,32 +56,6 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
 
-class CrashAfter(pl.Callback):
-    """Simulates a killed run: raises once the global step reaches ``step``."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step >= self.step:
-            raise RuntimeError("simulated crash")
-
-
-class RecordStart(pl.Callback):
-    """Keeps the global step, optimiser states and weights seen when training (re)starts."""
-
-    records: ClassVar[list] = []
-
-    def on_train_start(self, trainer, pl_module):
-        RecordStart.records.append(
-            {
-                "global_step": trainer.global_step,
-                "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in trainer.optimizers],
-                "weights": {name: value.clone() for name, value in pl_module.state_dict().items()},
-            }
-        )
-
-
 def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(tmp_path, data_dir):
     run_dir = tmp_path / "logs" / "run"
     common = [
@@ -92,14 +63,14 @@ def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(t
         "model.smn.trainer.max_steps=8",  # 4 batches: a D step and a G step each
         "callbacks.model_checkpoint.every_n_train_steps=2",
         "callbacks.image_grid=null",
-        "+callbacks.record._target_=test_train.RecordStart",
+        "+callbacks.record._target_=train_helpers.RecordStart",
     ]
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(
             compose_train(
                 run_dir,
                 data_dir,
-                [*common, "+callbacks.crash._target_=test_train.CrashAfter", "+callbacks.crash.step=6"],
+                [*common, "+callbacks.crash._target_=train_helpers.CrashAfter", "+callbacks.crash.step=6"],
             )
         )
     last = run_dir / "checkpoints" / "smn" / "last.ckpt"
@@ -163,15 +134,6 @@ def test_balanced_foreground_weights_make_roi_and_background_count_equally():
     assert torch.equal(foreground_weights(roi_masks, 3.0).unique(), torch.tensor([1.0, 3.0]))
 
 
-class RecordLearningRates(pl.Callback):
-    """Keeps every optimiser's learning rate as each training batch runs."""
-
-    records: ClassVar[list] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        RecordLearningRates.records.append([optimizer.param_groups[0]["lr"] for optimizer in trainer.optimizers])
-
-
 def test_lr_decay_follows_global_step_over_max_steps_for_every_optimiser(tmp_path, data_dir, start_checkpoint):
     RecordLearningRates.records.clear()
     overrides = [
@@ -181,7 +143,7 @@ def test_lr_decay_follows_global_step_over_max_steps_for_every_optimiser(tmp_pat
         "model.smpn.module.optimizer.lr=0.004",
         "model.smpn.module.lr_decay={kind: linear, final_fraction: 0.5}",
         "callbacks.image_grid=null",
-        "+callbacks.lrs._target_=test_train.RecordLearningRates",
+        "+callbacks.lrs._target_=train_helpers.RecordLearningRates",
     ]
     run(compose_train(tmp_path / "logs" / "run", data_dir, overrides))
     assert torch.tensor(RecordLearningRates.records).allclose(torch.tensor([[0.004], [0.0035], [0.003], [0.0025]]))
@@ -192,7 +154,7 @@ def test_lr_decay_follows_global_step_over_max_steps_for_every_optimiser(tmp_pat
         "model.smn.trainer.max_steps=8",  # 4 batches of a D step and a G step
         "model.smn.module.lr_decay={kind: cosine}",
         "callbacks.image_grid=null",
-        "+callbacks.lrs._target_=test_train.RecordLearningRates",
+        "+callbacks.lrs._target_=train_helpers.RecordLearningRates",
     ]
     run(compose_train(tmp_path / "logs" / "smn", data_dir, overrides))
     discriminator_lr = 0.002 * 16 / 17  # the lazy-R1 correction stays in the initial rate

@@ -3,8 +3,7 @@ an exact resume, per-stage resume files, and checkpoints that could hold code.""
 
 import pytest
 import torch
-from test_eval_metrics import CodeInPickle
-from test_train import CrashAfter  # noqa: F401 (named by the configs below)
+from pickle_helpers import CodeInPickle
 from train_helpers import compose_train
 
 from l2sae.nn.checkpoint import CheckpointError
@@ -56,7 +55,7 @@ def test_a_killed_and_resumed_run_equals_the_uninterrupted_run(tmp_path, data_di
     straight = tmp_path / "straight" / "run"
     run(compose_train(straight, data_dir, common))
     resumed = tmp_path / "resumed" / "run"
-    crash = ["+callbacks.crash._target_=test_train.CrashAfter", "+callbacks.crash.step=12"]
+    crash = ["+callbacks.crash._target_=train_helpers.CrashAfter", "+callbacks.crash.step=12"]
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(compose_train(resumed, data_dir, [*common, *crash]))
     run(compose_train(resumed, data_dir, [*common, "ckpt_path=last"]))

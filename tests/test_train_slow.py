@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import pytorch_lightning as pl
 import torch
 import yaml
 from PIL import Image
@@ -40,16 +39,6 @@ def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path):
     assert os.readlink(tmp_path / "logs" / "latest") == "run"
 
 
-class DumpRankWeights(pl.Callback):
-    """Each DDP rank writes its SAE weights when training ends."""
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    def on_train_end(self, trainer, pl_module):
-        torch.save(pl_module.sae.state_dict(), os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
-
-
 def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
     start = tiny_sae_file(tmp_path / "start.pt")
     overrides = [
@@ -63,7 +52,7 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
         "model.smn.trainer.max_steps=5",  # D, R1 (2nd D step), G over two batches
         "trainer.limit_val_batches=1",
         "callbacks.image_grid=null",
-        "+callbacks.dump._target_=test_train_slow.DumpRankWeights",
+        "+callbacks.dump._target_=train_helpers.DumpRankWeights",
         f"+callbacks.dump.folder={tmp_path}",
     ]
     run(compose_train(tmp_path / "logs" / "run", tmp_path / "data", overrides))

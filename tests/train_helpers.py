@@ -1,9 +1,15 @@
-"""Helpers of the training tests (no tests here): compose conf/train.yaml for a temporary run folder, tiny SAE files."""
+"""Helpers of the training tests (no tests here): compose conf/train.yaml for a temporary run folder, tiny SAE files,
+callbacks that the tests name by ``_target_``."""
 
 from __future__ import annotations
 
+import copy
+import os
 from pathlib import Path
+from typing import ClassVar
 
+import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -55,3 +61,49 @@ def compose_train(run_dir: Path, data_dir: Path, overrides: list[str] = (), tiny
 def tiny_sae_file(path: Path) -> Path:
     """A freshly initialised tiny SAE (with discriminators) in our checkpoint format."""
     return save_sae(SwappingAutoencoder(SAEConfig.preset("tiny")), path, extra={"kind": "smn"})
+
+
+# ---- callbacks named by ``_target_`` in the tests' overrides ---------------------------------------
+class CrashAfter(pl.Callback):
+    """Simulates a killed run: raises once the global step reaches ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            raise RuntimeError("simulated crash")
+
+
+class RecordStart(pl.Callback):
+    """Keeps the global step, optimiser states and weights seen when training (re)starts."""
+
+    records: ClassVar[list] = []
+
+    def on_train_start(self, trainer, pl_module):
+        RecordStart.records.append(
+            {
+                "global_step": trainer.global_step,
+                "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in trainer.optimizers],
+                "weights": {name: value.clone() for name, value in pl_module.state_dict().items()},
+            }
+        )
+
+
+class RecordLearningRates(pl.Callback):
+    """Keeps every optimiser's learning rate as each training batch runs."""
+
+    records: ClassVar[list] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        RecordLearningRates.records.append([optimizer.param_groups[0]["lr"] for optimizer in trainer.optimizers])
+
+
+class DumpRankWeights(pl.Callback):
+    """Each DDP rank writes its SAE weights when training ends."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def on_train_end(self, trainer, pl_module):
+        torch.save(pl_module.sae.state_dict(), os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
