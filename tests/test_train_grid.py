@@ -1,5 +1,7 @@
 """The training grid's edit column is the editor's edit (one Algorithm 1 in the project)."""
 
+from functools import partial
+
 import torch
 from train_helpers import tiny_sae_file
 
@@ -23,7 +25,9 @@ LOSS = {
 def test_grid_edit_column_equals_the_editors_style_edit(tmp_path):
     smn_file = tiny_sae_file(tmp_path / "smn.pt")
     torch.manual_seed(0)
-    module = SMPNModule(str(smn_file), SLICING, ROI_NAMES, LOSS, {"lr": 0.002}, image_size=64, mask_threshold=0.05)
+    module = SMPNModule(
+        str(smn_file), SLICING, ROI_NAMES, LOSS, partial(torch.optim.Adam, lr=0.002), image_size=64, mask_threshold=0.05
+    )
     with torch.no_grad():  # an SMPN that has moved away from its start
         for parameter in module.sae.G.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))

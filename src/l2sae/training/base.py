@@ -1,4 +1,4 @@
-"""What the SMN and SMPN LightningModules share: the SAE, Adam with the official settings, manual steps.
+"""What the SMN and SMPN LightningModules share: the SAE, optimisers built from the config, manual steps.
 
 Both modules use Lightning's manual optimisation (a GAN alternates optimisers). Note that Lightning's
 ``global_step`` counts optimiser steps, so one training iteration advances it by one per optimiser
@@ -7,8 +7,9 @@ step taken (a D step, a G step and, every ``r1_every`` D steps, the extra lazy-R
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -30,14 +31,34 @@ def build_sae(backbone: Mapping | None, checkpoint: str | None, with_discriminat
     return SwappingAutoencoder(SAEConfig.from_backbone(backbone), with_discriminators=with_discriminators)
 
 
-def lazy_regularisation_adam(parameters: Sequence[nn.Parameter], optimizer: Mapping, r1_every: int) -> torch.optim.Adam:
-    """Adam for the discriminators with StyleGAN2's lazy-regularisation correction c = r1_every / (r1_every + 1):
-    lr * c and betas ** c (official: lr 0.002 * 16/17, betas (0, 0.99 ** (16/17)))."""
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+
+
+def lazy_regularised(optimizer: torch.optim.Optimizer, r1_every: int) -> torch.optim.Optimizer:
+    """``optimizer`` (the discriminators') with StyleGAN2's lazy-regularisation correction c = r1_every / (r1_every + 1)
+    in every parameter group: lr * c and, where the optimiser has them, betas ** c (official: Adam lr 0.002 * 16/17,
+    betas (0, 0.99 ** (16/17)))."""
     c = r1_every / (r1_every + 1)
-    beta1, beta2 = (float(beta) for beta in optimizer["betas"])
-    return torch.optim.Adam(
-        parameters, lr=optimizer["lr"] * c, betas=(beta1**c, beta2**c), eps=optimizer.get("eps", 1e-8)
-    )
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * c
+        if "betas" in group:
+            group["betas"] = tuple(float(beta) ** c for beta in group["betas"])
+    return optimizer
+
+
+def optimizer_config(build_optimizer: OptimizerFactory) -> dict:
+    """The plain Hydra config of an optimiser factory (the ``functools.partial`` that ``_partial_: true`` builds),
+    e.g. ``{_target_: torch.optim.adam.Adam, _partial_: true, lr: 0.002, betas: [0.0, 0.99]}``.
+
+    Recorded in the hyperparameters instead of the factory: checkpoints hold them and are read weights-only,
+    which refuses a pickled function.
+    """
+    function = getattr(build_optimizer, "func", build_optimizer)
+    return {
+        "_target_": f"{function.__module__}.{function.__qualname__}",
+        "_partial_": True,
+        **getattr(build_optimizer, "keywords", {}),
+    }
 
 
 LR_DECAY_KINDS = ("cosine", "linear")
@@ -70,8 +91,9 @@ def lr_decay_factor(lr_decay: Mapping, progress: float) -> float:
 class SAETrainingModule(pl.LightningModule):
     """Base class: owns ``self.sae`` and steps optimisers by hand.
 
-    optimizer: ``{lr, betas, eps}`` of Adam for E + G (official: 0.002, (0, 0.99), 1e-8); the
-        discriminators' Adam gets the lazy-R1 correction.
+    optimizer: builds an optimiser from a list of parameters (Hydra's ``_partial_: true`` of
+        ``model.<stage>.module.optimizer``; official: Adam, lr 0.002, betas (0, 0.99)); E + G get one, the
+        discriminators another with the lazy-R1 correction (:func:`lazy_regularised`).
     gradient_clip_val: clip the gradient norm of each step to this value (None: no clipping). Lightning's
         ``Trainer(gradient_clip_val=...)`` is unavailable in manual optimisation, so it lives here.
     lr_decay: None (constant learning rates, official) or ``{kind: cosine | linear, final_fraction}``: every
@@ -81,23 +103,28 @@ class SAETrainingModule(pl.LightningModule):
 
     sae: SwappingAutoencoder
 
-    def __init__(self, optimizer: Mapping, gradient_clip_val: float | None = None, lr_decay: Mapping | None = None):
+    def __init__(
+        self, optimizer: OptimizerFactory, gradient_clip_val: float | None = None, lr_decay: Mapping | None = None
+    ):
         super().__init__()
         self.automatic_optimization = False
-        self.optimizer_settings = dict(optimizer)
+        self.build_optimizer = optimizer
         self.gradient_clip_val = gradient_clip_val
         self.lr_decay = check_lr_decay(lr_decay)
 
-    def generator_optimizer(self) -> torch.optim.Adam:
-        """Adam over G then E parameters, as the official optimiser lists them."""
-        settings = self.optimizer_settings
-        parameters = list(self.sae.G.parameters()) + list(self.sae.E.parameters())
-        return torch.optim.Adam(
-            parameters,
-            lr=settings["lr"],
-            betas=tuple(float(beta) for beta in settings["betas"]),
-            eps=settings.get("eps", 1e-8),
-        )
+    def save_hyperparameters_without_code(self) -> None:
+        """Save the caller's ``__init__`` arguments as hyperparameters (checkpoints carry them), the optimiser
+        factory as its plain config (:func:`optimizer_config`, key ``optimizer_config``)."""
+        self.save_hyperparameters(ignore=["optimizer"], frame=inspect.currentframe().f_back)
+        self.hparams["optimizer_config"] = optimizer_config(self.build_optimizer)
+
+    def generator_optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser over G then E parameters, as the official optimiser lists them."""
+        return self.build_optimizer(list(self.sae.G.parameters()) + list(self.sae.E.parameters()))
+
+    def discriminator_optimizer(self, parameters: list[nn.Parameter], r1_every: int) -> torch.optim.Optimizer:
+        """The optimiser over the discriminators' ``parameters``, corrected for lazy R1 every ``r1_every`` steps."""
+        return lazy_regularised(self.build_optimizer(parameters), r1_every)
 
     def on_train_start(self) -> None:
         if self.lr_decay and self.trainer.max_steps <= 0:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -120,6 +121,7 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         except ValueError as error:
             raise ConfigError(str(error)) from error
         module = stage.module
+        check_optimizer(module.get("optimizer"), f"model.{name}.module.optimizer")
         discriminates = "slicing" not in module or module.loss.gan > 0
         if discriminates and not cfg.backbone.get("checkpoint") and datamodule.image_size != backbone.crop_size:
             raise ConfigError(
@@ -148,6 +150,21 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                 )
         produced.add(str(stage.export))
     return stages
+
+
+OPTIMIZER_EXAMPLE = "{_target_: torch.optim.Adam, _partial_: true, lr: 0.002, betas: [0.0, 0.99]}"
+
+
+def check_optimizer(optimizer: DictConfig | None, key: str) -> None:
+    """The optimiser config at ``key`` builds a torch optimiser from a list of parameters (a ``_partial_: true``
+    of a ``torch.optim`` class, with settings it accepts); else a ConfigError naming ``key``."""
+    try:
+        built = instantiate(optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    except (InstantiationException, TypeError, ValueError) as error:
+        reason = " ".join(str(unwrapped(error)).split())
+        raise ConfigError(f"{key}: no optimiser can be built from it ({reason}); e.g. {OPTIMIZER_EXAMPLE}") from error
+    if not isinstance(built, torch.optim.Optimizer):
+        raise ConfigError(f"{key}: {optimizer._target_} built a {type(built).__name__}, not a torch optimiser")
 
 
 def stage_start(cfg: DictConfig, stage: DictConfig) -> str | None:

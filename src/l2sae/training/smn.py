@@ -16,7 +16,7 @@ from l2sae.losses import (
 )
 from l2sae.nn import save_sae
 
-from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
+from .base import OptimizerFactory, SAETrainingModule, build_sae
 
 
 class SMNModule(SAETrainingModule):
@@ -37,12 +37,12 @@ class SMNModule(SAETrainingModule):
         self,
         backbone: Mapping,
         loss: Mapping,
-        optimizer: Mapping,
+        optimizer: OptimizerFactory,
         gradient_clip_val: float | None = None,
         lr_decay: Mapping | None = None,
     ):
         super().__init__(optimizer, gradient_clip_val, lr_decay)
-        self.save_hyperparameters()
+        self.save_hyperparameters_without_code()
         self.weights = SAELossWeights(**loss["weights"])
         self.r1_every = int(loss["r1_every"])
         self.sae = build_sae(backbone, backbone.get("checkpoint"), with_discriminators=True)
@@ -57,7 +57,7 @@ class SMNModule(SAETrainingModule):
         if self.trains_discriminators:
             parameters = list(self.sae.D.parameters()) if self.weights.gan > 0 else []
             parameters += list(self.sae.Dpatch.parameters()) if self.weights.patch_gan > 0 else []
-            optimizers.append(lazy_regularisation_adam(parameters, self.optimizer_settings, self.r1_every))
+            optimizers.append(self.discriminator_optimizer(parameters, self.r1_every))
         return optimizers
 
     def training_step(self, batch: Mapping, batch_idx: int) -> dict[str, Tensor]:

@@ -22,7 +22,7 @@ from l2sae.regions import (
 )
 from l2sae.utils.errors import ConfigError
 
-from .base import SAETrainingModule, build_sae, lazy_regularisation_adam
+from .base import OptimizerFactory, SAETrainingModule, build_sae
 from .mask_head import MaskHeadSettings, distill_mask_head
 
 # distinct colours (in [0, 1]) for drawing up to eight ROI masks in one image
@@ -164,7 +164,7 @@ class SMPNModule(SAETrainingModule):
         slicing: Mapping,
         roi_names: Sequence[str],
         loss: Mapping,
-        optimizer: Mapping,
+        optimizer: OptimizerFactory,
         image_size: int,
         mask_threshold: float = DEFAULT_MASK_THRESHOLD,
         gradient_clip_val: float | None = None,
@@ -172,7 +172,7 @@ class SMPNModule(SAETrainingModule):
         mask_head: Mapping | None = None,
     ):
         super().__init__(optimizer, gradient_clip_val, lr_decay)
-        self.save_hyperparameters()
+        self.save_hyperparameters_without_code()
         self.slice_scheme = self.check_settings(slicing, roi_names)
         self.roi_names = tuple(roi_names)
         self.loss = SMPNLoss.from_config(loss)
@@ -247,7 +247,7 @@ class SMPNModule(SAETrainingModule):
         optimizers = [self.generator_optimizer()]
         if self.adversarial:
             parameters = list(self.sae.D.parameters())
-            optimizers.append(lazy_regularisation_adam(parameters, self.optimizer_settings, self.loss.r1_every))
+            optimizers.append(self.discriminator_optimizer(parameters, self.loss.r1_every))
         return optimizers
 
     def training_step(self, batch: Mapping, batch_idx: int) -> dict[str, Tensor]:
