@@ -164,7 +164,10 @@ def test_jobs_are_read_from_wandb_run_folders(tmp_path):
     assert jobs[2].error.startswith("did not finish")
     assert read_wandb_run(finished.parent).config["note"] == long_note
 
-    damaged = bytearray(finished.read_bytes())
+    complete = finished.read_bytes()
+    finished.write_bytes(complete[:-3])  # read while W&B writes: the records so far, the run not finished
+    assert read_sweep([finished.parent])[0].error.startswith("did not finish")
+    damaged = bytearray(complete)
     damaged[40] ^= 1
     finished.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match=r"run-aaaa\.wandb: damaged record at byte"):

@@ -54,7 +54,7 @@ def wandb_run_folders(folder: Path) -> list[Path]:
 
 
 def log_chunks(path: Path) -> Iterator[bytes]:
-    """The records of a transaction log ``run-<id>.wandb``, as serialised protobufs."""
+    """The records of a transaction log ``run-<id>.wandb``, as serialised protobufs (those complete so far)."""
     data = path.read_bytes()
     if len(data) < FILE_HEADER.size or FILE_HEADER.unpack_from(data) != (FILE_IDENT, FILE_MAGIC, FILE_VERSION):
         raise ValueError(f"{path}: not a W&B transaction log of a known version (header {data[:7]!r})")
@@ -69,8 +69,10 @@ def log_chunks(path: Path) -> Iterator[bytes]:
         if kind == 0 and length == 0:  # padding (a block's end) or a run still being written
             position += left_in_block
             continue
-        if len(chunk) < length or checksum != zlib.crc32(chunk, zlib.crc32(bytes([kind]))):
-            raise ValueError(f"{path}: damaged record at byte {position}; the run's log is incomplete or corrupt")
+        if len(chunk) < length:  # the end of a run still being written
+            return
+        if checksum != zlib.crc32(chunk, zlib.crc32(bytes([kind]))):
+            raise ValueError(f"{path}: damaged record at byte {position}; the run's log is corrupt")
         position += CHUNK_HEADER.size + length
         record = chunk if kind in (FULL, FIRST) else record + chunk
         if kind in (FULL, LAST):
