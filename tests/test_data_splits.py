@@ -72,7 +72,7 @@ def test_index_scheme_and_all():
         split_indices(range(5), "train", "index", val_size=2, test_size=3)
     with pytest.raises(ValueError, match=r"split 'val' .* is empty.*data\.val_size"):
         split_indices(range(5), "val", "index", val_size=0, test_size=1)
-    with pytest.raises(ConfigError, match=r"split: unknown split 'dev'"):
+    with pytest.raises(ConfigError, match=r"split: expected one of train, val, test, all, got 'dev'"):
         split_indices(range(5), "dev", "index")
 
 

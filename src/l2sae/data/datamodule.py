@@ -16,12 +16,14 @@ from l2sae.data.image_folder import ImageFolder
 from l2sae.data.splits import check_scheme, check_sizes
 from l2sae.data.synthfaces import ensure_synthfaces
 from l2sae.regions import DEFAULT_REGION_PARTS, validate_region_parts
+from l2sae.utils.choices import Choice
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.images import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("celebamask_hq", "image_folder")
+# the dataset layouts (the ``data.layout`` setting)
+Layout = Choice("Layout", {name: name for name in ("celebamask_hq", "image_folder")})
 SYNTHETIC_KEYS = ("n", "size", "seed", "partition")
 
 
@@ -98,8 +100,7 @@ class L2SAEDataModule(pl.LightningDataModule):
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
         super().__init__()
-        if layout not in LAYOUTS:
-            raise ConfigError(f"data.layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+        layout = Layout.parse(layout, "data.layout")
         if layout == "image_folder" and split_scheme != "index":
             raise ConfigError(f"data.split_scheme: an image folder is split by 'index', got {split_scheme!r}")
         check_image_size(image_size)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from l2sae.utils.choices import Choice
 from l2sae.utils.errors import ConfigError
 
-SPLIT_SCHEMES = ("celeba", "semanticstylegan", "index")
-SPLITS = ("train", "val", "test", "all")
+# the split schemes (the ``data.split_scheme`` setting; see :func:`split_indices`) and the splits they make
+SplitScheme = Choice("SplitScheme", {name: name for name in ("celeba", "semanticstylegan", "index")})
+Split = Choice("Split", {name: name for name in ("train", "val", "test", "all")})
 CELEBA_PARTITION_CODES = {"0": "train", "1": "val", "2": "test"}
 SEMANTICSTYLEGAN_TEST = range(28000, 30000)
 
@@ -120,14 +122,12 @@ def split_indices(
 
 
 def check_scheme(scheme: str) -> None:
-    if scheme not in SPLIT_SCHEMES:
-        raise ConfigError(f"data.split_scheme: unknown scheme {scheme!r}; choose from {', '.join(SPLIT_SCHEMES)}")
+    SplitScheme.parse(scheme, "data.split_scheme")
 
 
 def check_split(split: str, scheme: str) -> None:
     check_scheme(scheme)
-    if split not in SPLITS:
-        raise ConfigError(f"split: unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    Split.parse(split, "split")
 
 
 def check_sizes(**sizes: int | None) -> None:

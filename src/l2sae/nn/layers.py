@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from l2sae.utils.choices import Choice
+
 from .ops import fused_leaky_relu, make_fir_kernel, upfirdn2d
 
 SQRT2 = math.sqrt(2.0)
@@ -180,13 +182,14 @@ class ModulatedConv2d(nn.Module):
         return F.conv2d(x, weight, padding=self.padding)
 
 
+NoiseMode = Choice("NoiseMode", {"random": "random", "zero": "zero"})  # NoiseInjection.mode
+
+
 class NoiseInjection(nn.Module):
     """``x + weight * n`` with ``n ~ N(0, 1)`` of shape B x 1 x H x W (weight init 0).
 
     ``mode``: ``"random"`` draws fresh noise each call (official behaviour), ``"zero"`` adds none.
     """
-
-    MODES = ("random", "zero")
 
     def __init__(self):
         super().__init__()

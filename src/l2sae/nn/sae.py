@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .discriminator import Discriminator
 from .encoder import Encoder
 from .generator import Generator
-from .layers import NoiseInjection
+from .layers import NoiseInjection, NoiseMode
 from .ops import normalize
 from .patch_discriminator import PatchDiscriminator
 
@@ -356,8 +356,7 @@ class SwappingAutoencoder(nn.Module):
 
     def set_noise(self, mode: str) -> SwappingAutoencoder:
         """``"random"``: fresh N(0,1) noise per call (training); ``"zero"``: deterministic decoder."""
-        if mode not in NoiseInjection.MODES:
-            raise ValueError(f"noise mode: expected one of {NoiseInjection.MODES}, got {mode!r}")
+        mode = NoiseMode.parse(mode, "noise mode")
         for module in self.G.modules():
             if isinstance(module, NoiseInjection):
                 module.mode = mode

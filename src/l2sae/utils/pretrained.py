@@ -20,12 +20,13 @@ from urllib.error import URLError
 import torch
 from torch import Tensor
 
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.choices import Choice
 
 LPIPS_BACKBONES = {  # torchvision's files for LPIPS' backbones, by lpips' net name
     "alex": ("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
     "vgg": ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
 }
+LpipsBackbone = Choice("LpipsBackbone", {name: name for name in LPIPS_BACKBONES})  # the ``net`` setting
 
 
 def hub_checkpoint_path(filename: str) -> Path:
@@ -133,8 +134,7 @@ def build_lpips(
     """
     import lpips
 
-    if net not in LPIPS_BACKBONES:
-        raise ConfigError(f"{net_key}: unknown LPIPS backbone {net!r}; choose from {', '.join(LPIPS_BACKBONES)}")
+    net = LpipsBackbone.parse(net, net_key)
     with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained=` argument
         warnings.filterwarnings("ignore", message=".*(pretrained|weights).*deprecated", category=UserWarning)
         model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
