@@ -79,3 +79,14 @@ def test_default_kernel_size_is_odd_and_scales():
 def test_bad_settings_name_the_key(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         AlphaMatting(**kwargs)
+
+
+def test_the_separable_blur_equals_torchvisions_gaussian_blur():
+    from torchvision.transforms.functional import gaussian_blur as torchvision_blur
+
+    from l2sae.editing.matting import gaussian_blur
+
+    images = torch.rand(2, 3, 40, 33, generator=torch.Generator().manual_seed(0))
+    for size, sigma in ((17, None), (5, None), (3, 0.7), (9, 2.0)):
+        reference = torchvision_blur(images, [size, size], None if sigma is None else [sigma, sigma])
+        assert (gaussian_blur(images, size, sigma) - reference).abs().max() < 2e-6

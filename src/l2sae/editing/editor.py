@@ -385,11 +385,11 @@ class L2SAEEditor:
         structure: torch.Tensor,
         texture: torch.Tensor,
         faces: EncodedFaces,
-        region: torch.Tensor,
+        matte: torch.Tensor,
     ) -> tuple[torch.Tensor, Box | None]:
-        """The decode where the matte of ``region`` (B x 1 x H x W) is positive, the input elsewhere, and the
-        box decoded (None: the whole image; see ``window``)."""
-        box = decode_box(self.matting.matte(region), self.window_max_fraction) if self.window else None
+        """The decode where ``matte`` (B x 1 x H x W) is positive, the input elsewhere, and the box decoded
+        (None: the whole image; see ``window``)."""
+        box = decode_box(matte, self.window_max_fraction) if self.window else None
         if box is None:
             return self._decode(network, structure, texture), None
         if box.area == 0:
@@ -443,8 +443,8 @@ class L2SAEEditor:
         """The union of the regions' masks, B x 1 x H x W."""
         return self._read_masks(faces, rois).amax(dim=1, keepdim=True)
 
-    def _composite(self, faces: EncodedFaces, global_edit: torch.Tensor, region: torch.Tensor) -> EditResult:
-        images, matte = self.matting(faces.images, global_edit, region)
+    def _composite(self, faces: EncodedFaces, global_edit: torch.Tensor, matte: torch.Tensor) -> EditResult:
+        images = self.matting.blend(faces.images, global_edit, matte)
         return EditResult(images=images.clamp(-1.0, 1.0), matte=matte, global_edit=global_edit)
 
     @torch.inference_mode()
@@ -453,9 +453,9 @@ class L2SAEEditor:
         rois = self.slicing.validate_rois(rois)
         return self._read_masks(self._faces(images), rois)
 
-    def _restyle(self, faces: EncodedFaces, strength: float, seed: int | None, region: torch.Tensor) -> torch.Tensor:
+    def _restyle(self, faces: EncodedFaces, strength: float, seed: int | None, matte: torch.Tensor) -> torch.Tensor:
         """Algorithm 1's global edit: the SMN decode with the texture moved along the seed's direction,
-        where the matte of ``region`` (B x 1 x H x W) needs it.
+        where ``matte`` (B x 1 x H x W) needs it.
 
         Remembered in ``faces`` per (strength, seed), so further regions with the same style change
         cost no decode when the remembered decode covers their matte; a seed of None draws a fresh
@@ -463,7 +463,7 @@ class L2SAEEditor:
         """
         key = (float(strength), seed)
         if seed is not None and key in faces.global_edits:
-            needed = decode_box(self.matting.matte(region), self.window_max_fraction) if self.window else None
+            needed = decode_box(matte, self.window_max_fraction) if self.window else None
             if contains(faces.global_edit_boxes.get(key), needed):
                 return faces.global_edits[key]
         generator = torch.Generator()
@@ -474,7 +474,7 @@ class L2SAEEditor:
         texture = faces.smn_texture
         direction = normalize(torch.randn(1, texture.shape[1], generator=generator)).to(texture.device)
         texture = normalize(texture + float(strength) * self.style_sigma * direction)
-        global_edit, box = self._decode_inside(self.smn, faces.smn_structure, texture, faces, region)
+        global_edit, box = self._decode_inside(self.smn, faces.smn_structure, texture, faces, matte)
         if seed is not None:
             faces.global_edits.pop(key, None)
             if len(faces.global_edits) >= GLOBAL_EDITS_REMEMBERED:
@@ -497,7 +497,8 @@ class L2SAEEditor:
         strength, seed = check_strength(strength), check_seed(seed)
         faces = self._faces(images)
         region = self._region(faces, rois) if strength != 0 else torch.zeros_like(faces.images[:, :1])
-        return self._composite(faces, self._restyle(faces, strength, seed, region), region)
+        matte = self.matting.matte(region)
+        return self._composite(faces, self._restyle(faces, strength, seed, matte), matte)
 
     @torch.inference_mode()
     def swap_style(self, images: Faces, reference: Faces, rois: str | Sequence[str]) -> EditResult:
@@ -510,9 +511,9 @@ class L2SAEEditor:
             _check_images(reference, "reference")
             reference_texture = self._encode(self.smn, reference)[1]
         texture = _broadcast(reference_texture, len(faces), "reference")
-        region = self._region(faces, rois)
-        global_edit, _ = self._decode_inside(self.smn, faces.smn_structure, texture, faces, region)
-        return self._composite(faces, global_edit, region)
+        matte = self.matting.matte(self._region(faces, rois))
+        global_edit, _ = self._decode_inside(self.smn, faces.smn_structure, texture, faces, matte)
+        return self._composite(faces, global_edit, matte)
 
     @torch.inference_mode()
     def swap_structure(
@@ -557,7 +558,7 @@ class L2SAEEditor:
                 faces.images, faces.smn_structure, faces.smn_texture, smpn_structure, faces.smpn_texture, editor=self
             )
             other = self._region(swapped, rois)
-        return self._composite(faces, global_edit, torch.maximum(self._region(faces, rois), other))
+        return self._composite(faces, global_edit, self.matting.matte(torch.maximum(self._region(faces, rois), other)))
 
     def prepare_photo(
         self, photo: photo_editing.Photo, align: str = "auto", faces: str | int = "all", rois=(), **options
