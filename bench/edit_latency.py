@@ -390,6 +390,13 @@ def parse_args() -> argparse.Namespace:
         help="official comparison: also count the FLOPs of the official and the fp32 L2SAE call (one more call each)",
     )
     parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="official comparison: time each call on the wall clock (default) or by the process's CPU time "
+        "(user + sys; with --threads 1 far less disturbed by other jobs on a shared machine)",
+    )
+    parser.add_argument(
         "--regions", nargs="+", default=list(REGIONS), choices=ROI_NAMES, help="regions of the official comparison"
     )
     parser.add_argument("--smn", help="time a trained SMN checkpoint (with --smpn) instead of random networks")
@@ -432,7 +439,7 @@ def main() -> None:
             results["official_rows"].extend(rows)
             print(
                 f"\n{networks.size} px ({networks.label}), batch 1: official SAE code vs L2SAE, medians of "
-                f"{args.runs} alternating rounds; x = official s / L2SAE s; {CHANGES}"
+                f"{args.runs} alternating rounds ({args.clock} clock); x = official s / L2SAE s; {CHANGES}"
             )
             print(machine_line(machine_info(device)))
             print(format_table(rows, OFFICIAL_COLUMNS) + "\n", flush=True)
