@@ -1,10 +1,15 @@
-"""Test-wide settings: no W&B traffic, no network downloads, deterministic torch."""
+"""Test-wide settings: no W&B traffic, no network downloads, deterministic torch, one torch thread per
+pytest-xdist worker, end-to-end modules first."""
 
 import os
 import socket
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N: the N workers share the cores, so each (and every process it starts) runs one intra-op
+    # thread; tiny networks gain little from a second thread, and idle threads spin on a busy machine
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -12,11 +17,28 @@ import torch  # noqa: E402
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae  # noqa: E402
 from l2sae.regions import SliceScheme  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 TINY_SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 
 
+def pytest_collection_modifyitems(items):
+    """Modules with end-to-end runs (the notebook, then those with slow tests) first, each module's tests in
+    their order: under pytest-xdist (--dist loadfile) the longest work starts first and the short modules
+    fill the gaps at the end."""
+
+    def weight(item) -> int:
+        if item.path.suffix == ".ipynb":
+            return 0
+        return 1 if item.path in slow_modules else 2
+
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=weight)
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
     yield
 

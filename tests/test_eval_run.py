@@ -193,6 +193,8 @@ def overrides(tmp_path, checkpoints, *extra):
         "rois=[hair,nose]",
         "seeds=[0,1]",
         "metrics.diversity.seeds=2",
+        "structure_swap.rois=[hair]",  # scored by tests/test_eval_structure_swap.py; here it only runs along
+        "structure_swap.designs=[smpn]",
         *extra,
     ]
 

@@ -22,6 +22,8 @@ TRAIN = [
     "trainer.devices=1",
     "trainer.num_nodes=2",
     "callbacks.progress_bar=null",
+    "model.smn.trainer.max_steps=2",  # one batch of D + G, then two SMPN steps: the hand-off is what is tested
+    "model.smpn.trainer.max_steps=2",
     *TINY_DATA,
 ]
 HANDOFF = re.compile(r"rank (\d): starts from (\S+) \(sha256 ([0-9a-f]{64})\), (.*)")
