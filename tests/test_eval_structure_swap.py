@@ -129,6 +129,9 @@ def test_evaluate_scores_structure_swaps_on_synthetic_data(tmp_path, tiny_checkp
         "data.num_workers=0",
         "metrics.fid.enabled=false",
         "metrics.lpips.random_backbone=true",
+        "metrics.identity.enabled=false",  # the region edits' metrics are tests/test_eval_run.py's
+        "metrics.diversity.seeds=0",
+        "metrics.swap_style.enabled=false",
         "timing.images=0",
         "rois=[nose]",
         "global_edit=false",
