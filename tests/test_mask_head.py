@@ -205,9 +205,55 @@ def _trained_quick_start() -> Path | None:
     return folder if "mask_head" in read_extra(folder / "smpn.pt") else None
 
 
+def _fast_vs_full_ious(fast: L2SAEEditor, full: L2SAEEditor, validation) -> tuple[dict, dict]:
+    """Per-ROI IoU of the fast and the full masks on ``validation``'s batches: (mattes: sum(min) / sum(max) of the
+    two blurred mattes, hard masks)."""
+    rois = fast.slicing.roi_names
+    mattes, masks = SoftRegionIoU(len(rois)), SoftRegionIoU(len(rois))
+    for batch in validation:
+        pair = fast.masks(batch["image"], rois), full.masks(batch["image"], rois)
+        masks.update(*pair)
+        mattes.update(*(fast.matting.matte(m.flatten(0, 1)[:, None]).view_as(m) for m in pair))
+    return dict(zip(rois, mattes.compute().tolist())), dict(zip(rois, masks.compute().tolist()))
+
+
+@pytest.mark.slow
+def test_fast_masks_distilled_from_the_quick_starts_smpn_match_its_full_masks(tmp_path):
+    """Goal of issue 16: matte IoU >= 0.97 for every region, on the quick start's validation faces. The SMPN is the
+    quick start's (tests/fixtures/quickstart_smpn.pt: smpn.pt of `python train.py` at 3d5a4f5, 1.1 MB, no head);
+    the head is distilled here with the quick start's settings, on its training faces, as training's last step does."""
+    from hydra.utils import instantiate
+
+    from l2sae.nn import load_sae
+    from l2sae.training.mask_head import distillation_images
+    from train_helpers import compose_train
+
+    cfg = compose_train(tmp_path / "run", tmp_path / "data", ["data.num_workers=0"], tiny_data=False)
+    data = instantiate(cfg.data)
+    data.prepare_data()
+    data.setup("fit")
+    path = REPO / "tests" / "fixtures" / "quickstart_smpn.pt"
+    smpn, extra = load_sae(path, with_discriminators=False), read_extra(path)
+    settings = MaskHeadSettings.from_config(cfg.model.smpn.module.mask_head)
+    slicing = SliceScheme.from_dict(extra["slicing"])
+    images = distillation_images(data.train_dataloader().dataset, settings.images)
+    head, _ = distill_mask_head(smpn, images, slicing.channel_masks(), extra["mask_threshold"], settings)
+    editors = {
+        masks: L2SAEEditor(
+            smpn, smpn, slicing, mask_head=head, masks=masks, mask_threshold=extra["mask_threshold"], precision="32"
+        )
+        for masks in ("fast", "full")
+    }
+    assert editors["fast"].mask_reading == "fast" and editors["full"].mask_reading == "full"
+    mattes, masks = _fast_vs_full_ious(editors["fast"], editors["full"], data.val_dataloader())
+    assert min(mattes.values()) >= 0.97, mattes
+    assert min(masks.values()) >= 0.95, masks
+
+
 @pytest.mark.slow
 def test_fast_masks_match_the_full_masks_on_the_quick_starts_validation_faces():
-    """Goal: matte IoU (sum(min) / sum(max) of the two blurred mattes) >= 0.97 for every region."""
+    """The trained quick start of this checkout (README command 1): its head meets the goal, and the matte IoU
+    training logged is the editor's."""
     folder = _trained_quick_start()
     if folder is None:
         pytest.skip("needs a trained quick start with a mask head: run `python train.py` (logs/latest)")
@@ -220,14 +266,9 @@ def test_fast_masks_match_the_full_masks_on_the_quick_starts_validation_faces():
     validation = L2SAEDataModule(**{**data, "num_workers": 0}).val_dataloader()
     fast = L2SAEEditor.from_checkpoints(folder / "smn.pt", folder / "smpn.pt", precision="32")
     full = L2SAEEditor.from_checkpoints(folder / "smn.pt", folder / "smpn.pt", precision="32", masks="full")
-    rois = fast.slicing.roi_names
     assert fast.mask_reading == "fast"
-    mattes, masks = SoftRegionIoU(len(rois)), SoftRegionIoU(len(rois))
-    for batch in validation:
-        pair = fast.masks(batch["image"], rois), full.masks(batch["image"], rois)
-        masks.update(*pair)
-        mattes.update(*(fast.matting.matte(m.flatten(0, 1)[:, None]).view_as(m) for m in pair))
-    assert min(mattes.compute().tolist()) >= 0.97, dict(zip(rois, mattes.compute().tolist()))
-    assert min(masks.compute().tolist()) >= 0.95, dict(zip(rois, masks.compute().tolist()))
+    mattes, masks = _fast_vs_full_ious(fast, full, validation)
+    assert min(mattes.values()) >= 0.97, mattes
+    assert min(masks.values()) >= 0.95, masks
     recorded = json.loads((folder / "metrics.json").read_text())
-    assert recorded["val/fast_matte_iou"] == pytest.approx(mattes.compute().mean().item(), abs=1e-3)
+    assert recorded["val/fast_matte_iou"] == pytest.approx(sum(mattes.values()) / len(mattes), abs=1e-3)

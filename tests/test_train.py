@@ -74,7 +74,7 @@ def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(t
             )
         )
     last = run_dir / "checkpoints" / "smn" / "last.ckpt"
-    saved = torch.load(last, weights_only=False)
+    saved = torch.load(last, weights_only=True)
     assert saved["global_step"] == 4  # the crash came before the step-6 checkpoint
 
     RecordStart.records.clear()
@@ -90,7 +90,7 @@ def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(t
         for index, state in stored["state"].items():
             for key, value in state.items():
                 assert torch.equal(restored["state"][index][key], value), (index, key)
-    assert torch.load(last, weights_only=False)["global_step"] == 8
+    assert torch.load(last, weights_only=True)["global_step"] == 8
 
 
 def test_nan_guard_names_the_term_and_step_and_keeps_the_last_good_checkpoint(
@@ -117,7 +117,7 @@ def test_nan_guard_names_the_term_and_step_and_keeps_the_last_good_checkpoint(
         NonFiniteLossError, match=r"'region' = nan at global step 3 .*Last good checkpoint: .*last\.ckpt"
     ):
         run(compose_train(run_dir, data_dir, overrides))
-    saved = torch.load(run_dir / "checkpoints" / "smpn" / "last.ckpt", weights_only=False)
+    saved = torch.load(run_dir / "checkpoints" / "smpn" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 2
     assert all(torch.isfinite(value).all() for value in saved["state_dict"].values() if value.is_floating_point())
     assert not (run_dir / "smpn.pt").exists()

@@ -61,6 +61,14 @@ class MaskHeadSettings:
         return settings
 
 
+def distillation_images(dataset, count: int) -> Tensor:
+    """The first ``count`` images (N x 3 x H x W) of a training dataset (items with an "image"), their random flips
+    drawn from a fixed seed, so every DDP rank (and a test) distils on the same images."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.stack([dataset[index]["image"] for index in range(min(count, len(dataset)))])
+
+
 @torch.no_grad()
 def distillation_set(
     sae: SwappingAutoencoder, block: str, images: Tensor, channel_masks: Tensor, threshold: float, chunk: int = 16

@@ -23,7 +23,7 @@ from l2sae.regions import (
 from l2sae.utils.errors import ConfigError
 
 from .base import OptimizerFactory, SAETrainingModule, build_sae
-from .mask_head import MaskHeadSettings, distill_mask_head
+from .mask_head import MaskHeadSettings, distill_mask_head, distillation_images
 
 # distinct colours (in [0, 1]) for drawing up to eight ROI masks in one image
 MASK_COLOURS = torch.tensor(
@@ -316,20 +316,16 @@ class SMPNModule(SAETrainingModule):
             self.log_dict({"val/fast_matte_iou": matte_ious.mean(), "val/fast_mask_iou": mask_ious.mean()})
 
     def on_fit_end(self) -> None:
-        """Distil the mask head (``mask_head``) from the trained SMPN on the first training images (their random
-        flips drawn from a fixed seed, so every DDP rank distils the same head)."""
+        """Distil the mask head (``mask_head``) from the trained SMPN on the first training images
+        (:func:`~l2sae.training.mask_head.distillation_images`)."""
         settings = self.mask_head_settings
         if settings is None:
             return
-        dataset = self.trainer.train_dataloader.dataset
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            count = min(settings.images, len(dataset))
-            images = torch.stack([dataset[index]["image"] for index in range(count)]).to(self.device)
+        images = distillation_images(self.trainer.train_dataloader.dataset, settings.images).to(self.device)
         self.mask_head, loss = distill_mask_head(
             self.sae, images, self.decode_channels[1:], self.mask_threshold, settings
         )
-        self.print(f"mask head on {self.mask_head.block} distilled from {count} images: loss {loss:.4f}")
+        self.print(f"mask head on {self.mask_head.block} distilled from {len(images)} images: loss {loss:.4f}")
 
     # ---- outputs -------------------------------------------------------------------------------
     @torch.no_grad()
