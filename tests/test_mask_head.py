@@ -223,10 +223,10 @@ def test_fast_masks_distilled_from_the_quick_starts_smpn_match_its_full_masks(tm
     quick start's (tests/fixtures/quickstart_smpn.pt: smpn.pt of `python train.py` at 3d5a4f5, 1.1 MB, no head);
     the head is distilled here with the quick start's settings, on its training faces, as training's last step does."""
     from hydra.utils import instantiate
+    from train_helpers import compose_train
 
     from l2sae.nn import load_sae
     from l2sae.training.mask_head import distillation_images
-    from train_helpers import compose_train
 
     cfg = compose_train(tmp_path / "run", tmp_path / "data", ["data.num_workers=0"], tiny_data=False)
     data = instantiate(cfg.data)
