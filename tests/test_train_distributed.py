@@ -117,7 +117,7 @@ def resume_checks(rank: int, port: int, queue) -> None:
 
 @pytest.mark.slow
 def test_ranks_resuming_from_different_checkpoints_stop_with_a_clear_error():
-    context = mp.get_context("spawn")
+    context = mp.get_context("fork")  # the children inherit the imports (spawn re-imports torch)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
