@@ -197,10 +197,13 @@ def test_soft_region_iou_is_the_hard_iou_on_masks_and_min_over_max_on_mattes():
 
 
 def _trained_quick_start() -> Path | None:
-    """A quick-start run folder with a mask head (L2SAE_QUICKSTART_RUN, else logs/latest), or None."""
+    """A quick-start run folder (both networks, mIoU >= 0.6) with a mask head (L2SAE_QUICKSTART_RUN, else
+    logs/latest), or None."""
     folder = Path(os.environ.get("L2SAE_QUICKSTART_RUN", REPO / "logs" / "latest"))
     metrics = folder / "metrics.json"
-    if not metrics.is_file() or json.loads(metrics.read_text()).get("val/mask_miou", 0) < 0.6:
+    if not (metrics.is_file() and (folder / "smn.pt").is_file()):  # a run of the SMPN stage alone has no smn.pt
+        return None
+    if json.loads(metrics.read_text()).get("val/mask_miou", 0) < 0.6:
         return None
     return folder if "mask_head" in read_extra(folder / "smpn.pt") else None
 

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from l2sae.nn import PRESETS, SAEConfig
+from l2sae.nn import PRESETS, SAEConfig, SwappingAutoencoder
 
 CONF = Path(__file__).parents[1] / "conf" / "backbone"
 
@@ -61,6 +62,8 @@ def test_backbone_preset_with_overrides():
         ({"encoder_channels": (8, 8)}, "encoder_channels"),
         ({"num_classes": 3}, "num_classes"),
         ({"patch_discriminator_max_channels": 128}, "patch_discriminator_capacity"),
+        ({"discriminator_max_channels": 0}, "discriminator_max_channels"),
+        ({"patch_discriminator_pair_width": 1}, "patch_discriminator_pair_width"),
     ],
 )
 def test_invalid_config_names_the_field(overrides, field):
@@ -71,3 +74,15 @@ def test_invalid_config_names_the_field(overrides, field):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="ffhq256"):
         SAEConfig.preset("ffhq2048")
+
+
+def test_the_tiny_presets_discriminators_are_small_and_the_official_ones_keep_their_widths():
+    tiny = SwappingAutoencoder(SAEConfig.preset("tiny"))
+    d, pair = tiny.discriminator, tiny.patch_discriminator.pairlinear
+    assert d.final_conv.Conv.weight.shape[:2] == (64, 64) and d.final_linear[0].weight.shape == (64, 64 * 4 * 4)
+    assert [layer.weight.shape[0] for layer in pair] == [256, 256, 128, 1]
+    assert sum(p.numel() for p in tiny.parameters()) < 1_000_000  # 19.5M with the official 512 / 2048
+    with torch.device("meta"):
+        official = SwappingAutoencoder(SAEConfig.preset("ffhq256"))
+    assert official.discriminator.final_conv.Conv.weight.shape[:2] == (512, 512)
+    assert [layer.weight.shape[0] for layer in official.patch_discriminator.pairlinear] == [2048, 2048, 1024, 1]

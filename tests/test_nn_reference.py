@@ -47,9 +47,10 @@ def test_recipe_reproduces_the_stream():
     assert digest == recipe["sha256_float32_le"]
 
 
-def test_tiny_preset_is_the_fixture_architecture():
+def test_tiny_preset_is_the_fixture_architecture_with_smaller_discriminators():
     options = json.loads((FIXTURE / "options.json").read_text())["options"]
-    assert SAEConfig.from_official_options(options) == SAEConfig.preset("tiny")
+    official_widths = {"discriminator_max_channels": 512, "patch_discriminator_pair_width": 2048}
+    assert SAEConfig.from_official_options(options) == SAEConfig.preset("tiny", **official_widths)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])

@@ -51,8 +51,7 @@ def test_checkpoints_are_saved_when_the_step_jumps_past_a_due_step_and_last_at_t
 @pytest.mark.slow  # three short trainings
 def test_a_killed_and_resumed_run_equals_the_uninterrupted_run(tmp_path, data_dir):
     """Killed at step 12 (last.ckpt at 10: due at 5 and 10, saved at 6 and 10; inside the first 16-step epoch),
-    resumed across the epoch's end. Few saves: a tiny SMN's checkpoint holds 230 MB (the official discriminators
-    keep 512 channels at 4 and 8 px)."""
+    resumed across the epoch's end."""
     common = [*SMN, "model.smn.trainer.max_steps=20", "callbacks.model_checkpoint.every_n_train_steps=5"]
     straight = tmp_path / "straight" / "run"
     run(compose_train(straight, data_dir, common))

@@ -310,17 +310,18 @@ def infer_config(
 
 
 def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAEConfig) -> dict[str, Any]:
-    """crop_size, patch_size and discriminator capacities from the ``D.`` / ``Dpatch.`` shapes."""
+    """crop_size, patch_size and discriminator capacities and widths from the ``D.`` / ``Dpatch.`` shapes."""
     # the width entering the block named for resolution 2^i is the channel-table entry for 2^i
     d_in = _indexed(shapes, r"D\.stylegan2_D\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
     d_seen = {2**i: d_in[discriminator_block_name(i)][1] for i in range(3, 11) if discriminator_block_name(i) in d_in}
-    side = math.isqrt(shapes["D.stylegan2_D.final_linear.0.weight"][1] // 512)
+    d_top, d_flat = shapes["D.stylegan2_D.final_linear.0.weight"]  # ch[4] x (ch[4] * side^2)
+    side = math.isqrt(d_flat // d_top)
     p_in = _indexed(shapes, r"Dpatch\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
     p_seen = {2**i: p_in[patch_block_name(i)][1] for i in range(3, 9) if patch_block_name(i) in p_in}
     p_seen[4] = shapes["Dpatch.convs.5.conv1.Conv.weight"][1]
     top = shapes["Dpatch.convs.6.Conv.weight"][0]
     d_fit = [
-        (2 * b, d_seen[r], 512 if capped else None) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items() if r in d_seen
+        (2 * b, d_seen[r], d_top if capped else None) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items() if r in d_seen
     ]
     p_fit = [(b, p_seen[r], top if capped else None) for r, (b, capped) in PATCH_WIDTHS.items() if r in p_seen]
     return {
@@ -329,4 +330,6 @@ def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAECo
         "patch_size": max(p_seen),
         "patch_discriminator_max_channels": top,
         "patch_discriminator_capacity": _floor_fit(p_fit, defaults.patch_discriminator_capacity),
+        "discriminator_max_channels": d_top,
+        "patch_discriminator_pair_width": shapes["Dpatch.pairlinear.0.weight"][0],
     }

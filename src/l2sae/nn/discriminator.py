@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .layers import ConvLayer, EqualLinear, ResBlock
 
-# resolution -> (base, capped): width = int(base * multiplier), capped at 512 where marked
+# resolution -> (base, capped): width = int(base * multiplier), capped at max_channels (official: 512) where marked
 DISCRIMINATOR_WIDTHS = {
     16: (512, True),
     32: (512, True),
@@ -19,13 +19,14 @@ DISCRIMINATOR_WIDTHS = {
 }
 
 
-def discriminator_channels(multiplier: float) -> dict[int, int]:
-    """Width per resolution; ``multiplier = 2 * netD_scale_capacity``. 4 and 8 are fixed at 512."""
+def discriminator_channels(multiplier: float, max_channels: int = 512) -> dict[int, int]:
+    """Width per resolution; ``multiplier = 2 * netD_scale_capacity``. 4 and 8 are fixed at ``max_channels``
+    (512 in the official code)."""
     widths = {
-        r: min(512, int(b * multiplier)) if capped else int(b * multiplier)
+        r: min(max_channels, int(b * multiplier)) if capped else int(b * multiplier)
         for r, (b, capped) in DISCRIMINATOR_WIDTHS.items()
     }
-    return {4: 512, 8: 512, **widths}
+    return {4: max_channels, 8: max_channels, **widths}
 
 
 def discriminator_block_name(log_res: int) -> str:
@@ -40,10 +41,10 @@ class Discriminator(nn.Module):
     ``4 S / S'`` square feature map.
     """
 
-    def __init__(self, size: int, capacity: float = 1.0, antialias: bool = True):
+    def __init__(self, size: int, capacity: float = 1.0, antialias: bool = True, max_channels: int = 512):
         super().__init__()
         taps = (1, 3, 3, 1) if antialias else (1,)
-        ch = discriminator_channels(2.0 * capacity)
+        ch = discriminator_channels(2.0 * capacity, max_channels)
         log_size = int(round(math.log2(size)))
         side = int(4 * size / 2**log_size)
         convs = [("0", ConvLayer(3, ch[2**log_size], 1))]

@@ -37,10 +37,18 @@ class PatchDiscriminator(nn.Module):
     """Judges whether two sets of patches share their texture.
 
     ``extract_features``: patches B x T x 3 x P x P -> features B*T x M x 2 x 2;
-    ``discriminate_features``: two feature batches N x M x 2 x 2 -> logits N x 1.
+    ``discriminate_features``: two feature batches N x M x 2 x 2 -> logits N x 1, by a pair classifier of widths
+    ``pair_width``, ``pair_width``, ``pair_width // 2`` (official: 2048, 2048, 1024).
     """
 
-    def __init__(self, patch_size: int = 128, capacity: float = 4.0, max_channels: int = 384, antialias: bool = True):
+    def __init__(
+        self,
+        patch_size: int = 128,
+        capacity: float = 4.0,
+        max_channels: int = 384,
+        antialias: bool = True,
+        pair_width: int = 2048,
+    ):
         super().__init__()
         taps = (1, 3, 3, 1) if antialias else (1,)
         ch = patch_discriminator_channels(capacity, max_channels)
@@ -52,10 +60,10 @@ class PatchDiscriminator(nn.Module):
         convs.append(("6", ConvLayer(2 * max_channels, max_channels, 3, pad=0)))
         self.convs = nn.Sequential(OrderedDict(convs))
         self.pairlinear = nn.Sequential(
-            EqualLinear(ch[4] * 2 * 2 * 2, 2048, activate=True),
-            EqualLinear(2048, 2048, activate=True),
-            EqualLinear(2048, 1024, activate=True),
-            EqualLinear(1024, 1),
+            EqualLinear(ch[4] * 2 * 2 * 2, pair_width, activate=True),
+            EqualLinear(pair_width, pair_width, activate=True),
+            EqualLinear(pair_width, pair_width // 2, activate=True),
+            EqualLinear(pair_width // 2, 1),
         )
 
     def extract_features(self, patches: Tensor, aggregate: bool = False) -> Tensor:

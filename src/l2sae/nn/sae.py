@@ -64,6 +64,10 @@ class SAEConfig:
         ``netG_num_base_resnet_layers``, ``netG_use_noise`` (noise in the upsampling blocks).
     discriminator_capacity, patch_discriminator_capacity, patch_discriminator_max_channels, patch_size:
         discriminator widths and the co-occurrence patch side.
+    discriminator_max_channels, patch_discriminator_pair_width: not official options; their defaults are the
+        official constants (the image discriminator's width cap, 512, which its 4 and 8 px layers always have;
+        the pair classifier's width, 2048). The ``tiny`` preset lowers them: at 512 / 2048 its discriminators
+        would hold 18.9M of its 19.2M parameters (0.6M of 0.9M as set).
     antialias: FIR blur kernels (``[1,2,1]`` in E, ``[1,3,3,1]`` elsewhere) instead of ``[1]``.
     num_classes: must be 0 (class-conditional SAEs are not supported).
     """
@@ -85,6 +89,8 @@ class SAEConfig:
     patch_size: int = 128
     antialias: bool = True
     num_classes: int = 0
+    discriminator_max_channels: int = 512
+    patch_discriminator_pair_width: int = 2048
 
     def __post_init__(self) -> None:
         if self.encoder_channels is not None:
@@ -94,7 +100,8 @@ class SAEConfig:
     # ---- construction -------------------------------------------------------------------------
     @staticmethod
     def preset(name: str, **overrides: Any) -> SAEConfig:
-        """``tiny`` (64 px, CPU tests; = the sae_tiny fixture), ``ffhq256``, ``ffhq512``, ``ffhq1024``."""
+        """``tiny`` (64 px, CPU tests; the sae_tiny fixture with smaller discriminators), ``ffhq256``, ``ffhq512``,
+        ``ffhq1024``."""
         if name not in PRESETS:
             raise ValueError(f"backbone preset: unknown name {name!r}; choose one of {sorted(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
@@ -181,6 +188,7 @@ class SAEConfig:
             "generator_head_blocks",
             "patch_size",
             "patch_discriminator_max_channels",
+            "discriminator_max_channels",
         )
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -213,6 +221,10 @@ class SAEConfig:
         log_p = math.log2(self.patch_size)
         if log_p != int(log_p) or not 3 <= log_p <= 8:
             raise ValueError(f"patch_size: must be a power of two between 8 and 256, got {self.patch_size}")
+        if self.patch_discriminator_pair_width < 2:
+            raise ValueError(
+                f"patch_discriminator_pair_width: must be >= 2, got {self.patch_discriminator_pair_width!r}"
+            )
         if int(256 * self.patch_discriminator_capacity) < self.patch_discriminator_max_channels:
             raise ValueError(
                 "patch_discriminator_capacity: 256 * capacity must reach patch_discriminator_max_channels "
@@ -232,6 +244,8 @@ PRESETS: dict[str, SAEConfig] = {
         patch_discriminator_capacity=0.25,
         patch_discriminator_max_channels=32,
         patch_size=32,
+        discriminator_max_channels=64,
+        patch_discriminator_pair_width=256,
     ),
     "ffhq256": SAEConfig(crop_size=256),
     "ffhq512": SAEConfig(crop_size=512),
@@ -284,9 +298,15 @@ class SwappingAutoencoder(nn.Module):
         )
         if with_discriminators:
             self.D = nn.Module()
-            self.D.stylegan2_D = Discriminator(c.crop_size, c.discriminator_capacity, c.antialias)
+            self.D.stylegan2_D = Discriminator(
+                c.crop_size, c.discriminator_capacity, c.antialias, c.discriminator_max_channels
+            )
             self.Dpatch = PatchDiscriminator(
-                c.patch_size, c.patch_discriminator_capacity, c.patch_discriminator_max_channels, c.antialias
+                c.patch_size,
+                c.patch_discriminator_capacity,
+                c.patch_discriminator_max_channels,
+                c.antialias,
+                c.patch_discriminator_pair_width,
             )
         else:
             self.D = self.Dpatch = None
