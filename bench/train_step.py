@@ -75,6 +75,8 @@ def build_module(network: str, preset: str, workdir: Path):
     overrides = [] if preset == "quickstart" else ["~experiment", f"backbone={preset}"]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*overrides, f"model={network}"])
+    with open_dict(cfg):  # the steps are counted by batches here; a schedule does not change a step's cost
+        cfg.model[network].module.lr_decay = None
     if network == "smpn":
         config = SAEConfig.from_backbone(cfg.backbone)
         init = workdir / "init.pt"  # the SAE an SMPN starts from: a random one of the backbone
