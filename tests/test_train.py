@@ -2,8 +2,10 @@
 the learning-rate decay."""
 
 import json
+from functools import partial
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from train_helpers import RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
@@ -172,8 +174,11 @@ def test_lr_decay_needs_max_steps(tmp_path, data_dir, start_checkpoint):
         "model.smpn.module.lr_decay={kind: cosine}",
         "callbacks.image_grid=null",
     ]
-    with pytest.raises(ConfigError, match=r"lr_decay: a decaying learning rate needs trainer\.max_steps"):
+    with pytest.raises(
+        ConfigError, match=r"model\.smpn\.module\.lr_decay: a decaying learning rate needs trainer\.max_steps"
+    ):
         run(compose_train(tmp_path / "logs" / "run", data_dir, overrides))
+    assert not (tmp_path / "logs" / "run" / "checkpoints").exists()  # refused before any training
 
 
 def test_lr_decay_shapes_and_bad_settings():
@@ -233,3 +238,19 @@ def test_a_failing_run_leaves_its_error_and_a_sweeper_gets_a_number_or_a_clear_e
     assert optimized_value(metrics, "val/mask_miou") == 0.5 and optimized_value(metrics, None) == metrics
     with pytest.raises(ConfigError, match=r"optimized_metric: 'val/miou' is not among this run's metrics \(val/rec, "):
         optimized_value(metrics, "val/miou")
+
+
+def test_a_module_with_lr_decay_refuses_a_trainer_without_max_steps(tmp_path):
+    """Library callers who build their own Trainer: the module checks the run's length when training starts."""
+    smpn = SMPNModule(
+        str(tiny_sae_file(tmp_path / "smn.pt")),
+        {"num_channels": 8, "channels": {roi: [index] for index, roi in enumerate(ROI_NAMES)}},
+        ROI_NAMES,
+        {"reconstruction": {"l1": 1.0}, "region": {"l1": 1.0}, "lpips_pretrained": False},
+        partial(torch.optim.Adam, lr=0.002),
+        image_size=64,
+        lr_decay={"kind": "linear"},
+    )
+    smpn.trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ConfigError, match=r"lr_decay: a decaying learning rate needs trainer\.max_steps"):
+        smpn.on_train_start()

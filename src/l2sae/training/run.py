@@ -33,6 +33,7 @@ from l2sae.utils.errors import ConfigError, unwrapped
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
+from .base import check_lr_decay
 from .distributed import RunFolderAgreement, adopt_run_folder, handoff, launched_as_rank_zero
 from .smpn import SMPNLoss, SMPNModule
 
@@ -122,6 +123,12 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
             raise ConfigError(str(error)) from error
         module = stage.module
         check_optimizer(module.get("optimizer"), f"model.{name}.module.optimizer")
+        max_steps = stage_config(cfg.trainer, stage.get("trainer")).get("max_steps", -1)
+        if check_lr_decay(module.get("lr_decay")) and max_steps <= 0:
+            raise ConfigError(
+                f"model.{name}.module.lr_decay: a decaying learning rate needs trainer.max_steps (model.{name}.trainer"
+                ".max_steps: the run's length); set the lr_decay to null for a run counted in epochs"
+            )
         discriminates = "slicing" not in module or module.loss.gan > 0
         if discriminates and not cfg.backbone.get("checkpoint") and datamodule.image_size != backbone.crop_size:
             raise ConfigError(
