@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from skimage.metrics import structural_similarity
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from l2sae.evaluation.lpips_metric import build_lpips
 from l2sae.evaluation.masked import (
@@ -17,6 +18,7 @@ from l2sae.evaluation.masked import (
     similarity_maps,
     spatial_lpips,
     ssim_map,
+    to_unit,
 )
 
 SIZE = 32
@@ -115,3 +117,15 @@ def test_spatial_lpips_shares_the_weights_and_averages_near_the_scalar_distance(
     assert maps.shape == (2, 1, SIZE, SIZE) and lpips_map(spatial, inputs, inputs).abs().max() < 1e-6
     scalar = lpips_model(inputs, edits).flatten().double()
     torch.testing.assert_close(maps.mean(dim=(1, 2, 3)), scalar, rtol=0.15, atol=0)  # upsampled vs. averaged
+
+
+def test_ssim_map_equals_torchmetrics_float64_map_also_on_non_square_images():
+    generator = torch.Generator().manual_seed(3)
+    inputs = torch.rand(2, 3, 40, 56, generator=generator) * 2 - 1
+    edits = (inputs + 0.4 * torch.randn(2, 3, 40, 56, generator=generator)).clamp(-1, 1)
+    _, full = structural_similarity_index_measure(
+        to_unit(inputs).double(), to_unit(edits).double(), sigma=1.5, data_range=1.0, return_full_image=True
+    )
+    assert torch.allclose(ssim_map(inputs, edits), full.mean(dim=1, keepdim=True), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="at least 6 px"):
+        ssim_map(inputs[..., :5, :], edits[..., :5, :])

@@ -1,7 +1,7 @@
 """Image similarity over part of the image: PSNR, SSIM and LPIPS maps averaged over a mask.
 
 The maps are computed on the whole images, then averaged over the masked pixels only (never on
-images with the rest blacked out): SSIM's Gaussian-window map (torchmetrics), LPIPS' spatial map
+images with the rest blacked out): SSIM's Gaussian-window map, LPIPS' spatial map
 (``lpips`` with ``spatial=True``, upsampled to the image size) and the squared error. Near the mask's
 edge SSIM's 11 px window and LPIPS' receptive fields still see the pixels across it.
 
@@ -18,10 +18,10 @@ import lpips
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 SSIM_KERNEL = 11  # the Gaussian window of Wang et al. (2004): 11 x 11, sigma 1.5
 SSIM_SIGMA = 1.5
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (k L)^2 for data range L = 1
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -34,19 +34,47 @@ def squared_error_map(images: Tensor, others: Tensor) -> Tensor:
     return (to_unit(images).double() - to_unit(others).double()).pow(2).mean(dim=1, keepdim=True)
 
 
+def gaussian_window_matrix(side: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """side x side: column j holds the weights of SSIM's 1-d Gaussian window (sigma 1.5, 11 taps, normalised)
+    around pixel j, the taps beyond the border reflected back inside (reflection padding, edge not repeated)."""
+    if side <= SSIM_KERNEL // 2:
+        raise ValueError(f"SSIM: images need sides of at least {SSIM_KERNEL // 2 + 1} px, got {side}")
+    taps = torch.arange(SSIM_KERNEL, dtype=dtype, device=device) - (SSIM_KERNEL - 1) / 2
+    window = torch.exp(-0.5 * (taps / SSIM_SIGMA) ** 2)
+    window = window / window.sum()
+    centres = torch.arange(side, device=device)[:, None]
+    sources = (centres + torch.arange(SSIM_KERNEL, device=device) - SSIM_KERNEL // 2).abs()
+    sources = torch.where(sources > side - 1, 2 * (side - 1) - sources, sources)
+    matrix = torch.zeros(side, side, dtype=dtype, device=device)
+    return matrix.index_put_((sources, centres.expand_as(sources)), window.expand_as(sources), accumulate=True)
+
+
+def gaussian_window_mean(maps: Tensor) -> Tensor:
+    """Each map of ... x H x W filtered by SSIM's 11 x 11 Gaussian window with reflection padding: ... x H x W.
+
+    The window is separable and the padded 1-d filter is a linear map, so it runs as two matrix products
+    (BLAS), far faster in float64 than a grouped 2-d convolution (README, Evaluate; ``bench/ssim_map.py``).
+    """
+    height, width = maps.shape[-2:]
+    rows = maps @ gaussian_window_matrix(width, maps.dtype, maps.device)
+    return gaussian_window_matrix(height, maps.dtype, maps.device).T @ rows
+
+
 def ssim_map(images: Tensor, others: Tensor) -> Tensor:
-    """SSIM per pixel (11 x 11 Gaussian window, sigma 1.5, data range 1, reflection padding at the
-    border), averaged over the colour channels: B x 1 x H x W from two batches B x 3 x H x W in [-1, 1]."""
-    _, full = structural_similarity_index_measure(
-        to_unit(images).double(),
-        to_unit(others).double(),
-        gaussian_kernel=True,
-        sigma=SSIM_SIGMA,
-        kernel_size=SSIM_KERNEL,
-        data_range=1.0,
-        return_full_image=True,
-    )
-    return full.mean(dim=1, keepdim=True)
+    """SSIM per pixel (Wang et al. 2004: 11 x 11 Gaussian window, sigma 1.5, data range 1, reflection padding at
+    the border), averaged over the colour channels: B x 1 x H x W from two batches B x 3 x H x W in [-1, 1].
+
+    Float64 throughout, as torchmetrics' ``structural_similarity_index_measure`` computes it (equal to 1e-12,
+    tested; variances clamped at 0 alike), but with the separable window of :func:`gaussian_window_mean`.
+    """
+    x, y = to_unit(images).double(), to_unit(others).double()
+    moments = gaussian_window_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1))
+    mu_x, mu_y, xx, yy, xy = moments.chunk(5, dim=1)
+    variance_x, variance_y = (xx - mu_x**2).clamp(min=0), (yy - mu_y**2).clamp(min=0)
+    covariance = xy - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + SSIM_C1) / (mu_x**2 + mu_y**2 + SSIM_C1)
+    structure = (2 * covariance + SSIM_C2) / (variance_x + variance_y + SSIM_C2)
+    return (luminance * structure).mean(dim=1, keepdim=True)
 
 
 def spatial_lpips(model: lpips.LPIPS) -> lpips.LPIPS:
