@@ -7,7 +7,8 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
-from train_helpers import RecordLearningRates, RecordStart, compose_train, tiny_sae_file
+from conftest import TINY_SLICING
+from train_helpers import L1_SMPN_LOSS, RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
@@ -244,9 +245,9 @@ def test_a_module_with_lr_decay_refuses_a_trainer_without_max_steps(tmp_path):
     """Library callers who build their own Trainer: the module checks the run's length when training starts."""
     smpn = SMPNModule(
         str(tiny_sae_file(tmp_path / "smn.pt")),
-        {"num_channels": 8, "channels": {roi: [index] for index, roi in enumerate(ROI_NAMES)}},
+        TINY_SLICING.to_dict(),
         ROI_NAMES,
-        {"reconstruction": {"l1": 1.0}, "region": {"l1": 1.0}, "lpips_pretrained": False},
+        L1_SMPN_LOSS,
         partial(torch.optim.Adam, lr=0.002),
         image_size=64,
         lr_decay={"kind": "linear"},

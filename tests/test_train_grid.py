@@ -3,7 +3,7 @@
 from functools import partial
 
 import torch
-from train_helpers import tiny_sae_file
+from train_helpers import L1_SMPN_LOSS, tiny_sae_file
 
 from l2sae.editing import L2SAEEditor
 from l2sae.nn import load_sae
@@ -11,22 +11,19 @@ from l2sae.regions import ROI_NAMES
 from l2sae.training import ImageGrid, SMPNModule
 
 SLICING = {"num_channels": 8, "channels": {"hair": [0, 1], "skin": [2, 3], "eyes": [4], "nose": [5], "lips_mouth": [6]}}
-LOSS = {
-    "reconstruction": {"l1": 1.0, "lpips": 0.0},
-    "region": {"l1": 1.0, "lpips": 0.0, "foreground_weight": 1.0},
-    "gan": 0.0,
-    "r1": 10.0,
-    "r1_every": 16,
-    "lpips_net": "alex",
-    "lpips_pretrained": False,
-}
 
 
 def test_grid_edit_column_equals_the_editors_style_edit(tmp_path):
     smn_file = tiny_sae_file(tmp_path / "smn.pt")
     torch.manual_seed(0)
     module = SMPNModule(
-        str(smn_file), SLICING, ROI_NAMES, LOSS, partial(torch.optim.Adam, lr=0.002), image_size=64, mask_threshold=0.05
+        str(smn_file),
+        SLICING,
+        ROI_NAMES,
+        L1_SMPN_LOSS,
+        partial(torch.optim.Adam, lr=0.002),
+        image_size=64,
+        mask_threshold=0.05,
     )
     with torch.no_grad():  # an SMPN that has moved away from its start
         for parameter in module.sae.G.parameters():

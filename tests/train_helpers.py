@@ -58,6 +58,18 @@ def compose_train(run_dir: Path, data_dir: Path, overrides: list[str] = (), tiny
     return cfg
 
 
+# Eq. 2 with L1 terms only and an untrained LPIPS backbone (never downloaded): SMPNModule's ``loss`` in module tests
+L1_SMPN_LOSS = {
+    "reconstruction": {"l1": 1.0, "lpips": 0.0},
+    "region": {"l1": 1.0, "lpips": 0.0, "foreground_weight": 1.0},
+    "gan": 0.0,
+    "r1": 10.0,
+    "r1_every": 16,
+    "lpips_net": "alex",
+    "lpips_pretrained": False,
+}
+
+
 def tiny_sae_file(path: Path) -> Path:
     """A freshly initialised tiny SAE (with discriminators) in our checkpoint format."""
     return save_sae(SwappingAutoencoder(SAEConfig.preset("tiny")), path, extra={"kind": "smn"})
