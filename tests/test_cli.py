@@ -1,11 +1,10 @@
 """The console scripts of pyproject.toml are the root scripts' entry points."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import tomllib
 import yaml
+from cli_helpers import run_script
 
 from l2sae import cli
 
@@ -20,8 +19,10 @@ def test_console_scripts_name_the_entry_functions():
 
 
 def test_an_entry_function_composes_its_task_config(tmp_path):
-    code = "import sys; from l2sae.cli import edit; sys.argv = ['l2sae-edit', '--cfg', 'job', 'roi=nose']; edit()"
-    printed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    console_script = tmp_path / "l2sae-edit"  # what pip writes: import the entry function, call it
+    console_script.write_text("from l2sae.cli import edit\n\nedit()\n")
+    printed = run_script(console_script, ["--cfg", "job", "roi=nose"], cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
     cfg = yaml.safe_load(printed.stdout)
     assert cfg["task_name"] == "edit" and cfg["roi"] == "nose" and cfg["precision"] == "auto"
     assert cfg["ckpt"]["smn"].endswith("/latest/smn.pt") and "matting" in cfg["editor"]

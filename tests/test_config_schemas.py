@@ -3,12 +3,11 @@ where Hydra composes the config, and the message names the key and what it expec
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import run_script
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -80,14 +79,9 @@ def test_a_wrong_type_read_at_run_time_is_one_error_line_naming_the_key(capsys, 
     ]
 
 
-@pytest.mark.slow  # a whole command (about 4 s of imports)
 def test_edit_py_names_the_key_and_the_choices_of_an_unknown_mode(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "edit.py"), "input=face.png", "mode=paint"],
-        cwd=tmp_path,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-        capture_output=True,
-        text=True,
+    done = run_script(
+        ROOT / "edit.py", ["input=face.png", "mode=paint"], cwd=tmp_path, env={**os.environ, "HYDRA_FULL_ERROR": "0"}
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "Invalid value 'paint', expected one of [style, swap_style, swap_structure]" in done.stderr

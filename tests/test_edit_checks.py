@@ -3,12 +3,11 @@ out of range, unchecked values in checkpoints, files in the wrong slot, faces of
 
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_script
 from conftest import TINY_SLICING
 from edit_helpers import ROOT, unaligned_edit_config
 from PIL import Image
@@ -147,8 +146,7 @@ def test_an_out_that_is_a_file_or_unwritable_fails_before_the_networks_load(tiny
 def _entry_point(script, *overrides, cwd, full_error):
     env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
     env.update({"HYDRA_FULL_ERROR": "1"} if full_error else {})
-    command = [sys.executable, str(ROOT / script), *overrides, f"hydra.run.dir={cwd / 'hydra'}"]
-    return subprocess.run(command, check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return run_script(ROOT / script, [*overrides, f"hydra.run.dir={cwd / 'hydra'}"], cwd=cwd, env=env, timeout=120)
 
 
 @pytest.mark.slow

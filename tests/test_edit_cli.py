@@ -1,11 +1,10 @@
 """``edit.py`` / ``l2sae.editing.run`` end to end on tiny random-weight checkpoints."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_script
 from edit_helpers import ROOT, unaligned_edit_config
 from image_files import truncated_jpeg
 from PIL import Image
@@ -156,9 +155,7 @@ def test_outputs_never_overwrite_inputs(checkpoints, faces):
 def test_edit_py_command_line(checkpoints, faces, tmp_path):
     smn, smpn = checkpoints
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        str(ROOT / "edit.py"),
+    arguments = [
         f"input={faces}",
         f"out={out}",
         "roi=nose",
@@ -170,7 +167,7 @@ def test_edit_py_command_line(checkpoints, faces, tmp_path):
         f"ckpt.smpn={smpn}",
         f"hydra.run.dir={tmp_path / 'hydra'}",
     ]
-    done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = run_script(ROOT / "edit.py", arguments, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "3/3" in done.stderr  # the progress bar of a folder
     assert len(list(out.glob("*_style_nose.png"))) == 3

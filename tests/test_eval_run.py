@@ -5,14 +5,12 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_script
 from eval_helpers import ChannelStatistics
 from hydra import compose, initialize_config_dir
 
@@ -314,19 +312,8 @@ CLI_SMALL = ("rois=[hair]", "seeds=[0]", "global_edit=false", "timing.images=0")
 @pytest.mark.slow
 def test_evaluate_py_runs_from_the_command_line(tmp_path, checkpoints):
     out = tmp_path / "cli"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "evaluate.py"),
-            *overrides(tmp_path, checkpoints, *CLI_SMALL, f"hydra.run.dir={out}"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    arguments = overrides(tmp_path, checkpoints, *CLI_SMALL, f"hydra.run.dir={out}")
+    result = run_script(ROOT / "evaluate.py", arguments, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ |" in result.stdout
     assert {"evaluation.md", "evaluation.csv", "evaluation.json"} <= {path.name for path in out.iterdir()}

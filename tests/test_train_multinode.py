@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from cli_helpers import start_script
 from train_helpers import REPO, TINY_DATA
 
 pytestmark = pytest.mark.slow
@@ -35,36 +36,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def node_command(launcher: str, node_rank: int, port: int, hidden) -> tuple[list[str], dict]:
-    """The README's command for one node (``hidden``: the other node's folder, for node 1)."""
+def start_node(launcher: str, node_rank: int, port: int, cwd, hidden):
+    """The README's command for one node, started in ``cwd`` with its output in ``cwd/out.txt`` (``hidden``: the
+    other node's folder, for node 1). Returns ``wait(timeout) -> exit status`` and ``kill()``."""
     script = [str(REPO / "tests" / "separate_machine.py"), str(hidden)] if node_rank else []
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(node_rank), "WORLD_SIZE": "2"}
+    script = [*script, str(REPO / "train.py")]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(cwd)}
+    for name in ("RANK", "LOCAL_RANK", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID"):
+        env.pop(name, None)
+    out = cwd / "out.txt"
     if launcher == "env":
-        return [sys.executable, *script, str(REPO / "train.py"), *TRAIN], env
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(node_rank), WORLD_SIZE="2")
+        child = start_script(script[0], [*script[1:], *TRAIN], cwd=cwd, stdout=out, stderr=out, env=env)
+        return lambda timeout: (child.join(timeout), child.exitcode)[1], child.kill
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
     torchrun += ["--node-rank", str(node_rank), "--master-addr", "127.0.0.1", "--master-port", str(port)]
-    script = [*script, str(REPO / "train.py")] if script else [str(REPO / "train.py")]
-    return [*torchrun, *script, *TRAIN], {}
+    with open(out, "w") as log:
+        agent = subprocess.Popen([*torchrun, *script, *TRAIN], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return agent.wait, agent.kill
 
 
 @pytest.mark.parametrize("launcher", ["env", "torchrun"])
 def test_two_nodes_train_both_stages_into_rank_zeros_run_folder(tmp_path, launcher):
     port = free_port()
     nodes = [tmp_path / "node0", tmp_path / "node1"]
-    processes = []
+    started = []
     for rank, cwd in enumerate(nodes):
         cwd.mkdir()
-        command, launch_env = node_command(launcher, rank, port, hidden=nodes[0])
-        env = {**os.environ, **launch_env, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(cwd)}
-        for name in ("RANK", "LOCAL_RANK", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID"):
-            env.pop(name, None)
-        out = open(cwd / "out.txt", "w")
-        processes.append(subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT))
+        started.append(start_node(launcher, rank, port, cwd, hidden=nodes[0]))
     try:
-        codes = [process.wait(timeout=500) for process in processes]
+        codes = [wait(500) for wait, _ in started]
     finally:
-        for process in processes:
-            process.kill()
+        for _, kill in started:
+            kill()
     logs = [(cwd / "out.txt").read_text() for cwd in nodes]
     assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
 

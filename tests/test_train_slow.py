@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import yaml
+from cli_helpers import run_script
 from PIL import Image
 from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
 
@@ -67,9 +66,7 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
 
 def test_two_job_sweep_puts_each_job_in_its_own_folder(tmp_path):
     start = tiny_sae_file(tmp_path / "start.pt")
-    command = [
-        sys.executable,
-        str(REPO / "train.py"),
+    arguments = [
         "-m",
         "slicing=default,one_each",
         "model=smpn",
@@ -80,7 +77,8 @@ def test_two_job_sweep_puts_each_job_in_its_own_folder(tmp_path):
         *TINY_DATA,
     ]
     env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(tmp_path)}
-    subprocess.run(command, check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    done = run_script(REPO / "train.py", arguments, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and path.name.isdigit())
     assert [job.name for job in jobs] == ["0", "1"]

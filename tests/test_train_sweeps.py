@@ -7,10 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
+from cli_helpers import run_script
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
@@ -62,8 +62,7 @@ def python(script: str, arguments: list[str], tmp_path, wandb: str = "disabled")
     HYDRA_FULL_ERROR)."""
     env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
     env.update(WANDB_MODE=wandb, PROJECT_ROOT=str(tmp_path))
-    command = [sys.executable, str(REPO / script), *arguments]
-    return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    return run_script(REPO / script, arguments, cwd=tmp_path, env=env, timeout=600)
 
 
 def test_a_sweep_whose_first_job_fails_goes_on_and_is_reported_also_from_its_wandb_folders(tmp_path):
