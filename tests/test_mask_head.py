@@ -224,14 +224,15 @@ def _fast_vs_full_ious(fast: L2SAEEditor, full: L2SAEEditor, validation) -> tupl
 def test_fast_masks_distilled_from_the_quick_starts_smpn_match_its_full_masks(tmp_path):
     """Goal of issue 16: matte IoU >= 0.97 for every region, on the quick start's validation faces. The SMPN is the
     quick start's (tests/fixtures/quickstart_smpn.pt: smpn.pt of `python train.py` at 3d5a4f5, 1.1 MB, no head);
-    the head is distilled here with the quick start's settings, on its training faces, as training's last step does."""
+    the head is distilled here with the quick start's settings, on its training faces, as training's last step does.
+    The faces are the quick start's own data/synthfaces (drawn there if missing, as the notebook and train.py do)."""
     from hydra.utils import instantiate
     from train_helpers import compose_train
 
     from l2sae.nn import load_sae
     from l2sae.training.mask_head import distillation_images
 
-    cfg = compose_train(tmp_path / "run", tmp_path / "data", ["data.num_workers=0"], tiny_data=False)
+    cfg = compose_train(tmp_path / "run", REPO / "data", ["data.num_workers=0"], tiny_data=False)
     data = instantiate(cfg.data)
     data.prepare_data()
     data.setup("fit")
