@@ -93,8 +93,10 @@ def _as_interpreter(script: str, arguments: list[str], cwd: str, env: dict[str, 
         opened = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(opened, 2)
     os.close(opened)
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    # as the interpreter's for files: stdout block-buffered (line by line with PYTHONUNBUFFERED), stderr by line
+    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
+    sys.stdout = open(1, "w", encoding="utf-8", line_buffering=unbuffered, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", line_buffering=True, closefd=False)  # noqa: SIM115
     sys.argv = [script, *arguments]
     sys.path.insert(0, os.path.dirname(script))
     status = 0
