@@ -94,9 +94,9 @@ def _as_interpreter(script: str, arguments: list[str], cwd: str, env: dict[str, 
     os.dup2(opened, 2)
     os.close(opened)
     # as the interpreter's for files: stdout block-buffered (line by line with PYTHONUNBUFFERED), stderr by line
-    unbuffered = bool(env.get("PYTHONUNBUFFERED"))
-    sys.stdout = open(1, "w", encoding="utf-8", line_buffering=unbuffered, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", line_buffering=True, closefd=False)  # noqa: SIM115
+    stdout_buffering = 1 if env.get("PYTHONUNBUFFERED") else -1  # 1: by line, -1: by block
+    sys.stdout = open(1, "w", buffering=stdout_buffering, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
     sys.argv = [script, *arguments]
     sys.path.insert(0, os.path.dirname(script))
     status = 0
