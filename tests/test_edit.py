@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_SLICING
 
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
 from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED, EncodedFaces
@@ -13,7 +14,6 @@ from l2sae.regions import DEFAULT_MASK_THRESHOLD, ROI_NAMES, SliceScheme, masks_
 from l2sae.utils.errors import ConfigError
 
 SIZE = 64
-SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 
 
 def _tiny_sae(seed):
@@ -28,7 +28,7 @@ def networks():
 
 @pytest.fixture
 def editor(networks):
-    return L2SAEEditor(*networks, SLICING, matting=AlphaMatting(kernel_size=5), precision="32", window=False)
+    return L2SAEEditor(*networks, TINY_SLICING, matting=AlphaMatting(kernel_size=5), precision="32", window=False)
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_masks_of_random_networks_have_shape_and_range(editor, images):
     masks = editor.masks(images, ROI_NAMES)
     assert masks.shape == (2, 5, SIZE, SIZE)
     assert set(masks.unique().tolist()) <= {0.0, 1.0}
-    soft = L2SAEEditor(editor.smn, editor.smpn, SLICING, soft_masks=True, precision="32").masks(images, "hair")
+    soft = L2SAEEditor(editor.smn, editor.smpn, TINY_SLICING, soft_masks=True, precision="32").masks(images, "hair")
     assert soft.shape == (2, 1, SIZE, SIZE) and 0 <= soft.min() and soft.max() <= 1
 
 
@@ -243,7 +243,7 @@ def test_the_editor_s_design_is_the_default_and_is_checked(networks, editor, ima
     assert editor.structure_swap == DEFAULT_STRUCTURE_SWAP
     faces, donor = _faces_and_donor(editor, images)
     chosen = L2SAEEditor(
-        *networks, SLICING, matting=AlphaMatting(kernel_size=5), precision="32", structure_swap="smn_sliced"
+        *networks, TINY_SLICING, matting=AlphaMatting(kernel_size=5), precision="32", structure_swap="smn_sliced"
     )
     assert torch.equal(
         chosen.swap_structure(faces, donor, "hair").images,
@@ -253,19 +253,19 @@ def test_the_editor_s_design_is_the_default_and_is_checked(networks, editor, ima
         ConfigError,
         match="editor.structure_swap: expected one of smn_sliced, smn_sliced_swapped_matte, smpn, smpn_swapped_matte, got 'smn'",
     ):
-        L2SAEEditor(*networks, SLICING, structure_swap="smn")
+        L2SAEEditor(*networks, TINY_SLICING, structure_swap="smn")
     with pytest.raises(ConfigError, match="design: expected one of smn_sliced, .*, got 'best'"):
         editor.swap_structure(faces, donor, "hair", design="best")
 
 
 def test_bf16_runs_bfloat16_copies_and_stays_close_to_float32(networks, images):
-    editors = {precision: L2SAEEditor(*networks, SLICING, precision=precision) for precision in ("32", "bf16")}
+    editors = {precision: L2SAEEditor(*networks, TINY_SLICING, precision=precision) for precision in ("32", "bf16")}
     results = {precision: editor.edit_style(images, "hair", seed=0) for precision, editor in editors.items()}
     bf16 = editors["bf16"]
     assert {p.dtype for network in (bf16.smn, bf16.smpn) for p in network.parameters()} == {torch.bfloat16}
     assert {p.dtype for network in networks for p in network.parameters()} == {torch.float32}  # left as given
     ready = copy.deepcopy(networks[0]).eval().requires_grad_(False)  # float32, eval, no gradients, no noise
-    assert L2SAEEditor(ready, networks[1], SLICING, precision="32").smn is ready  # used as it is, not copied
+    assert L2SAEEditor(ready, networks[1], TINY_SLICING, precision="32").smn is ready  # used as it is, not copied
     assert bf16.masks(images, ["hair", "eyes"]).dtype == torch.float32
     reference = results["32"].global_edit
     difference = results["bf16"].global_edit - reference
@@ -280,7 +280,7 @@ def test_bad_arguments_are_named(editor, images, networks):
     with pytest.raises(ValueError, match="images"):
         editor.edit_style(images[0], "hair")
     with pytest.raises(ConfigError, match="precision"):
-        L2SAEEditor(*networks, SLICING, precision="16")
+        L2SAEEditor(*networks, TINY_SLICING, precision="16")
     with pytest.raises(ConfigError, match="slicing.num_channels"):
         L2SAEEditor(*networks, SliceScheme({"hair": (0,)}, 4))
 
@@ -288,10 +288,10 @@ def test_bad_arguments_are_named(editor, images, networks):
 def test_from_checkpoints_reads_slicing_and_matches_in_memory_editor(tmp_path, networks, editor, images):
     smn_path = save_sae(networks[0], tmp_path / "smn.pt", with_discriminators=False)
     smpn_path = save_sae(
-        networks[1], tmp_path / "smpn.pt", extra={"slicing": SLICING.to_dict(), "image_size": SIZE, "kind": "smpn"}
+        networks[1], tmp_path / "smpn.pt", extra={"slicing": TINY_SLICING.to_dict(), "image_size": SIZE, "kind": "smpn"}
     )
     loaded = L2SAEEditor.from_checkpoints(smn_path, smpn_path, matting={"kernel_size": 5}, precision="32")
-    assert loaded.slicing == SLICING and loaded.image_size == SIZE
+    assert loaded.slicing == TINY_SLICING and loaded.image_size == SIZE
     expected = editor.edit_style(images, "lips_mouth", seed=4)
     assert torch.equal(loaded.edit_style(images, "lips_mouth", seed=4).images, expected.images)
     with pytest.raises(FileNotFoundError, match="python train.py"):
@@ -299,22 +299,22 @@ def test_from_checkpoints_reads_slicing_and_matches_in_memory_editor(tmp_path, n
     bare = save_sae(networks[1], tmp_path / "bare.pt")
     with pytest.raises(ConfigError, match="slicing"):
         L2SAEEditor.from_checkpoints(smn_path, bare)
-    assert L2SAEEditor.from_checkpoints(smn_path, bare, slicing=SLICING.to_dict()).slicing == SLICING
+    assert L2SAEEditor.from_checkpoints(smn_path, bare, slicing=TINY_SLICING.to_dict()).slicing == TINY_SLICING
 
 
 def test_from_checkpoints_reads_masks_at_the_smpn_s_recorded_threshold(tmp_path, networks, images):
     smn_path = save_sae(networks[0], tmp_path / "smn.pt", with_discriminators=False)
-    extra = {"slicing": SLICING.to_dict(), "image_size": SIZE, "kind": "smpn", "mask_threshold": 0.3}
+    extra = {"slicing": TINY_SLICING.to_dict(), "image_size": SIZE, "kind": "smpn", "mask_threshold": 0.3}
     smpn_path = save_sae(networks[1], tmp_path / "smpn.pt", extra=extra)
     loaded = L2SAEEditor.from_checkpoints(smn_path, smpn_path)
     assert loaded.mask_threshold == 0.3
     smpn = networks[1].eval().set_noise("zero")
     with torch.no_grad():
-        decodes = smpn.decode_sliced(*smpn.encode(images), SLICING.channel_masks(["hair"])).clamp(-1, 1)
+        decodes = smpn.decode_sliced(*smpn.encode(images), TINY_SLICING.channel_masks(["hair"])).clamp(-1, 1)
     assert torch.equal(loaded.masks(images, "hair"), masks_from_region_decodes(decodes, threshold=0.3))
     assert L2SAEEditor.from_checkpoints(smn_path, smpn_path, mask_threshold=0.05).mask_threshold == 0.05
     assert L2SAEEditor.from_checkpoints(smn_path, smpn_path, mask_threshold=None).mask_threshold == 0.3
-    older = save_sae(networks[1], tmp_path / "older.pt", extra={"slicing": SLICING.to_dict()})
+    older = save_sae(networks[1], tmp_path / "older.pt", extra={"slicing": TINY_SLICING.to_dict()})
     assert L2SAEEditor.from_checkpoints(smn_path, older).mask_threshold == DEFAULT_MASK_THRESHOLD
 
 
@@ -332,7 +332,7 @@ def test_the_callers_networks_stay_as_given(images, precision):
     smn, smpn = _tiny_sae(1).train().set_noise("random"), _tiny_sae(2).train().set_noise("random")
     smpn.E.requires_grad_(False)  # a mix of frozen and trainable weights
     before = _network_state(smn), _network_state(smpn)
-    editor = L2SAEEditor(smn, smpn, SLICING, precision=precision)
+    editor = L2SAEEditor(smn, smpn, TINY_SLICING, precision=precision)
     first = editor.edit_style(images, "hair", seed=1).images
     assert (_network_state(smn), _network_state(smpn)) == before
     assert torch.equal(editor.edit_style(images, "hair", seed=1).images, first)  # the editor's copies: no noise

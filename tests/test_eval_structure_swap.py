@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_SLICING
 
 from l2sae.data.synthswap import draw_swaps
 from l2sae.editing import AlphaMatting, L2SAEEditor
@@ -20,7 +21,6 @@ from l2sae.evaluation.structure_swap import (
     score_designs,
 )
 from l2sae.nn import SAEConfig, SwappingAutoencoder
-from l2sae.regions import SliceScheme
 from l2sae.utils.errors import ConfigError
 
 
@@ -71,8 +71,7 @@ def test_drawn_truth_perfect_swap_beats_the_unchanged_input():
 def test_score_designs_scores_every_design_and_the_unchanged_input():
     torch.manual_seed(0)
     smn, smpn = (SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False) for _ in range(2))
-    slicing = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
-    editor = L2SAEEditor(smn, smpn, slicing, matting=AlphaMatting(kernel_size=5), precision="32", image_size=64)
+    editor = L2SAEEditor(smn, smpn, TINY_SLICING, matting=AlphaMatting(kernel_size=5), precision="32", image_size=64)
     cases = draw_swaps(seed=0, size=64, pairs=[(0, 1)], rois=["nose", "eyes"])
     rows = score_designs(editor, cases, list(STRUCTURE_SWAP_DESIGNS), batch_size=1)
     assert [(row["design"], row["region"]) for row in rows] == [

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
 from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU
@@ -16,7 +17,6 @@ from l2sae.regions import SliceScheme
 from l2sae.training.mask_head import MaskHeadSettings, distill_mask_head
 from l2sae.utils.errors import ConfigError
 
-SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -43,7 +43,7 @@ def _head(smpn, block="UpsamplingResBlock16", **options):
 
 
 def test_a_decode_cut_short_equals_the_full_decodes_features_exactly(smpn, codes):
-    channel_masks = SLICING.channel_masks(["hair", "nose"])
+    channel_masks = TINY_SLICING.channel_masks(["hair", "nose"])
     for block in smpn.G.blocks:
         captured = []
         hook = getattr(smpn.G, block).register_forward_hook(
@@ -69,7 +69,7 @@ def test_a_decode_cut_short_runs_no_later_block(smpn, codes):
     ]
     try:
         with torch.no_grad():
-            smpn.decode_sliced(*codes, SLICING.channel_masks(["eyes"]), until="UpsamplingResBlock16")
+            smpn.decode_sliced(*codes, TINY_SLICING.channel_masks(["eyes"]), until="UpsamplingResBlock16")
     finally:
         for hook in hooks:
             hook.remove()
@@ -78,7 +78,7 @@ def test_a_decode_cut_short_runs_no_later_block(smpn, codes):
 
 def test_head_logits_have_the_heads_resolution_and_masks_the_image_size(smpn, codes):
     head = _head(smpn, upscale=2)
-    logits = region_mask_logits(smpn, head, *codes, SLICING.channel_masks(["hair", "skin", "eyes"]))
+    logits = region_mask_logits(smpn, head, *codes, TINY_SLICING.channel_masks(["hair", "skin", "eyes"]))
     assert logits.shape == (2, 3, 32, 32) == (2, 3, head.resolution(smpn, 64), head.resolution(smpn, 64))
     masks = masks_from_logits(logits, (64, 64))
     assert masks.shape == (2, 3, 64, 64) and set(masks.unique().tolist()) <= {0.0, 1.0}
@@ -101,7 +101,7 @@ def test_head_round_trip_through_an_smpn_file(smpn, codes, tmp_path):
     stored = torch.load(path, weights_only=True)["extra"]["mask_head"]
     loaded = MaskHead.from_dict(stored)
     assert (loaded.block, loaded.upscale, loaded.hidden, loaded.mask_threshold) == ("UpsamplingResBlock16", 2, 8, 0.1)
-    features = smpn.decode_sliced(*codes, SLICING.channel_masks(["nose"]), until=loaded.block).flatten(0, 1)
+    features = smpn.decode_sliced(*codes, TINY_SLICING.channel_masks(["nose"]), until=loaded.block).flatten(0, 1)
     with torch.no_grad():
         assert torch.equal(loaded(features), head(features))
     with pytest.raises(ValueError, match="x.pt: mask_head: not a mask head"):
@@ -112,7 +112,7 @@ def test_head_round_trip_through_an_smpn_file(smpn, codes, tmp_path):
 
 def _files(tmp_path, smpn, head):
     smn_path = save_sae(_tiny_sae(1), tmp_path / "smn.pt", extra={"kind": "smn"})
-    extra = {"kind": "smpn", "slicing": SLICING.to_dict(), "image_size": 64, "mask_threshold": 0.1}
+    extra = {"kind": "smpn", "slicing": TINY_SLICING.to_dict(), "image_size": 64, "mask_threshold": 0.1}
     if head is not None:
         extra["mask_head"] = head.to_dict()
     return smn_path, save_sae(smpn, tmp_path / f"smpn{'_head' if head else ''}.pt", extra=extra)
@@ -132,7 +132,7 @@ def test_editor_reads_fast_masks_from_a_file_with_a_head(smpn, tmp_path, monkeyp
     assert calls == [{"until": "UpsamplingResBlock16"}]  # one batched decode, cut short
     with torch.no_grad():
         expected = masks_from_logits(
-            region_mask_logits(smpn, head, *smpn.encode(images), SLICING.channel_masks(["hair", "eyes"])), (64, 64)
+            region_mask_logits(smpn, head, *smpn.encode(images), TINY_SLICING.channel_masks(["hair", "eyes"])), (64, 64)
         )
     assert torch.equal(masks, expected)
     assert not torch.equal(masks, full.masks(images, ["hair", "eyes"]))  # an untrained head: other masks
@@ -151,15 +151,15 @@ def test_an_smpn_file_without_head_keeps_the_full_masks(smpn, tmp_path):
 def test_mask_option_errors(smpn):
     smn = _tiny_sae(1)
     with pytest.raises(ConfigError, match="editor.masks: expected one of auto, fast, full, got 'quick'"):
-        L2SAEEditor(smn, smpn, SLICING, masks="quick")
+        L2SAEEditor(smn, smpn, TINY_SLICING, masks="quick")
     with pytest.raises(ConfigError, match="editor.mask_head: made for 7 feature channels"):
-        L2SAEEditor(smn, smpn, SLICING, mask_head=MaskHead("UpsamplingResBlock16", 7), masks="fast")
+        L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=MaskHead("UpsamplingResBlock16", 7), masks="fast")
     with pytest.raises(ConfigError, match="block 'UpsamplingResBlock128' is not a block"):
-        L2SAEEditor(smn, smpn, SLICING, mask_head=MaskHead("UpsamplingResBlock128", 7))
+        L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=MaskHead("UpsamplingResBlock128", 7))
     head = _head(smpn)
     with pytest.raises(ConfigError, match="predicts the masks of threshold 0.1, not 0.3"):
-        L2SAEEditor(smn, smpn, SLICING, mask_head=head, masks="fast", mask_threshold=0.3)
-    assert L2SAEEditor(smn, smpn, SLICING, mask_head=head, mask_threshold=0.3).mask_reading == "full"
+        L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=head, masks="fast", mask_threshold=0.3)
+    assert L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=head, mask_threshold=0.3).mask_reading == "full"
 
 
 def test_settings_are_checked():
@@ -177,7 +177,7 @@ def test_distillation_trains_only_the_head_and_leaves_the_smpn_as_it_was():
     before = {name: value.clone() for name, value in smpn.state_dict().items()}
     images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 2 - 1
     settings = MaskHeadSettings(side_fraction=0.25, upscale=2, hidden=8, images=4, epochs=10, batch_size=8)
-    channel_masks = SLICING.channel_masks(["hair", "skin"])
+    channel_masks = TINY_SLICING.channel_masks(["hair", "skin"])
     head, loss = distill_mask_head(smpn, images, channel_masks, 0.1, settings)
     assert head.block == "UpsamplingResBlock16" and not head.training and loss < 0.69  # better than chance
     assert all(torch.equal(before[name], value) for name, value in smpn.state_dict().items())

@@ -4,10 +4,10 @@ import warnings
 
 import pytest
 import torch
+from conftest import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
 from l2sae.nn import SAEConfig, SwappingAutoencoder
-from l2sae.regions import SliceScheme
 from l2sae.utils import precision
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.precision import native_bf16, resolve_precision
@@ -81,11 +81,10 @@ def test_unknown_precision_names_the_key():
 def test_editor_resolves_auto(cpu):
     config = SAEConfig.preset("tiny")
     networks = [SwappingAutoencoder(config, with_discriminators=False) for _ in range(2)]
-    slicing = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
     cpu(False, CPUINFO_AVX2)
-    editor = L2SAEEditor(*networks, slicing)
+    editor = L2SAEEditor(*networks, TINY_SLICING)
     assert (editor.precision, editor.dtype) == ("32", torch.float32)
     cpu(True, CPUINFO_BF16)
-    editor = L2SAEEditor(*networks, slicing)
+    editor = L2SAEEditor(*networks, TINY_SLICING)
     assert (editor.precision, editor.dtype) == ("bf16", torch.bfloat16)
     assert {p.dtype for p in editor.smn.parameters()} == {torch.bfloat16}

@@ -2,16 +2,15 @@
 
 import pytest
 import torch
+from conftest import TINY_SLICING
 
 from l2sae.editing import AlphaMatting, L2SAEEditor
 from l2sae.editing.window import decode_box, matte_box
 from l2sae.nn import SAEConfig, SwappingAutoencoder
 from l2sae.nn import window as nn_window
 from l2sae.nn.window import Box, decode_window
-from l2sae.regions import SliceScheme
 from l2sae.utils.errors import ConfigError
 
-SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 BOXES_64 = [Box(20, 24, 34, 40), Box(0, 0, 9, 13), Box(50, 41, 64, 64), Box(1, 3, 63, 61), Box(31, 0, 32, 64)]
 
 
@@ -91,8 +90,8 @@ def test_matte_box_and_fallback():
 
 def _editors(networks, **options):
     common = dict(matting=AlphaMatting(kernel_size=5), precision="32", **options)
-    return L2SAEEditor(*networks, SLICING, window=True, **common), L2SAEEditor(
-        *networks, SLICING, window=False, **common
+    return L2SAEEditor(*networks, TINY_SLICING, window=True, **common), L2SAEEditor(
+        *networks, TINY_SLICING, window=False, **common
     )
 
 
@@ -131,4 +130,4 @@ def test_editor_window_edits_equal_full_decode_edits_and_fall_back(tiny, monkeyp
     swapped = windowed.swap_style(faces, reference, "nose")
     assert (swapped.images - full.swap_style(reference, reference, "nose").images).abs().max() < 1e-5
     with pytest.raises(ConfigError, match="window_max_fraction"):
-        L2SAEEditor(sae, sae, SLICING, window_max_fraction=1.5)
+        L2SAEEditor(sae, sae, TINY_SLICING, window_max_fraction=1.5)
