@@ -119,7 +119,9 @@ def distill_mask_head(
     with torch.enable_grad():
         for _ in range(steps):
             picked = torch.randint(len(features), (settings.batch_size,), generator=generator).to(images.device)
-            logits = F.interpolate(head(features[picked]), size=targets.shape[-2:], mode="bilinear")
+            logits = head(features[picked])
+            if logits.shape[-2:] != targets.shape[-2:]:  # (at the same size bilinear is the identity)
+                logits = F.interpolate(logits, size=targets.shape[-2:], mode="bilinear")
             loss = F.binary_cross_entropy_with_logits(logits.squeeze(1), targets[picked])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
