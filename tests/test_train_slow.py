@@ -6,9 +6,8 @@ import os
 import pytest
 import torch
 import yaml
-from cli_helpers import run_script
 from PIL import Image
-from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
+from train_helpers import compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
@@ -62,28 +61,3 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
         assert torch.equal(rank0[name], rank1[name]), name
     assert not torch.equal(rank0["G.ToRGB.bias"], initial["G.ToRGB.bias"])  # they trained
     assert not torch.equal(rank0["D.stylegan2_D.final_linear.1.bias"], initial["D.stylegan2_D.final_linear.1.bias"])
-
-
-def test_two_job_sweep_puts_each_job_in_its_own_folder(tmp_path):
-    start = tiny_sae_file(tmp_path / "start.pt")
-    arguments = [
-        "-m",
-        "slicing=default,one_each",
-        "model=smpn",
-        f"model.smpn.module.init_checkpoint={start}",
-        "trainer=debug",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        f"paths.data_dir={tmp_path / 'data'}",
-        *TINY_DATA,
-    ]
-    env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(tmp_path)}
-    done = run_script(REPO / "train.py", arguments, cwd=tmp_path, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
-    jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and path.name.isdigit())
-    assert [job.name for job in jobs] == ["0", "1"]
-    for job, scheme in zip(jobs, ("default", "one_each")):
-        expected = yaml.safe_load((REPO / "conf" / "slicing" / f"{scheme}.yaml").read_text())
-        assert yaml.safe_load((job / "config.yaml").read_text())["slicing"] == expected
-        assert read_extra(job / "smpn.pt")["slicing"]["channels"] == expected["channels"]
-        assert "val/mask_miou" in json.loads((job / "metrics.json").read_text())

@@ -19,6 +19,7 @@ from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
 from l2sae.evaluation.run import run as evaluate
 from l2sae.evaluation.sweep import read_sweep
 from l2sae.evaluation.wandb_runs import read_wandb_run
+from l2sae.nn import read_extra
 from l2sae.training import run
 
 pytestmark = pytest.mark.slow
@@ -76,9 +77,12 @@ def test_a_sweep_whose_first_job_fails_goes_on_and_is_reported_also_from_its_wan
     assert trained.stderr.count(error) == 2 and "Traceback" not in trained.stderr
     assert "Error executing job with overrides: ['slicing=sixteen'" in trained.stderr
     (folder,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
-    for job in ("1", "2"):
+    for job, scheme in (("1", "default"), ("2", "one_each")):  # each finished job in its own folder
         with Image.open(folder / job / "learning_curves.png") as image:
             assert image.format == "PNG"
+        expected = yaml.safe_load((REPO / "conf" / "slicing" / f"{scheme}.yaml").read_text())
+        assert yaml.safe_load((folder / job / "config.yaml").read_text())["slicing"] == expected
+        assert read_extra(folder / job / "smpn.pt")["slicing"]["channels"] == expected["channels"]
 
     # the report with each finished job's networks evaluated (sweep_evaluate; evaluate.py's settings, small)
     out = tmp_path / "report"
