@@ -1,4 +1,5 @@
-"""End-to-end training runs (slow): the quick-start pipeline cut short, DDP on two CPU processes, a sweep."""
+"""End-to-end training runs (slow): the quick-start pipeline cut short, DDP on two CPU processes (sweeps:
+test_train_sweeps.py)."""
 
 import json
 import os
