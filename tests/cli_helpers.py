@@ -40,20 +40,35 @@ _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(PRELOAD)
 
 
+class ScriptProcess:
+    """A script started by :func:`start_script`: ``args``, ``wait`` and ``kill`` as :class:`subprocess.Popen`'s."""
+
+    def __init__(self, child: multiprocessing.Process, args: list[str]):
+        self._child = child
+        self.args = args
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit status; raises :class:`subprocess.TimeoutExpired` if still running after ``timeout`` s."""
+        self._child.join(timeout)
+        if self._child.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self._child.exitcode
+
+    def kill(self) -> None:
+        self._child.kill()
+
+
 def start_script(
     script: Path, arguments: list[str], *, cwd: Path, stdout: Path, stderr: Path, env: dict[str, str] | None = None
-) -> multiprocessing.Process:
+) -> ScriptProcess:
     """Start ``python script *arguments`` in ``cwd`` with environment ``env`` (default: this process's), its
-    output written to the files ``stdout`` and ``stderr`` (the same path: both into one file, as ``2>&1``).
-
-    Returns the running child: ``join(timeout)``, then its ``exitcode`` is the script's exit status.
-    """
+    output written to the files ``stdout`` and ``stderr`` (the same path: both into one file, as ``2>&1``)."""
     environment = dict(os.environ if env is None else env)
     child = _context.Process(
         target=_as_interpreter, args=(str(script), list(arguments), str(cwd), environment, Path(stdout), Path(stderr))
     )
     child.start()
-    return child
+    return ScriptProcess(child, [sys.executable, str(script), *arguments])
 
 
 def run_script(
@@ -64,16 +79,16 @@ def run_script(
 
     Raises :class:`subprocess.TimeoutExpired` (the child killed) after ``timeout`` seconds.
     """
-    command = [sys.executable, str(script), *arguments]
     with tempfile.TemporaryDirectory(prefix="l2sae_cli_") as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-        child = start_script(script, arguments, cwd=cwd, stdout=out, stderr=err, env=env)
-        child.join(timeout)
-        if child.is_alive():
-            child.kill()
-            child.join()
-            raise subprocess.TimeoutExpired(command, timeout, _read(out), _read(err))
-        return subprocess.CompletedProcess(command, child.exitcode, _read(out), _read(err))
+        process = start_script(script, arguments, cwd=cwd, stdout=out, stderr=err, env=env)
+        try:
+            status = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise subprocess.TimeoutExpired(process.args, timeout, _read(out), _read(err)) from None
+        return subprocess.CompletedProcess(process.args, status, _read(out), _read(err))
 
 
 def _read(path: Path) -> str:

@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def start_node(launcher: str, node_rank: int, port: int, cwd, hidden):
     """The README's command for one node, started in ``cwd`` with its output in ``cwd/out.txt`` (``hidden``: the
-    other node's folder, for node 1). Returns ``wait(timeout) -> exit status`` and ``kill()``."""
+    other node's folder, for node 1). Returns the process (``wait``, ``kill``)."""
     script = [str(REPO / "tests" / "separate_machine.py"), str(hidden)] if node_rank else []
     script = [*script, str(REPO / "train.py")]
     env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(cwd)}
@@ -47,28 +47,26 @@ def start_node(launcher: str, node_rank: int, port: int, cwd, hidden):
     out = cwd / "out.txt"
     if launcher == "env":
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(node_rank), WORLD_SIZE="2")
-        child = start_script(script[0], [*script[1:], *TRAIN], cwd=cwd, stdout=out, stderr=out, env=env)
-        return lambda timeout: (child.join(timeout), child.exitcode)[1], child.kill
+        return start_script(script[0], [*script[1:], *TRAIN], cwd=cwd, stdout=out, stderr=out, env=env)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
     torchrun += ["--node-rank", str(node_rank), "--master-addr", "127.0.0.1", "--master-port", str(port)]
     with open(out, "w") as log:
-        agent = subprocess.Popen([*torchrun, *script, *TRAIN], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return agent.wait, agent.kill
+        return subprocess.Popen([*torchrun, *script, *TRAIN], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("launcher", ["env", "torchrun"])
 def test_two_nodes_train_both_stages_into_rank_zeros_run_folder(tmp_path, launcher):
     port = free_port()
     nodes = [tmp_path / "node0", tmp_path / "node1"]
-    started = []
+    processes = []
     for rank, cwd in enumerate(nodes):
         cwd.mkdir()
-        started.append(start_node(launcher, rank, port, cwd, hidden=nodes[0]))
+        processes.append(start_node(launcher, rank, port, cwd, hidden=nodes[0]))
     try:
-        codes = [wait(500) for wait, _ in started]
+        codes = [process.wait(timeout=500) for process in processes]
     finally:
-        for _, kill in started:
-            kill()
+        for process in processes:
+            process.kill()
     logs = [(cwd / "out.txt").read_text() for cwd in nodes]
     assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
 
