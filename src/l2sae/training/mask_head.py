@@ -80,6 +80,7 @@ def distillation_set(
     try:
         for start in range(0, len(images), chunk):
             structure, texture = sae.encode(images[start : start + chunk])
+            structure = structure.contiguous(memory_format=torch.channels_last)  # as the editor decodes: 1.4-1.6x
             decodes = sae.decode_sliced(structure, texture, channel_masks).clamp(-1, 1)
             masks.append(masks_from_region_decodes(decodes, threshold=threshold).flatten(0, 1))
     finally:
