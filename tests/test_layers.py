@@ -13,11 +13,11 @@ LIBRARY_WITHOUT_TRAINING = ("nn", "data", "editing", "evaluation", "photos")
 TESTS = Path(__file__).resolve().parent
 
 
-def test_the_library_imports_without_hydra_omegaconf_or_lightning():
+def test_the_library_imports_without_hydra_omegaconf_lightning_or_wandb():
     code = (
         "import sys, l2sae.utils, l2sae.nn, l2sae.regions, l2sae.editing, l2sae.evaluation\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('hydra', 'omegaconf', 'pytorch_lightning', 'lightning'))\n"
+        "('hydra', 'omegaconf', 'pytorch_lightning', 'lightning', 'wandb'))\n"
         "assert not loaded, loaded"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
