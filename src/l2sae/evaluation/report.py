@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from l2sae.utils.files import atomic_write_json, atomic_write_text
+from l2sae.utils.tables import markdown_table
 
 COLUMNS: tuple[str, ...] = (
     "method",
@@ -130,11 +131,6 @@ def _swap(row: Mapping) -> str:
     return f"{row['swap_lpips']:.4f} (input {row['swap_lpips_input']:.4f}; {row['swap_pairs']})"
 
 
-def _table(header: Sequence[str], lines: Iterable[Sequence[str]]) -> str:
-    rows = [header, ["---"] * len(header), *lines]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
-
-
 Cell = Callable[[Mapping], str]
 
 # Markdown columns beyond the paper's (header, the metric that skips it or None, the cell); see the README.
@@ -197,7 +193,7 @@ def markdown_report(
 
     def table(columns: Sequence[tuple[str, Cell]], region: str) -> str:
         lines = ([row["method"], *(cell(row) for _, cell in columns)] for row in rows if row["region"] == region)
-        return _table(["Method", *(header for header, _ in columns)], lines)
+        return markdown_table(["Method", *(header for header, _ in columns)], lines)
 
     parts = ["# L2SAE evaluation", "", "## Protocol", ""]
     parts += [f"- {key}: {value}" for key, value in settings.items()]
@@ -220,7 +216,7 @@ def markdown_report(
     if recon:
         parts += ["", "## Reconstruction (input vs. the method's inversion)", ""]
         parts.append(
-            _table(
+            markdown_table(
                 ["Method", "LPIPS ↓"],
                 ([row["method"], metric(row, "recon_lpips", 4, "recon_pairs")] for row in recon),
             )

@@ -35,6 +35,7 @@ from l2sae.evaluation.masked import MaskedMean, lpips_map, psnr, spatial_lpips, 
 from l2sae.evaluation.weights import check_enabled
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_write_bytes, atomic_write_json
+from l2sae.utils.tables import markdown_table
 
 UNCHANGED = "input"  # the row that scores the unchanged input
 MEAN_OF_REGIONS = "mean"
@@ -235,19 +236,30 @@ def _number(value: float | None, digits: int) -> str:
     return "n/a" if value is None else ("inf" if value == math.inf else f"{value:.{digits}f}")
 
 
-def markdown_table(rows: Sequence[Mapping]) -> str:
+def _table(rows: Sequence[Mapping]) -> str:
     """The rows as a Markdown table (designs x regions; n/a where not computed)."""
-    lines = [
-        "| design | region | PSNR in region (dB) ↑ | LPIPS in region ↓ | mask IoU ↑ | PSNR outside (dB) ↑ | swaps |",
-        "|---|---|---|---|---|---|---|",
+    header = [
+        "design",
+        "region",
+        "PSNR in region (dB) ↑",
+        "LPIPS in region ↓",
+        "mask IoU ↑",
+        "PSNR outside (dB) ↑",
+        "swaps",
     ]
-    for row in rows:
-        numbers = (_number(row["psnr"], 2), _number(row["lpips"], 3), _number(row["iou"], 3))
-        lines.append(
-            f"| {row['design']} | {row['region']} | {' | '.join(numbers)} | "
-            f"{_number(row['psnr_outside'], 2)} | {row['swaps']} |"
-        )
-    return "\n".join(lines) + "\n"
+    cells = (
+        [
+            row["design"],
+            row["region"],
+            _number(row["psnr"], 2),
+            _number(row["lpips"], 3),
+            _number(row["iou"], 3),
+            _number(row["psnr_outside"], 2),
+            str(row["swaps"]),
+        ]
+        for row in rows
+    )
+    return markdown_table(header, cells) + "\n"
 
 
 def write_report(out_dir: str | Path, rows: Sequence[Mapping], settings: Mapping[str, str]) -> Path:
@@ -257,8 +269,6 @@ def write_report(out_dir: str | Path, rows: Sequence[Mapping], settings: Mapping
     out_dir.mkdir(parents=True, exist_ok=True)
     header = "".join(f"- {name}: {value}\n" for name, value in settings.items())
     markdown = out_dir / "structure_swap.md"
-    atomic_write_bytes(
-        markdown, f"# Structure swaps against drawn ground truth\n\n{header}\n{markdown_table(rows)}".encode()
-    )
+    atomic_write_bytes(markdown, f"# Structure swaps against drawn ground truth\n\n{header}\n{_table(rows)}".encode())
     atomic_write_json(out_dir / "structure_swap.json", {"settings": dict(settings), "rows": list(rows)})
     return markdown

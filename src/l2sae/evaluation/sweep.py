@@ -29,6 +29,7 @@ from l2sae.regions import ROI_NAMES
 from l2sae.utils.curves import figure_to_png, learning_curve, plot_curves, pyplot
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_write_json, atomic_write_text
+from l2sae.utils.tables import markdown_table
 
 MIOU = "val/mask_miou"
 IOU_PREFIX = "val/iou_"
@@ -243,18 +244,15 @@ def markdown_report(jobs: Sequence[Job], sweep_name: str) -> str:
     best = best_jobs(jobs, metrics)
     shown = [column for column in columns if column not in ("best_in", "status")]
     lines = [f"# Sweep {sweep_name}", "", f"{len(jobs)} jobs; the best value of each metric in **bold**.", ""]
-    lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for job, row in zip(jobs, rows):
-        if job.error is not None:
-            continue
-        cells = []
-        for column in shown:
-            value = row[column]
-            if column in metrics:
-                text = "n/a" if value is None else f"{value:.3f}"
-                value = f"**{text}**" if best.get(column) == job.name else text
-            cells.append(str(value))
-        lines.append("| " + " | ".join(cells) + " |")
+
+    def cell(job: Job, column: str, value) -> str:
+        if column not in metrics:
+            return str(value)
+        text = "n/a" if value is None else f"{value:.3f}"
+        return f"**{text}**" if best.get(column) == job.name else text
+
+    finished = [(job, row) for job, row in zip(jobs, rows) if job.error is None]
+    lines.append(markdown_table(shown, ([cell(job, column, row[column]) for column in shown] for job, row in finished)))
     failed = [job for job in jobs if job.error is not None]
     if failed:
         lines += ["", "## Failed or unfinished jobs", ""]
