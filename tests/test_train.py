@@ -14,6 +14,7 @@ from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run
 from l2sae.training.base import check_lr_decay, lr_decay_factor
+from l2sae.training.run import metrics_summary
 from l2sae.training.smpn import SMPNLoss, foreground_weights
 from l2sae.utils.errors import ConfigError
 
@@ -255,3 +256,17 @@ def test_a_module_with_lr_decay_refuses_a_trainer_without_max_steps(tmp_path):
     smpn.trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     with pytest.raises(ConfigError, match=r"lr_decay: a decaying learning rate needs trainer\.max_steps"):
         smpn.on_train_start()
+
+
+def test_the_metrics_summary_tables_the_regions_and_lines_up_the_rest():
+    metrics = {"smn/val/rec_l1": 0.28374, "val/iou_hair": 0.8059, "val/iou_nose": 0.52359, "val/mask_miou": 0.66474}
+    metrics |= {"val/fast_matte_iou_hair": 0.98057, "val/fast_matte_iou_nose": 0.977, "val/rec": 0.10576}
+    assert metrics_summary(metrics).splitlines() == [
+        "| region | mask IoU | cheap-mask matte IoU |",
+        "| --- | --- | --- |",
+        "| hair | 0.806 | 0.981 |",
+        "| nose | 0.524 | 0.977 |",
+        "| mean | 0.665 | n/a |",  # no val/fast_matte_iou
+        "smn/val/rec_l1 0.2837 · val/rec 0.1058",
+    ]
+    assert metrics_summary({"val/rec_l1": 0.28374}) == "val/rec_l1 0.2837"  # the SMN alone: no regions

@@ -17,9 +17,16 @@ from l2sae.training import run
 pytestmark = pytest.mark.slow
 
 
-def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path):
+def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path, capsys):
     run_dir = tmp_path / "logs" / "run"
     metrics = run(compose_train(run_dir, tmp_path / "data", ["experiment=smoke"]))
+    # the run ends with its metrics (a table of the regions' IoU, then the rest) and its folder
+    printed = capsys.readouterr().out
+    summary = printed[printed.rindex("Final validation metrics (metrics.json):") :].splitlines()
+    assert summary[1].startswith("| region | mask IoU |") and summary[-1] == f"Run folder: {run_dir}"
+    for line, roi in zip(summary[3:], [*ROI_NAMES, "mean"]):
+        assert line.startswith(f"| {roi} | {metrics[f'val/iou_{roi}' if roi != 'mean' else 'val/mask_miou']:.3f} |")
+    assert f"smn/val/rec_l1 {metrics['smn/val/rec_l1']:.4g}" in summary[-2]
     assert "smn/val/rec_l1" in metrics and "val/mask_miou" in metrics
     assert {f"val/iou_{roi}" for roi in ROI_NAMES} <= set(metrics)
     assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
