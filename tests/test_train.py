@@ -2,6 +2,8 @@
 the learning-rate decay."""
 
 import json
+import logging
+import re
 from functools import partial
 
 import pytest
@@ -39,10 +41,15 @@ def test_fast_dev_run_smn_exports_a_loadable_sae(tmp_path, data_dir):
     assert (tmp_path / "logs" / "latest").resolve() == run_dir.resolve()
 
 
-def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_dir, start_checkpoint):
+def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_dir, start_checkpoint, caplog):
     run_dir = tmp_path / "logs" / "run"
     overrides = ["model=smpn", "trainer=debug", f"model.smpn.module.init_checkpoint={start_checkpoint}"]
-    metrics = run(compose_train(run_dir, data_dir, overrides))
+    with caplog.at_level(logging.INFO, logger="l2sae.training.smpn"):
+        metrics = run(compose_train(run_dir, data_dir, overrides))
+    (distilled,) = [record.getMessage() for record in caplog.records if record.name == "l2sae.training.smpn"]
+    assert re.fullmatch(
+        r"mask head on UpsamplingResBlock32 distilled from \d+ images in [\d.]+ s: loss [\d.]+", distilled
+    )
     fast_masks = {f"val/fast_matte_iou_{roi}" for roi in ROI_NAMES} | {"val/fast_matte_iou", "val/fast_mask_iou"}
     assert {f"val/iou_{roi}" for roi in ROI_NAMES} | {"val/mask_miou", "val/rec", "val/region"} | fast_masks == set(
         metrics

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ from l2sae.utils.errors import ConfigError
 
 from .base import OptimizerFactory, SAETrainingModule, build_sae
 from .mask_head import MaskHeadSettings, distill_mask_head, distillation_images
+
+log = logging.getLogger(__name__)
 
 # distinct colours (in [0, 1]) for drawing up to eight ROI masks in one image
 MASK_COLOURS = torch.tensor(
@@ -322,10 +326,15 @@ class SMPNModule(SAETrainingModule):
         if settings is None:
             return
         images = distillation_images(self.trainer.train_dataloader.dataset, settings.images).to(self.device)
+        start = time.perf_counter()
         self.mask_head, loss = distill_mask_head(
             self.sae, images, self.decode_channels[1:], self.mask_threshold, settings
         )
-        self.print(f"mask head on {self.mask_head.block} distilled from {len(images)} images: loss {loss:.4f}")
+        if self.trainer.is_global_zero:  # (LightningModule.print says nothing once the progress bars are closed)
+            seconds = time.perf_counter() - start
+            log.info(
+                f"mask head on {self.mask_head.block} distilled from {len(images)} images in {seconds:.1f} s: loss {loss:.4f}"
+            )
 
     # ---- outputs -------------------------------------------------------------------------------
     @torch.no_grad()
