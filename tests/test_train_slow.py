@@ -3,6 +3,7 @@ test_train_sweeps.py)."""
 
 import json
 import os
+import warnings
 
 import pytest
 import torch
@@ -17,9 +18,15 @@ from l2sae.training import run
 pytestmark = pytest.mark.slow
 
 
-def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path, capsys):
+def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path, capsys, caplog):
     run_dir = tmp_path / "logs" / "run"
-    metrics = run(compose_train(run_dir, tmp_path / "data", ["experiment=smoke"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = run(compose_train(run_dir, tmp_path / "data", ["experiment=smoke"]))
+    # Lightning's notices that say nothing about the run stay out of its output
+    assert not [warning for warning in caught if "LeafSpec" in str(warning.message)]
+    assert not [message for message in caplog.messages if "litlogger" in message]
+    assert "GPU available: False" in caplog.text  # (Lightning's other notices still reach the log)
     # the run ends with its metrics (a table of the regions' IoU, then the rest) and its folder
     printed = capsys.readouterr().out
     summary = printed[printed.rindex("Final validation metrics (metrics.json):") :].splitlines()

@@ -14,8 +14,8 @@ import os
 import pickle
 import traceback
 import warnings
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -52,11 +52,34 @@ def run(cfg: DictConfig) -> dict[str, float]:
     in its folder, where the sweep report finds it.
     """
     try:
-        return train_stages(cfg)
+        with lightning_notices_silenced():
+            return train_stages(cfg)
     except Exception as error:
         if launched_as_rank_zero() and Path(cfg.paths.output_dir).is_dir():  # Hydra made it; never create one
             record_failure(Path(cfg.paths.output_dir), error)
         raise
+
+
+@contextmanager
+def lightning_notices_silenced() -> Iterator[None]:
+    """Lightning's notices that say nothing about a run, off while it trains: its warning on resuming mid-epoch
+    (the data module resumes the data order itself, EpochShuffle), the FutureWarning of its use of torch's
+    deprecated pytree ``LeafSpec`` (twice per fit with torch >= 2.10) and its advertisement for litlogger."""
+
+    def not_the_tip(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+    lightning_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+        )
+        lightning_log.addFilter(not_the_tip)
+        try:
+            yield
+        finally:
+            lightning_log.removeFilter(not_the_tip)
 
 
 def train_stages(cfg: DictConfig) -> dict[str, float]:
@@ -253,9 +276,7 @@ def train_stage(
             ckpt_path,
         )
     try:
-        with warnings.catch_warnings():  # the data module resumes the data order itself (EpochShuffle)
-            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"ckpt_path: {ckpt_path} holds more than weights and plain data (it could hold code), so it is not "
