@@ -333,7 +333,11 @@ class SMPNModule(SAETrainingModule):
         if self.trainer.is_global_zero:  # (LightningModule.print says nothing once the progress bars are closed)
             seconds = time.perf_counter() - start
             log.info(
-                f"mask head on {self.mask_head.block} distilled from {len(images)} images in {seconds:.1f} s: loss {loss:.4f}"
+                "mask head on %s distilled from %d images in %.1f s: loss %.4f",
+                self.mask_head.block,
+                len(images),
+                seconds,
+                loss,
             )
 
     # ---- outputs -------------------------------------------------------------------------------
