@@ -90,6 +90,7 @@ def edit_photo_files(editor, job) -> dict:
     edited = len(job.inputs) - len(failed)
     if failed:
         log.warning("%d of %d photos not edited: %s", len(failed), len(job.inputs), ", ".join(failed))
-    log.info("wrote %d edited photos to %s (%.3f s per photo)", edited, job.out, seconds / edited)
+    plural = "" if edited == 1 else "s"
+    log.info("wrote %d edited photo%s to %s (%.3f s per photo)", edited, plural, job.out, seconds / edited)
     failed_messages = {name: str(error) for name, error in failed.items()}
     return {"images": edited, "failed": failed_messages, "seconds": seconds, "seconds_per_image": seconds / edited}
