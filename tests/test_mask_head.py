@@ -264,9 +264,9 @@ def test_the_quick_starts_cheap_masks_match_its_full_masks(tmp_path):
             data, MaskHeadSettings.from_config(cfg.model.smpn.module.mask_head)
         )
     else:
-        editors = {
-            masks: L2SAEEditor.from_checkpoints(folder / "smn.pt", folder / "smpn.pt", precision="32", masks=masks)
-            for masks in ("fast", "full")
+        editors = {  # the default (masks=auto) reads the run's head
+            reading: L2SAEEditor.from_checkpoints(folder / "smn.pt", folder / "smpn.pt", precision="32", masks=masks)
+            for reading, masks in (("fast", "auto"), ("full", "full"))
         }
     assert editors["fast"].mask_reading == "fast" and editors["full"].mask_reading == "full"
     mattes, masks = _fast_vs_full_ious(editors["fast"], editors["full"], data.val_dataloader())

@@ -31,8 +31,9 @@ def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path, capsys, caplog):
     printed = capsys.readouterr().out
     summary = printed[printed.rindex("Final validation metrics (metrics.json):") :].splitlines()
     assert summary[1].startswith("| region | mask IoU |") and summary[-1] == f"Run folder: {run_dir}"
-    for line, roi in zip(summary[3:], [*ROI_NAMES, "mean"]):
-        assert line.startswith(f"| {roi} | {metrics[f'val/iou_{roi}' if roi != 'mean' else 'val/mask_miou']:.3f} |")
+    ious = {**{roi: metrics[f"val/iou_{roi}"] for roi in ROI_NAMES}, "mean": metrics["val/mask_miou"]}
+    for line, (roi, iou) in zip(summary[3:], ious.items(), strict=False):
+        assert line.startswith(f"| {roi} | {iou:.3f} |")
     assert f"smn/val/rec_l1 {metrics['smn/val/rec_l1']:.4g}" in summary[-2]
     assert "smn/val/rec_l1" in metrics and "val/mask_miou" in metrics
     assert {f"val/iou_{roi}" for roi in ROI_NAMES} <= set(metrics)
