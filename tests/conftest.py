@@ -23,10 +23,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 TINY_SLICING = SliceScheme({"hair": (0, 1), "skin": (2, 3), "nose": (4,), "eyes": (5,), "lips_mouth": (6,)}, 8)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects: the notebook is marked slow here
 def pytest_collection_modifyitems(items):
-    """Modules with end-to-end runs (the notebook, then those with slow tests) first, each module's tests in
-    their order: under pytest-xdist (--dist loadfile) the longest work starts first and the short modules
+    """The notebook (nbmake's item, no markers of its own) is an end-to-end run: marked slow, so that -m "not slow"
+    leaves it out. Modules with end-to-end runs (the notebook, then those with slow tests) first, each module's
+    tests in their order: under pytest-xdist (--dist loadfile) the longest work starts first and the short modules
     fill the gaps at the end."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
 
     def weight(item) -> int:
         if item.path.suffix == ".ipynb":
