@@ -1,6 +1,7 @@
 """l2sae.photos on a real photo (scikit-image's astronaut): detection, FFHQ alignment, paste-back, odd inputs."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 from skimage import data
 
 from l2sae.photos import NoFaceError, PhotoError, align_face, find_faces, load_photo, paste_faces
-from l2sae.photos.alignment import square_to_photo
+from l2sae.photos.alignment import image_quad, square_to_photo
 from l2sae.photos.faces import frames_like_ffhq
 from l2sae.utils.errors import ImageFileError
 
@@ -90,6 +91,15 @@ def test_an_aligned_crop_goes_through_auto_unchanged(aligned):
     assert again.align == "as_is" and np.array_equal(again.faces[0].matrix, np.eye(3))
     assert torch.equal(again.crops[0], torch.from_numpy(crop).permute(2, 0, 1).float() / 127.5 - 1.0)
     assert frames_like_ffhq(find_faces(crop, 256, align="ffhq").faces[0].quad, 256)
+
+
+def test_a_read_only_picture_of_the_models_size_is_taken_bit_for_bit_without_a_warning():
+    picture = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    picture.flags.writeable = False  # as np.asarray(a PIL image) gives it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on a tensor over a read-only array
+        crop = align_face(picture, image_quad(SIZE, SIZE), SIZE)
+    assert torch.equal(crop, torch.tensor(picture).permute(2, 0, 1).float() / 127.5 - 1.0)
 
 
 def test_a_zero_matte_pastes_back_the_photo_bit_for_bit(two_astronauts):

@@ -122,7 +122,7 @@ def align_face(photo: np.ndarray, quad: np.ndarray, size: int) -> torch.Tensor:
     quad = np.asarray(quad, dtype=np.float64)
     height, width = photo.shape[:2]
     if (height, width) == (size, size) and is_identity(square_to_photo(quad, size)):
-        return torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1).float() / 127.5 - 1.0
+        return torch.tensor(photo).permute(2, 0, 1).float() / 127.5 - 1.0  # a copy: the photo may be read-only
     qsize = quad_side(quad)
     shrink = max(1, math.floor(qsize / (2 * size)))
     # crop to the quad plus a border (clipped to the photo, aligned to the shrink factor), then shrink
