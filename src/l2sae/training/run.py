@@ -63,7 +63,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
 @contextmanager
 def lightning_notices_silenced() -> Iterator[None]:
     """Lightning's notices that say nothing about a run, off while it trains: its warning on resuming mid-epoch
-    (the data module resumes the data order itself, EpochShuffle), the FutureWarning of its use of torch's
+    (the data module resumes the data order itself, EpochShuffle), that the checkpoint folder is not empty (each
+    run has a new folder; only a resumed run writes into its own again), the FutureWarning of its use of torch's
     deprecated pytree ``LeafSpec`` (twice per fit with torch >= 2.10) and its advertisement for litlogger."""
 
     def not_the_tip(record: logging.LogRecord) -> bool:
@@ -72,6 +73,7 @@ def lightning_notices_silenced() -> Iterator[None]:
     lightning_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         warnings.filterwarnings(
             "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
         )
