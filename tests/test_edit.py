@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY_SLICING
+from tiny_networks import TINY_SLICING
 
 from l2sae.editing import AlphaMatting, EditResult, L2SAEEditor
 from l2sae.editing.editor import GLOBAL_EDITS_REMEMBERED, EncodedFaces

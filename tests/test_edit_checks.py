@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run_script
-from conftest import TINY_SLICING
 from edit_helpers import ROOT, unaligned_edit_config
 from PIL import Image
+from tiny_networks import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.run import run

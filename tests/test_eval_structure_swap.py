@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_SLICING
+from tiny_networks import TINY_SLICING
 
 from l2sae.data.synthswap import draw_swaps
 from l2sae.editing import AlphaMatting, L2SAEEditor

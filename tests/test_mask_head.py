@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_SLICING
 from omegaconf import OmegaConf
+from tiny_networks import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
 from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import TINY_SLICING
+from tiny_networks import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
 from l2sae.nn import SAEConfig, SwappingAutoencoder

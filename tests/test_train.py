@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import TINY_SLICING
+from tiny_networks import TINY_SLICING
 from train_helpers import L1_SMPN_LOSS, RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import TINY_SLICING
+from tiny_networks import TINY_SLICING
 
 from l2sae.editing import AlphaMatting, L2SAEEditor
 from l2sae.editing.window import decode_box, matte_box
