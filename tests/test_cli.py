@@ -1,7 +1,9 @@
 """The console scripts of pyproject.toml are the root scripts' entry points."""
 
+import gc
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 from cli_helpers import run_script
@@ -26,3 +28,14 @@ def test_an_entry_function_composes_its_task_config(tmp_path):
     cfg = yaml.safe_load(printed.stdout)
     assert cfg["task_name"] == "edit" and cfg["roi"] == "nose" and cfg["precision"] == "auto"
     assert cfg["ckpt"]["smn"].endswith("/latest/smn.pt") and "matting" in cfg["editor"]
+
+
+def test_the_libraries_import_without_collections_and_stay_frozen():
+    frozen = gc.get_freeze_count()
+    with cli.imports_outside_collection():
+        assert not gc.isenabled()
+        imported = [[index] for index in range(1000)]  # stands in for the objects an import makes
+    assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(imported)
+    with pytest.raises(ImportError), cli.imports_outside_collection():
+        raise ImportError("a missing extra")
+    assert gc.isenabled()

@@ -17,6 +17,7 @@ with the next job and the command exits with status 1 at the end, naming the fir
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -63,6 +64,19 @@ def reported_errors(extra: tuple[type[BaseException], ...] = (), multirun: bool 
         raise SystemExit(1) from None
 
 
+@contextmanager
+def imports_outside_collection() -> Iterator[None]:
+    """Import the task's libraries with the garbage collector off, then freeze what exists: torch, Lightning and
+    Hydra make about a million objects that live to the end, and each full collection walks them all again
+    (~6 collections, 0.6-0.9 s of a command's 3-4 s start-up on a 2-core EPYC; later ones during the run)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _entry_point(
     task: str, run_module: str, function: str = "run", user_errors: tuple[str, ...] = (), **environment: str
 ) -> Callable[[], object]:
@@ -71,16 +85,19 @@ def _entry_point(
     ``environment``: defaults for environment variables."""
 
     def main() -> object:
-        import hydra
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         for name, value in {"PROJECT_ROOT": str(PROJECT_ROOT), **environment}.items():
             os.environ.setdefault(name, value)
 
-        module = importlib.import_module(run_module)  # first: training registers resolvers
-        task_run = getattr(module, function)
-        extra = tuple(getattr(importlib.import_module(name.split(":")[0]), name.split(":")[1]) for name in user_errors)
+        with imports_outside_collection():
+            import hydra
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            module = importlib.import_module(run_module)  # first: training registers resolvers
+            task_run = getattr(module, function)
+            extra = tuple(
+                getattr(importlib.import_module(name.split(":")[0]), name.split(":")[1]) for name in user_errors
+            )
 
         @hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name=task)
         def run(cfg):
