@@ -41,7 +41,13 @@ def start_node(launcher: str, node_rank: int, port: int, cwd, hidden):
     other node's folder, for node 1). Returns the process (``wait``, ``kill``)."""
     script = [str(REPO / "tests" / "separate_machine.py"), str(hidden)] if node_rank else []
     script = [*script, str(REPO / "train.py")]
-    env = {**os.environ, "WANDB_MODE": "disabled", "PROJECT_ROOT": str(cwd)}
+    # TMPDIR: torchrun's agent leaves a torchelastic_* log folder in the temporary folder
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "PROJECT_ROOT": str(cwd),
+        "TMPDIR": str(cwd.parent / f"tmp{node_rank}"),
+    }
     for name in ("RANK", "LOCAL_RANK", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID"):
         env.pop(name, None)
     out = cwd / "out.txt"
@@ -61,6 +67,7 @@ def test_two_nodes_train_both_stages_into_rank_zeros_run_folder(tmp_path, launch
     processes = []
     for rank, cwd in enumerate(nodes):
         cwd.mkdir()
+        (tmp_path / f"tmp{rank}").mkdir()
         processes.append(start_node(launcher, rank, port, cwd, hidden=nodes[0]))
     try:
         codes = [process.wait(timeout=500) for process in processes]
