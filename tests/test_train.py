@@ -16,9 +16,9 @@ from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run
 from l2sae.training.base import check_lr_decay, lr_decay_factor
-from l2sae.training.run import metrics_summary
 from l2sae.training.smpn import SMPNLoss, foreground_weights
 from l2sae.utils.errors import ConfigError
+from l2sae.utils.tables import metrics_summary
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from l2sae.nn.checkpoint import CheckpointError
 from l2sae.utils.curves import learning_curve, plot_curves
 from l2sae.utils.errors import ConfigError, unwrapped
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
-from l2sae.utils.tables import markdown_table
+from l2sae.utils.tables import metrics_summary
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
 from .base import check_lr_decay
@@ -319,34 +319,6 @@ def finish_run_folder(metrics: Mapping[str, float], output_dir: Path, log_dir: P
     if metrics:
         print(f"Final validation metrics (metrics.json):\n{metrics_summary(metrics)}")
     print(f"Run folder: {output_dir}")
-
-
-def metrics_summary(metrics: Mapping[str, float]) -> str:
-    """``metrics`` for the terminal: the mask IoU per region (and the cheap masks' matte IoU against the full masks,
-    where a mask head was distilled) as a Markdown table ending with their means, then every other metric on a line.
-    """
-    rest = dict(metrics)
-    rois = [key.removeprefix("val/iou_") for key in metrics if key.startswith("val/iou_")]
-    lines = []
-    if rois:
-        columns = [
-            (title, prefix, mean)
-            for title, prefix, mean in (
-                ("mask IoU", "val/iou_", "val/mask_miou"),
-                ("cheap-mask matte IoU", "val/fast_matte_iou_", "val/fast_matte_iou"),
-            )
-            if prefix + rois[0] in metrics
-        ]
-
-        def cells(name: str, keys: list[str]) -> list[str]:
-            return [name, *(f"{rest.pop(key):.3f}" if key in rest else "n/a" for key in keys)]
-
-        rows = [cells(roi, [prefix + roi for _, prefix, _ in columns]) for roi in rois]
-        rows.append(cells("mean", [mean for _, _, mean in columns]))
-        lines.append(markdown_table(["region", *(title for title, _, _ in columns)], rows))
-    if rest:
-        lines.append(" · ".join(f"{key} {value:.4g}" for key, value in rest.items()))
-    return "\n".join(lines)
 
 
 def record_failure(output_dir: Path, error: BaseException) -> None:
