@@ -28,6 +28,7 @@ from tqdm import tqdm
 from l2sae.utils.choices import Choice
 from l2sae.utils.errors import ConfigError, ImageFileError
 from l2sae.utils.files import atomic_write_json, temporary_sibling
+from l2sae.utils.images import to_unit_range
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +258,22 @@ def open_store(
         return DecodedStore(decode, items, paths)
     folder = cache_folder(cache_dir, name, image_size, key())
     return build_cache(folder, decode, items, paths, image_size, with_labels, on_bad_file, workers)
+
+
+class StoredImages(Dataset):
+    """What the datasets over an image store (``self.store``, from :func:`open_store`) share: their length, the
+    files they left out, and a stored image as (3 x S x S float in [-1, 1], S x S labels or None, path)."""
+
+    store: DecodedStore | CachedStore
+
+    @property
+    def skipped_files(self) -> list[str]:
+        """Files left out as unreadable (``on_bad_file='skip'``)."""
+        return self.store.skipped
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def stored(self, i: int) -> tuple[torch.Tensor, np.ndarray | None, str]:
+        image, labels, path = self.store.get(i)
+        return to_unit_range(image), labels, path

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, folder_stamps, open_store
+from l2sae.data.cache import (
+    DEFAULT_CACHE_FOLDER,
+    StoredImages,
+    check_on_bad_file,
+    file_stamp,
+    folder_stamps,
+    open_store,
+)
 from l2sae.data.fitting import image_array, mask_array
 from l2sae.data.layout import (
     IMAGES_PER_MASK_FOLDER,
@@ -29,7 +35,7 @@ from l2sae.data.layout import (
 from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
 from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, validate_region_parts
 from l2sae.utils.errors import ConfigError
-from l2sae.utils.images import DEFAULT_MAX_PIXELS, open_image, to_unit_range
+from l2sae.utils.images import DEFAULT_MAX_PIXELS, open_image
 
 LEFT_RIGHT_PARTS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
 
@@ -87,7 +93,7 @@ def mask_stamps(root: Path, indices: Sequence[int]) -> list:
     ]
 
 
-class CelebAMaskHQ(Dataset):
+class CelebAMaskHQ(StoredImages):
     """Faces with ROI masks from a CelebAMask-HQ layout (see ``l2sae.data.layout``).
 
     A sample is a dict: ``image`` 3 x S x S float in [-1, 1] (antialiased bicubic resize),
@@ -167,17 +173,8 @@ class CelebAMaskHQ(Dataset):
         )
         self._region_of_label = region_lookup(self.region_parts)
 
-    @property
-    def skipped_files(self) -> list[str]:
-        """Files left out as unreadable (``on_bad_file='skip'``)."""
-        return self.store.skipped
-
-    def __len__(self) -> int:
-        return len(self.store)
-
     def __getitem__(self, i: int) -> dict:
-        image, labels, path = self.store.get(i)
-        image = to_unit_range(image)
+        image, labels, path = self.stored(i)
         roi_masks = torch.from_numpy(np.take(self._region_of_label, labels, axis=1))
         if self.hflip and torch.rand(()) < 0.5:
             image, roi_masks = image.flip(-1), roi_masks.flip(-1)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from l2sae.data.cache import DEFAULT_CACHE_FOLDER, check_on_bad_file, file_stamp, open_store
+from l2sae.data.cache import DEFAULT_CACHE_FOLDER, StoredImages, check_on_bad_file, file_stamp, open_store
 from l2sae.data.celebamask_hq import check_image_size
 from l2sae.data.fitting import image_array
 from l2sae.data.layout import README_HINT
 from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
-from l2sae.utils.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, is_image_file, open_image, to_unit_range
+from l2sae.utils.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, is_image_file, open_image
 
 
 def find_images(root: Path) -> list[Path]:
@@ -36,7 +35,7 @@ class _ImageDecoder:
         return image_array(open_image(path, "RGB", self.max_pixels), self.image_size), None
 
 
-class ImageFolder(Dataset):
+class ImageFolder(StoredImages):
     """Images under ``root`` (recursive), square-cropped and resized to ``image_size``.
 
     A sample is ``{"image": 3 x S x S float in [-1, 1], "path": str}``. ``split`` is 'all' or
@@ -94,16 +93,8 @@ class ImageFolder(Dataset):
             workers=cache_workers,
         )
 
-    @property
-    def skipped_files(self) -> list[str]:
-        return self.store.skipped
-
-    def __len__(self) -> int:
-        return len(self.store)
-
     def __getitem__(self, i: int) -> dict:
-        image, _, path = self.store.get(i)
-        image = to_unit_range(image)
+        image, _, path = self.stored(i)
         if self.hflip and torch.rand(()) < 0.5:
             image = image.flip(-1)
         return {"image": image, "path": path}
