@@ -6,7 +6,7 @@ import gc
 import os
 import socket
 
-# Each test process holds torch, Lightning, Hydra and gradio: over a million objects that live to the end and that
+# Each test process holds torch, Lightning, Hydra and gradio: about 650,000 objects that live to the end and that
 # every full collection walks again (~0.25 s each; 18 s of CPU in the 546 small tests). Collections are made 14x
 # rarer here, and what exists once the tests are collected is frozen (left out of every later collection).
 gc.set_threshold(10_000, 10, 10)

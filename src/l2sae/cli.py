@@ -67,8 +67,8 @@ def reported_errors(extra: tuple[type[BaseException], ...] = (), multirun: bool 
 @contextmanager
 def imports_outside_collection() -> Iterator[None]:
     """Import the task's libraries with the garbage collector off, then freeze what exists: torch, Lightning and
-    Hydra make about a million objects that live to the end, and each full collection walks them all again
-    (~6 collections, 0.6-0.9 s of a command's 3-4 s start-up on a 2-core EPYC; later ones during the run)."""
+    Hydra make about 500,000 objects that live to the end, and each full collection would walk them all again
+    (the commands start 1.5-1.6x faster; ``bench/startup.py``)."""
     gc.disable()
     try:
         yield
