@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from tiny_networks import TINY_SLICING
-from train_helpers import L1_SMPN_LOSS, RecordLearningRates, RecordStart, compose_train, tiny_sae_file
+from train_helpers import BRIEF_MASK_HEAD, L1_SMPN_LOSS, RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
@@ -43,7 +43,12 @@ def test_fast_dev_run_smn_exports_a_loadable_sae(tmp_path, data_dir):
 
 def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_dir, start_checkpoint, caplog):
     run_dir = tmp_path / "logs" / "run"
-    overrides = ["model=smpn", "trainer=debug", f"model.smpn.module.init_checkpoint={start_checkpoint}"]
+    overrides = [
+        "model=smpn",
+        "trainer=debug",
+        f"model.smpn.module.init_checkpoint={start_checkpoint}",
+        *BRIEF_MASK_HEAD,
+    ]
     with caplog.at_level(logging.INFO, logger="l2sae.training.smpn"):
         metrics = run(compose_train(run_dir, data_dir, overrides))
     (distilled,) = [record.getMessage() for record in caplog.records if record.name == "l2sae.training.smpn"]
@@ -153,6 +158,7 @@ def test_lr_decay_follows_global_step_over_max_steps_for_every_optimiser(tmp_pat
         "model.smpn.trainer.max_steps=4",
         "model.smpn.module.optimizer.lr=0.004",
         "model.smpn.module.lr_decay={kind: linear, final_fraction: 0.5}",
+        "model.smpn.module.mask_head=null",
         "callbacks.image_grid=null",
         "+callbacks.lrs._target_=train_helpers.RecordLearningRates",
     ]

@@ -14,7 +14,7 @@ from cli_helpers import run_script
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
-from train_helpers import REPO, TINY_DATA, compose_train, tiny_sae_file
+from train_helpers import BRIEF_MASK_HEAD, REPO, TINY_DATA, compose_train, tiny_sae_file
 
 from l2sae.evaluation.run import run as evaluate
 from l2sae.evaluation.sweep import read_sweep
@@ -32,6 +32,7 @@ SHORT_SMPN = [
     "callbacks.image_grid=null",
     "callbacks.progress_bar=null",
     "num_threads=1",
+    *BRIEF_MASK_HEAD,
 ]
 
 

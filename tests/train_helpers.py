@@ -30,6 +30,9 @@ TINY_DATA = [
     "data.num_workers=0",
 ]
 
+# the SMPN's mask head distilled in a fraction of a second, for tests of runs rather than of the head
+BRIEF_MASK_HEAD = ["model.smpn.module.mask_head.images=8", "model.smpn.module.mask_head.epochs=2"]
+
 
 def compose_train(run_dir: Path, data_dir: Path, overrides: list[str] = (), tiny_data: bool = True) -> DictConfig:
     """conf/train.yaml with ``overrides``, writing into ``run_dir`` (run folder) and its parent (log dir).
