@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import runpy
 import subprocess
@@ -22,22 +23,22 @@ import threading
 import traceback
 from pathlib import Path
 
-# what the root scripts import before they do anything (the server imports them once); not gradio: app.py sets
-# its environment first
-PRELOAD = [
-    "torch",
-    "torchvision",
-    "pytorch_lightning",
-    "torchmetrics",
-    "hydra",
-    "l2sae.cli",
-    "l2sae.training.run",
-    "l2sae.editing.run",
-    "l2sae.evaluation.run",
-]
-
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(PRELOAD)
+_context.set_forkserver_preload(["cli_preload"])  # the heavy imports, once per server
+
+
+def _ensure_fork_server() -> None:
+    """Start the fork server unless it runs: it imports cli_preload from this folder, but it gets only this
+    process's environment, not its ``sys.path`` (the folder goes into its PYTHONPATH)."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), saved]))
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 class ScriptProcess:
@@ -64,6 +65,7 @@ def start_script(
     """Start ``python script *arguments`` in ``cwd`` with environment ``env`` (default: this process's), its
     output written to the files ``stdout`` and ``stderr`` (the same path: both into one file, as ``2>&1``)."""
     environment = dict(os.environ if env is None else env)
+    _ensure_fork_server()
     child = _context.Process(
         target=_as_interpreter, args=(str(script), list(arguments), str(cwd), environment, Path(stdout), Path(stderr))
     )
