@@ -42,7 +42,8 @@ def _ensure_fork_server() -> None:
 
 
 class ScriptProcess:
-    """A script started by :func:`start_script`: ``args``, ``wait`` and ``kill`` as :class:`subprocess.Popen`'s."""
+    """A script started by :func:`start_script`: ``args``, ``wait``, ``terminate`` and ``kill`` as
+    :class:`subprocess.Popen`'s."""
 
     def __init__(self, child: multiprocessing.Process, args: list[str]):
         self._child = child
@@ -54,6 +55,9 @@ class ScriptProcess:
         if self._child.is_alive():
             raise subprocess.TimeoutExpired(self.args, timeout)
         return self._child.exitcode
+
+    def terminate(self) -> None:
+        self._child.terminate()  # SIGTERM
 
     def kill(self) -> None:
         self._child.kill()

@@ -1,4 +1,5 @@
-"""``python app.py`` in a subprocess, driven in headless Chromium (the OS package) by Playwright.
+"""``python app.py`` in a new process (tests/cli_helpers.py), driven in headless Chromium (the OS package) by
+Playwright.
 
 It prints the URL; a face is uploaded, the strength slider moved, the result must change; SIGTERM stops
 it and removes its temporary folder. With trained networks it renders the README's screenshot:
@@ -11,13 +12,13 @@ it and removes its temporary folder. With trained networks it renders the README
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import ScriptProcess, start_script
 
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
@@ -31,25 +32,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_app(smn: Path, smpn: Path) -> tuple[subprocess.Popen, str, Path, str]:
-    """``python app.py`` on a free port: (process, URL, its temporary folder, what it printed)."""
-    command = [sys.executable, "app.py", f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", f"port={free_port()}"]
+def start_app(smn: Path, smpn: Path, log: Path) -> tuple[ScriptProcess, str, Path]:
+    """``python app.py`` on a free port, its output in ``log``: (process, URL, its temporary folder)."""
+    arguments = [f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", f"port={free_port()}"]
     environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines = []
-    for line in server.stdout:
-        lines.append(line)
-        if "running at" in line:
-            break
-    output = "".join(lines)
+    log.touch()
+    server = start_script(ROOT / "app.py", arguments, cwd=ROOT, stdout=log, stderr=log, env=environment)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while "running at" not in (output := log.read_text()) and time.monotonic() < deadline:
+        try:
+            server.wait(0.1)
+        except subprocess.TimeoutExpired:
+            continue  # still starting
+        break  # exited
     url = re.search(r"running at (http://127\.0\.0\.1:\d+/)", output)
     workdir = re.search(r"results go to (\S+)", output)
     if not (url and workdir):
         server.kill()
-        pytest.fail(f"app.py did not start:\n{output}{server.stdout.read()}")
-    return server, url.group(1), Path(workdir.group(1)), output
+        pytest.fail(f"app.py did not start:\n{log.read_text()}")
+    return server, url.group(1), Path(workdir.group(1))
 
 
 @pytest.mark.slow
@@ -60,7 +61,8 @@ def test_app_py_in_a_browser_upload_slide_result_changes_stop_cleans_up(tiny_che
     folder = os.environ.get("APP_CKPT_DIR")
     checkpoints = (Path(folder) / "smn.pt", Path(folder) / "smpn.pt") if folder else tiny_checkpoints
     screenshot = Path(os.environ.get("APP_SCREENSHOT", tmp_path / "app_screenshot.png"))
-    server, url, workdir, output = start_app(*checkpoints)
+    log = tmp_path / "app.log"
+    server, url, workdir = start_app(*checkpoints, log)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -101,8 +103,8 @@ def test_app_py_in_a_browser_upload_slide_result_changes_stop_cleans_up(tiny_che
             page.screenshot(path=str(screenshot), full_page=True)
             browser.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        rest, _ = server.communicate(timeout=60)
-    assert server.returncode == 0, output + rest
+        server.terminate()
+        status = server.wait(60)
+    assert status == 0, log.read_text()
     assert not workdir.exists(), "the temporary folder outlived the app"
     assert screenshot.stat().st_size > 10_000
