@@ -4,8 +4,11 @@ Tiny random-weight checkpoints; the page must give what the editor gives (pixel 
 sessions apart, and answer bad uploads with a message. The browser test is in test_app_browser.py.
 """
 
+import contextlib
 import os
+import re
 import socket
+import tempfile
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -55,6 +58,19 @@ def app(editor):
     yield running
     running.close()
     assert not running.workdir.exists(), "the temporary folder outlived the app"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftover_download_folders():
+    """gradio_client (2.7) downloads each result through a folder <temp>/<40 hex digits> that it leaves behind,
+    empty (~95 per run of this module): the empty ones made meanwhile are removed."""
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.iterdir())
+    yield
+    for folder in set(temp.iterdir()) - before:
+        if re.fullmatch("[0-9a-f]{40}", folder.name) and folder.is_dir():
+            with contextlib.suppress(OSError):  # not empty: not ours to remove
+                folder.rmdir()
 
 
 @pytest.fixture
