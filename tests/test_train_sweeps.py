@@ -174,6 +174,11 @@ def test_a_three_trial_optuna_search_names_the_best_trial(tmp_path):
     assert results["best_value"] == pytest.approx(max(trials))
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")  # the synthetic faces are drawn once for the debug runs
+
+
 OVERFIT = pytest.param(
     "overfit",
     ["model.smpn.trainer.max_epochs=2"],  # of its 10: the run is tested here, not how far the losses fall
@@ -187,7 +192,7 @@ OVERFIT = pytest.param(
     [("default", []), ("fdr", []), ("limit", []), OVERFIT, ("profiler", [])],
     ids=["default", "fdr", "limit", "overfit", "profiler"],
 )
-def test_the_debug_configs_compose_and_run(tmp_path, debug, shorter):
+def test_the_debug_configs_compose_and_run(tmp_path, data_dir, debug, shorter):
     start = tiny_sae_file(tmp_path / "start.pt")
     overrides = [
         f"debug={debug}",
@@ -196,7 +201,7 @@ def test_the_debug_configs_compose_and_run(tmp_path, debug, shorter):
         "callbacks.image_grid=null",
         *shorter,
     ]
-    cfg = compose_train(tmp_path / "logs" / "run", tmp_path / "data", overrides)
+    cfg = compose_train(tmp_path / "logs" / "run", data_dir, overrides)
     assert cfg.task_name == "debug" and cfg.trainer.detect_anomaly and cfg.data.num_workers == 0
     metrics = run(cfg)
     assert 0 <= metrics["val/mask_miou"] <= 1
