@@ -41,12 +41,14 @@ def start_node(launcher: str, node_rank: int, port: int, cwd, hidden):
     other node's folder, for node 1). Returns the process (``wait``, ``kill``)."""
     script = [str(REPO / "tests" / "separate_machine.py"), str(hidden)] if node_rank else []
     script = [*script, str(REPO / "train.py")]
-    # TMPDIR: torchrun's agent leaves a torchelastic_* log folder in the temporary folder
+    # TMPDIR: torchrun's agent leaves a torchelastic_* log folder in the temporary folder; one thread per node:
+    # the two nodes share this machine's cores (with two threads each they spin: 3x the CPU time under -n 0)
     env = {
         **os.environ,
         "WANDB_MODE": "disabled",
         "PROJECT_ROOT": str(cwd),
         "TMPDIR": str(cwd.parent / f"tmp{node_rank}"),
+        "OMP_NUM_THREADS": "1",
     }
     for name in ("RANK", "LOCAL_RANK", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID"):
         env.pop(name, None)
