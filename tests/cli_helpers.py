@@ -107,6 +107,10 @@ def _as_interpreter(script: str, arguments: list[str], cwd: str, env: dict[str, 
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
+    if env.get("OMP_NUM_THREADS", "").isdigit():  # torch took the server's; a new interpreter would take this one
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     opened = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(opened, 1)
     if err != out:

@@ -58,6 +58,14 @@ def test_scripts_start_with_the_heavy_libraries_imported_and_frozen(tmp_path):
     assert (done.returncode, done.stdout) == (0, "True True True\n"), done.stderr
 
 
+def test_a_script_runs_the_intra_op_threads_its_environment_asks_for(tmp_path):
+    script = tmp_path / "threads.py"
+    script.write_text("import torch\nprint(torch.get_num_threads())\n")
+    for threads in ("1", "2"):
+        done = run_script(script, [], cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": threads})
+        assert (done.returncode, done.stdout) == (0, threads + "\n"), done.stderr
+
+
 def test_a_script_past_its_timeout_is_killed(tmp_path):
     script = tmp_path / "sleeps.py"
     script.write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
