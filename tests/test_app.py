@@ -24,7 +24,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 gradio_client = pytest.importorskip("gradio_client")
 
 from l2sae.app import pipeline  # noqa: E402
-from l2sae.app.page import PARTNER_MODES  # noqa: E402
 from l2sae.app.run import run, settings_from_config  # noqa: E402
 from l2sae.app.server import AppSettings, RunningApp  # noqa: E402
 from l2sae.editing import L2SAEEditor  # noqa: E402
@@ -176,6 +175,8 @@ def test_regions_seed_and_new_style(client, editor, faces):
     ("swap_structure", "structure from a donor", "/donor"),
 ])  # fmt: skip
 def test_swaps_take_the_reference_or_donor(client, editor, faces, mode, label, endpoint):
+    from l2sae.app.page import PARTNER_MODES  # here: collecting this module imports no Gradio (~2 s per worker)
+
     upload(client, faces[0])
     *_, status = client.predict("all faces", ["hair"], label, 1.0, 0, api_name="/mode")
     assert f"Upload a {PARTNER_MODES[mode]}" in status  # and nothing is edited yet

@@ -78,10 +78,16 @@ def imports_outside_collection() -> Iterator[None]:
 
 
 def _entry_point(
-    task: str, run_module: str, function: str = "run", user_errors: tuple[str, ...] = (), **environment: str
+    task: str,
+    run_module: str,
+    function: str = "run",
+    user_errors: tuple[str, ...] = (),
+    preload: tuple[str, ...] = (),
+    **environment: str,
 ) -> Callable[[], object]:
     """``main()`` of ``task``: Hydra with ``conf/<task>.yaml``, then ``<run_module>.<function>(cfg)``;
     ``user_errors``: further error types reported as one line (:func:`reported_errors`), as ``module:Name``;
+    ``preload``: modules the task imports later, imported with the others (:func:`imports_outside_collection`);
     ``environment``: defaults for environment variables."""
 
     def main() -> object:
@@ -95,6 +101,8 @@ def _entry_point(
 
             module = importlib.import_module(run_module)  # first: training registers resolvers
             task_run = getattr(module, function)
+            for name in preload:
+                importlib.import_module(name)
             extra = tuple(
                 getattr(importlib.import_module(name.split(":")[0]), name.split(":")[1]) for name in user_errors
             )
@@ -114,4 +122,5 @@ def _entry_point(
 train = _entry_point("train", "l2sae.training.run", "objective", ("l2sae.training.callbacks:NonFiniteLossError",))
 edit = _entry_point("edit", "l2sae.editing.run")
 evaluate = _entry_point("evaluate", "l2sae.evaluation.run")
-app = _entry_point("app", "l2sae.app.run", GRADIO_ANALYTICS_ENABLED="False")  # nothing phones home
+# the page's Gradio (imported once a page starts); nothing phones home
+app = _entry_point("app", "l2sae.app.run", preload=("l2sae.app.page",), GRADIO_ANALYTICS_ENABLED="False")

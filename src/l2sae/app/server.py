@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from l2sae.app.page import EditorPage
 from l2sae.app.pipeline import UploadLimits
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import L2SAEEditor
@@ -55,6 +54,8 @@ class RunningApp:
     """A started page: ``url``; ``close()`` stops the server and removes the temporary folder."""
 
     def __init__(self, editor: L2SAEEditor, settings: AppSettings) -> None:
+        from l2sae.app.page import EditorPage  # Gradio (~2 s to import) only where a page starts
+
         self.workdir = Path(tempfile.mkdtemp(prefix="l2sae-app-"))
         self._previous_temp = os.environ.get("GRADIO_TEMP_DIR")
         os.environ["GRADIO_TEMP_DIR"] = str(self.workdir / "gradio")  # uploads and outputs land in our folder
