@@ -52,7 +52,8 @@ def test_nothing_of_the_test_process_leaks_in(tmp_path, monkeypatch):
 def test_scripts_start_with_the_heavy_libraries_imported_and_frozen(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(
-        "import gc, sys\nprint('torch' in sys.modules, 'l2sae.training.run' in sys.modules, gc.get_freeze_count() > 0)\n"
+        "import gc, sys\n"
+        "print('torch' in sys.modules, 'l2sae.training.run' in sys.modules, gc.get_freeze_count() > 0)\n"
     )
     done = run_script(script, [], cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, "True True True\n"), done.stderr
