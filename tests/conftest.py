@@ -64,6 +64,20 @@ def tiny_checkpoints(tmp_path_factory):
     return save_tiny_checkpoints(tmp_path_factory.mktemp("run"))
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A folder for the synthetic faces of a module's training runs: drawn by the first run, read by the others."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def start_checkpoint(tmp_path_factory):
+    """A freshly initialised tiny SAE saved as an SMN (smn.pt) for a module's SMPN runs to start from."""
+    from train_helpers import tiny_sae_file
+
+    return tiny_sae_file(tmp_path_factory.mktemp("start") / "smn.pt")
+
+
 @pytest.fixture
 def offline_empty_cache(tmp_path, monkeypatch):
     """An empty torch hub cache and no network: downloads fail like on a machine without internet."""

@@ -21,16 +21,6 @@ from l2sae.utils.errors import ConfigError
 from l2sae.utils.tables import metrics_summary
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")  # the synthetic faces are drawn once per module
-
-
-@pytest.fixture(scope="module")
-def start_checkpoint(tmp_path_factory):
-    return tiny_sae_file(tmp_path_factory.mktemp("start") / "smn.pt")
-
-
 def test_fast_dev_run_smn_exports_a_loadable_sae(tmp_path, data_dir):
     run_dir = tmp_path / "logs" / "run"
     metrics = run(compose_train(run_dir, data_dir, ["model=smn", "trainer=debug"]))

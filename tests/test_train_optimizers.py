@@ -5,21 +5,11 @@ checkpoints read weights-only, errors naming the key."""
 import pytest
 import torch
 from hydra.utils import instantiate
-from train_helpers import compose_train, tiny_sae_file
+from train_helpers import compose_train
 
 from l2sae.regions import ROI_NAMES
 from l2sae.training import run
 from l2sae.utils.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def start_checkpoint(tmp_path_factory):
-    return tiny_sae_file(tmp_path_factory.mktemp("start") / "smn.pt")
 
 
 def built_optimizers(tmp_path, data_dir, stage: str, overrides: list[str]):

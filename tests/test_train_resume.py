@@ -16,11 +16,6 @@ from l2sae.utils.errors import ConfigError
 SMN = ["model=smn", "callbacks.image_grid=null", "data.hflip=false"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
 def smn_state(run_dir):
     return torch.load(run_dir / "smn.pt", weights_only=True)["state_dict"]
 

@@ -174,11 +174,6 @@ def test_a_three_trial_optuna_search_names_the_best_trial(tmp_path):
     assert results["best_value"] == pytest.approx(max(trials))
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")  # the synthetic faces are drawn once for the debug runs
-
-
 OVERFIT = pytest.param(
     "overfit",
     ["model.smpn.trainer.max_epochs=2"],  # of its 10: the run is tested here, not how far the losses fall
