@@ -4,7 +4,9 @@ process runs no test and so never imports torch (its start-up delays the workers
 
 import gc
 import os
+import shutil
 import socket
+import tempfile
 
 # Each test process holds torch, Lightning, Hydra and gradio: about 650,000 objects that live to the end and that
 # every full collection walks again (~0.25 s each; 18 s of CPU in the 546 small tests). Collections are made 14x
@@ -46,6 +48,33 @@ def pytest_collection_modifyitems(items):
 
     slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=weight)
+
+
+class NotebookScratch:
+    """The notebook's kernel gets a temporary folder of its own (TMPDIR), removed after the notebook: the tour's
+    short model and evaluation go to ``tempfile.mkdtemp`` folders, which a person running it may look into, but
+    which a test run would otherwise leave in the system's temporary folder (two per run). A plugin, not a hook
+    of this file: a conftest's item hooks reach only the items under its folder, and the notebook is not."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        if item.path.suffix != ".ipynb":
+            return (yield)
+        scratch = tempfile.mkdtemp(prefix="l2sae_notebook_")
+        before = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = scratch
+        try:
+            return (yield)
+        finally:
+            if before is None:
+                del os.environ["TMPDIR"]
+            else:
+                os.environ["TMPDIR"] = before
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(NotebookScratch(), "l2sae_notebook_scratch")
 
 
 @pytest.fixture(autouse=True)
