@@ -2,6 +2,7 @@
 and the editor's ``masks`` option (full | fast | auto)."""
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -97,11 +98,13 @@ def test_head_block_by_side_fraction():
 
 
 def test_head_round_trip_through_an_smpn_file(smpn, codes, tmp_path):
-    head = _head(smpn, upscale=2, hidden=8)
+    head = _head(smpn, upscale=2, hidden=8, matte_iou={"hair": 0.99, "nose": 0.95})
     path = save_sae(smpn, tmp_path / "smpn.pt", extra={"kind": "smpn", "mask_head": head.to_dict()})
     stored = torch.load(path, weights_only=True)["extra"]["mask_head"]
     loaded = MaskHead.from_dict(stored)
     assert (loaded.block, loaded.upscale, loaded.hidden, loaded.mask_threshold) == ("UpsamplingResBlock16", 2, 8, 0.1)
+    assert loaded.matte_iou == {"hair": 0.99, "nose": 0.95}
+    assert MaskHead.from_dict(_head(smpn).to_dict()).matte_iou is None  # not measured
     features = smpn.decode_sliced(*codes, TINY_SLICING.channel_masks(["nose"]), until=loaded.block).flatten(0, 1)
     with torch.no_grad():
         assert torch.equal(loaded(features), head(features))
@@ -109,6 +112,8 @@ def test_head_round_trip_through_an_smpn_file(smpn, codes, tmp_path):
         MaskHead.from_dict({"format": "other"}, key="x.pt: mask_head")
     with pytest.raises(ValueError, match="mis-shaped"):
         MaskHead.from_dict({**stored, "hidden": 9})
+    with pytest.raises(ValueError, match="mis-shaped"):
+        MaskHead.from_dict({**stored, "matte_iou": [0.99]})
 
 
 def _files(tmp_path, smpn, head):
@@ -119,8 +124,11 @@ def _files(tmp_path, smpn, head):
     return smn_path, save_sae(smpn, tmp_path / f"smpn{'_head' if head else ''}.pt", extra=extra)
 
 
+MEASURED_WELL = {roi: 0.98 for roi in TINY_SLICING.roi_names}  # a head's recorded validation matte IoUs
+
+
 def test_editor_reads_fast_masks_from_a_file_with_a_head(smpn, tmp_path, monkeypatch):
-    head = _head(smpn, upscale=2)
+    head = _head(smpn, upscale=2, matte_iou=MEASURED_WELL)
     smn_path, smpn_path = _files(tmp_path, smpn, head)
     fast = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32")
     full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")
@@ -139,6 +147,53 @@ def test_editor_reads_fast_masks_from_a_file_with_a_head(smpn, tmp_path, monkeyp
     assert not torch.equal(masks, full.masks(images, ["hair", "eyes"]))  # an untrained head: other masks
     edit = fast.edit_style(images, "hair", seed=1)
     assert torch.equal(edit.matte, fast.matting.matte(masks[:, :1]))
+
+
+def _decodes_seen(editor, monkeypatch) -> list[tuple[int, str | None]]:
+    """(regions, ``until``) of each SMPN sliced decode ``editor`` runs from now on."""
+    calls = []
+    original = editor.smpn.decode_sliced
+    monkeypatch.setattr(
+        editor.smpn,
+        "decode_sliced",
+        lambda s, t, channel_masks, **k: calls.append((len(channel_masks), k.get("until"))) or original(
+            s, t, channel_masks, **k
+        ),
+    )
+    return calls
+
+
+def test_auto_reads_only_the_regions_the_head_was_measured_to_match(smpn, tmp_path, monkeypatch, caplog):
+    """masks=auto: the head reads the regions whose recorded validation matte IoU reaches fast_mask_min_iou; the
+    others, and all regions of a head that records none, are read in full; masks=fast reads every one."""
+    head = _head(smpn, upscale=2, matte_iou={**MEASURED_WELL, "eyes": 0.95, "nose": 0.969})
+    smn_path, smpn_path = _files(tmp_path, smpn, head)
+    with caplog.at_level(logging.INFO, logger="l2sae.editing.editor"):
+        mixed = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32")
+    assert mixed.mask_reading == "mixed" and mixed.fast_rois == {"hair", "skin", "lips_mouth"}
+    assert "in full: nose, eyes (matte IoU against the full masks on validation faces" in caplog.text
+    assert "eyes 0.950" in caplog.text and "needed >= 0.97" in caplog.text
+    full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")
+    fast = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="fast")
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    calls = _decodes_seen(mixed, monkeypatch)
+    masks = mixed.masks(images, ["hair", "eyes", "skin"])
+    assert calls == [(2, "UpsamplingResBlock16"), (1, None)]  # hair and skin by the head, eyes in full
+    assert torch.equal(masks[:, 1], full.masks(images, "eyes")[:, 0])
+    assert torch.equal(masks[:, [0, 2]], fast.masks(images, ["hair", "skin"]))
+    assert not torch.equal(masks[:, 1], fast.masks(images, "eyes")[:, 0])  # an untrained head: other masks
+    assert mixed.masks(images, "eyes").shape == (1, 1, 64, 64) and calls[2:] == [(1, None)]
+    assert fast.mask_reading == "fast" and fast.fast_rois == set(TINY_SLICING.roi_names)
+    lower = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", fast_mask_min_iou=0.9)
+    assert lower.mask_reading == "fast"
+    with pytest.raises(ConfigError, match=r"editor.fast_mask_min_iou: expected a number in \[0, 1\], got 1.5"):
+        L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", fast_mask_min_iou=1.5)
+    unmeasured = _head(smpn, upscale=2)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="l2sae.editing.editor"):
+        auto = L2SAEEditor(_tiny_sae(1), smpn, TINY_SLICING, mask_head=unmeasured, precision="32")
+    assert auto.mask_reading == "full" and auto.mask_head is None and "not measured" in caplog.text
+    assert L2SAEEditor(_tiny_sae(1), smpn, TINY_SLICING, mask_head=unmeasured, masks="fast").mask_reading == "fast"
 
 
 def test_an_smpn_file_without_head_keeps_the_full_masks(smpn, tmp_path):
@@ -200,7 +255,7 @@ def test_soft_region_iou_is_the_hard_iou_on_masks_and_min_over_max_on_mattes():
 def _trained_quick_start(quick_start) -> Path | None:
     """This checkout's trained quick start (L2SAE_QUICKSTART_RUN, else logs/latest): the run folder if it has both
     networks (a run of the SMPN stage alone has no smn.pt), mIoU >= 0.6 and a mask head distilled with
-    ``quick_start``'s settings from its data; else None."""
+    ``quick_start``'s settings from its data, its validation agreement recorded; else None."""
     folder = Path(os.environ.get("L2SAE_QUICKSTART_RUN", REPO / "logs" / "latest"))
     if not all((folder / name).is_file() for name in ("metrics.json", "config.yaml", "smn.pt", "smpn.pt")):
         return None
@@ -210,7 +265,7 @@ def _trained_quick_start(quick_start) -> Path | None:
     ]
     data = [OmegaConf.to_container(config.data, resolve=True) for config in (run, quick_start)]
     miou = json.loads((folder / "metrics.json").read_text()).get("val/mask_miou", 0)
-    head = "mask_head" in read_extra(folder / "smpn.pt")
+    head = read_extra(folder / "smpn.pt").get("mask_head", {}).get("matte_iou") is not None  # a measured head
     return folder if head and miou >= 0.6 and settings[0] == settings[1] and data[0] == data[1] else None
 
 

@@ -59,6 +59,9 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     assert extra["slicing"]["channels"]["hair"] == [0, 1]
     # the quick start's head: the 32 px block of this 64 px SAE (8 px code)
     assert extra["mask_head"]["block"] == "UpsamplingResBlock32" and extra["mask_head"]["mask_threshold"] == 0.2
+    # the last validation's agreement with the full masks, recorded for the editor's masks=auto
+    recorded = extra["mask_head"]["matte_iou"]
+    assert recorded == pytest.approx({roi: metrics[f"val/fast_matte_iou_{roi}"] for roi in ROI_NAMES})
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
 

@@ -43,6 +43,7 @@ class EditorOptions:
     image_size: int | None
     soft_masks: bool
     masks: MaskReading
+    fast_mask_min_iou: float
     channels_last: bool
     window: bool
     window_max_fraction: float

@@ -18,6 +18,7 @@ maximum before the matte is blurred, and one global edit is composited inside it
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,8 @@ from l2sae.regions import DEFAULT_MASK_THRESHOLD, SliceScheme, masks_from_region
 from l2sae.utils.choices import Choice
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.precision import PRECISION_DTYPES, resolve_precision
+
+log = logging.getLogger(__name__)
 
 GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
 # how region masks are read (the ``editor.masks`` setting): see L2SAEEditor's ``masks``
@@ -217,8 +220,12 @@ class L2SAEEditor:
         runs only up to the head's block (e.g. 32 of 256 px: about a tenth of the decode's work), the head's
         logits are upsampled to the image size and thresholded at 0 (``soft_masks``: their sigmoid); it predicts
         the full masks of the threshold it was distilled at, so another ``mask_threshold`` needs "full".
-        "auto" (the default): "fast" when a head is given (``from_checkpoints``: recorded in smpn.pt) and
-        made for this threshold, else "full". ``mask_head``: a :class:`MaskHead` for this SMPN (or None).
+        "auto" (the default): the head reads each region whose masks it was measured to match, i.e. whose
+        recorded validation matte IoU (``MaskHead.matte_iou``, written by training) is at least
+        ``fast_mask_min_iou`` (0.97), if it was made for this threshold; every other region is read in full (a
+        head that records no measurement reads none; ``mask_reading`` says "fast", "full" or "mixed", and
+        ``fast_rois`` which regions the head reads). ``mask_head``: a :class:`MaskHead` for this SMPN (or None;
+        ``from_checkpoints``: the one recorded in smpn.pt).
     matting: Algorithm 2's settings.
     precision: "auto" (bf16 where the networks' device runs it natively, else float32: see
         :mod:`l2sae.utils.precision`), "32" or "bf16": the editor runs bfloat16 copies of the networks (weights
@@ -246,6 +253,7 @@ class L2SAEEditor:
         soft_masks: bool = False,
         masks: str = "auto",
         mask_head: MaskHead | None = None,
+        fast_mask_min_iou: float = 0.97,
         matting: AlphaMatting | Mapping | None = None,
         precision: str | int = "auto",
         channels_last: bool = True,
@@ -267,7 +275,7 @@ class L2SAEEditor:
         self.style_sigma = float(style_sigma)
         self.mask_threshold = check_mask_threshold(DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold)
         self.soft_masks = bool(soft_masks)
-        self.mask_reading, self.mask_head = self._mask_reading(masks, mask_head, smpn)
+        self.mask_head, self.fast_rois = self._mask_reading(masks, mask_head, smpn, fast_mask_min_iou)
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
         if not 0.0 <= window_max_fraction <= 1.0:
@@ -281,10 +289,12 @@ class L2SAEEditor:
         self.smpn = _inference_copy(smpn, self.dtype)
 
     def _mask_reading(
-        self, masks: str, head: MaskHead | None, smpn: SwappingAutoencoder
-    ) -> tuple[str, MaskHead | None]:
-        """The mask reading ``masks`` resolves to ("fast" or "full") and the head it uses (a float32 copy, eval)."""
+        self, masks: str, head: MaskHead | None, smpn: SwappingAutoencoder, min_iou: float
+    ) -> tuple[MaskHead | None, frozenset[str]]:
+        """The head the masks are read with (a float32 copy, eval; None: all in full) and the regions it reads."""
         masks = MaskReading.parse(masks, "editor.masks")
+        if not 0.0 <= min_iou <= 1.0:
+            raise ConfigError(f"editor.fast_mask_min_iou: expected a number in [0, 1], got {min_iou!r}")
         if head is not None:
             try:
                 head.check_fits(smpn, key="editor.mask_head")
@@ -299,10 +309,32 @@ class L2SAEEditor:
                 else f"the mask head predicts the masks of threshold {head.mask_threshold:g}, not {self.mask_threshold:g}"
             )
             raise ConfigError(f"editor.masks: fast needs a mask head for this SMPN; {reason}; use full or auto")
+        rois = self.slicing.roi_names
         if masks == "full" or not usable:
-            return "full", None
+            return None, frozenset()
+        if masks == "auto":
+            measured = head.matte_iou or {}
+            rois = tuple(roi for roi in rois if measured.get(roi, -1.0) >= min_iou)
+            if len(rois) < len(self.slicing.roi_names):
+                log.info(
+                    "editor.masks=auto: the mask head reads %s; in full: %s (matte IoU against the full masks on "
+                    "validation faces %s, needed >= %g: editor.fast_mask_min_iou; editor.masks=fast reads all)",
+                    ", ".join(rois) or "no region",
+                    ", ".join(roi for roi in self.slicing.roi_names if roi not in rois),
+                    "not measured" if not measured else ", ".join(f"{r} {v:.3f}" for r, v in measured.items()),
+                    min_iou,
+                )
+            if not rois:
+                return None, frozenset()
         device = next(smpn.parameters()).device
-        return "fast", copy.deepcopy(head).float().eval().requires_grad_(False).to(device)
+        return copy.deepcopy(head).float().eval().requires_grad_(False).to(device), frozenset(rois)
+
+    @property
+    def mask_reading(self) -> str:
+        """Which regions the mask head reads: "fast" (every one), "full" (none) or "mixed" (``fast_rois``)."""
+        if not self.fast_rois:
+            return "full"
+        return "fast" if self.fast_rois == set(self.slicing.roi_names) else "mixed"
 
     @classmethod
     def from_checkpoints(
@@ -357,7 +389,7 @@ class L2SAEEditor:
             other.networks_given == self.networks_given
             and other.slicing.to_dict() == self.slicing.to_dict()
             and (other.mask_threshold, other.soft_masks) == (self.mask_threshold, self.soft_masks)
-            and other.mask_reading == self.mask_reading
+            and other.fast_rois == self.fast_rois
         )
 
     @property
@@ -423,20 +455,24 @@ class L2SAEEditor:
         return self.encode(faces)
 
     def _read_masks(self, faces: EncodedFaces, rois: tuple[str, ...]) -> torch.Tensor:
-        """B x R x H x W masks; regions not read yet are decoded by the SMPN in one batch (``masks``: in full or
-        up to the mask head's block)."""
+        """B x R x H x W masks; regions not read yet are decoded by the SMPN in one batch per reading: up to the
+        mask head's block for ``fast_rois``, in full for the others."""
         missing = [roi for roi in rois if roi not in faces.region_masks]
         if missing:
-            channel_masks = self.slicing.channel_masks(missing).to(self.device)  # R x C
             structure = faces.smpn_structure.to(self.dtype).contiguous(memory_format=self._layout())
             texture = faces.smpn_texture.to(self.dtype)
-            if self.mask_head is not None:
+            fast = [roi for roi in missing if roi in self.fast_rois]
+            full = [roi for roi in missing if roi not in self.fast_rois]
+            if fast:
+                channel_masks = self.slicing.channel_masks(fast).to(self.device)  # R x C
                 logits = region_mask_logits(self.smpn, self.mask_head, structure, texture, channel_masks)
                 masks = masks_from_logits(logits, faces.images.shape[-2:], soft=self.soft_masks)
-            else:
+                faces.region_masks.update(zip(fast, masks.unbind(dim=1)))
+            if full:
+                channel_masks = self.slicing.channel_masks(full).to(self.device)
                 decodes = self.smpn.decode_sliced(structure, texture, channel_masks).float().clamp(-1.0, 1.0)
                 masks = masks_from_region_decodes(decodes, threshold=self.mask_threshold, soft=self.soft_masks)
-            faces.region_masks.update(zip(missing, masks.unbind(dim=1)))
+                faces.region_masks.update(zip(full, masks.unbind(dim=1)))
         return torch.stack([faces.region_masks[roi] for roi in rois], dim=1)
 
     def _region(self, faces: EncodedFaces, rois: tuple[str, ...]) -> torch.Tensor:

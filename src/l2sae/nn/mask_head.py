@@ -5,7 +5,9 @@ most expensive blocks). :class:`MaskHead` predicts the mask's logits from the fe
 (e.g. 1/4 of the image side), so :func:`region_mask_logits` runs the sliced decode only up to that block
 (:meth:`SwappingAutoencoder.decode_sliced` with ``until``); the logits are upsampled bilinearly to the
 image size and thresholded at 0 (:func:`masks_from_logits`). It is distilled from the same SMPN's full
-masks (``l2sae.training.mask_head``) and stored in the SMPN checkpoint's ``extra`` (:meth:`MaskHead.to_dict`).
+masks (``l2sae.training.mask_head``) and stored in the SMPN checkpoint's ``extra`` (:meth:`MaskHead.to_dict`),
+with its agreement with those masks on the validation faces per region (``matte_iou``), by which the editor's
+``masks="auto"`` decides which regions it reads.
 """
 
 from __future__ import annotations
@@ -28,9 +30,19 @@ class MaskHead(nn.Module):
     A 3 x 3 convolution to ``hidden`` channels, leaky ReLU, a 1 x 1 convolution to ``upscale``^2 logits per
     feature pixel, arranged into an ``upscale`` x ``upscale`` patch each (pixel shuffle): masks finer than
     the features. ``mask_threshold``: the brightness threshold of the full masks it was distilled from.
+    ``matte_iou``: {roi: its agreement with those full masks on validation faces} (``sum(min) / sum(max)`` of the
+    two masks after the editor's matte blur; recorded by training's last validation), or None: not measured.
     """
 
-    def __init__(self, block: str, in_channels: int, hidden: int = 32, upscale: int = 1, mask_threshold: float = 0.1):
+    def __init__(
+        self,
+        block: str,
+        in_channels: int,
+        hidden: int = 32,
+        upscale: int = 1,
+        mask_threshold: float = 0.1,
+        matte_iou: Mapping[str, float] | None = None,
+    ):
         super().__init__()
         self.block, self.in_channels, self.hidden, self.upscale = (
             str(block),
@@ -39,6 +51,7 @@ class MaskHead(nn.Module):
             int(upscale),
         )
         self.mask_threshold = float(mask_threshold)
+        self.matte_iou = None if matte_iou is None else {str(roi): float(iou) for roi, iou in matte_iou.items()}
         self.conv = nn.Conv2d(self.in_channels, self.hidden, 3, padding=1)
         self.logit = nn.Conv2d(self.hidden, self.upscale**2, 1)
 
@@ -75,7 +88,8 @@ class MaskHead(nn.Module):
             "upscale": self.upscale,
         }
         state = {name: value.detach().cpu().clone() for name, value in self.state_dict().items()}
-        return {"format": FORMAT, **settings, "mask_threshold": self.mask_threshold, "state_dict": state}
+        record = {} if self.matte_iou is None else {"matte_iou": dict(self.matte_iou)}
+        return {"format": FORMAT, **settings, "mask_threshold": self.mask_threshold, **record, "state_dict": state}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], key: str = "mask_head") -> MaskHead:
@@ -85,9 +99,9 @@ class MaskHead(nn.Module):
             raise ValueError(f"{key}: not a mask head of format {FORMAT!r} (found {found!r}); distil it again")
         try:
             settings = ("block", "in_channels", "hidden", "upscale", "mask_threshold")
-            head = cls(**{name: data[name] for name in settings})
+            head = cls(**{name: data[name] for name in settings}, matte_iou=data.get("matte_iou"))
             head.load_state_dict(data["state_dict"])
-        except (KeyError, TypeError, RuntimeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
             raise ValueError(
                 f"{key}: an incomplete or mis-shaped mask head ({type(error).__name__}: {error})"
             ) from error

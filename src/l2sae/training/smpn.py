@@ -157,7 +157,8 @@ class SMPNModule(SAETrainingModule):
         where the editor reads it.
     mask_head: None, or the settings of the cheap mask head (:class:`~l2sae.training.mask_head.MaskHeadSettings`)
         distilled from the trained SMPN's own masks when fitting ends (only the head learns) and exported with
-        it; the validation after that logs its agreement with the full masks: ``val/fast_matte_iou_<roi>``
+        it; the validation after that logs its agreement with the full masks (and records it in the head, where
+        the editor's ``masks="auto"`` reads it): ``val/fast_matte_iou_<roi>``
         (``sum(min) / sum(max)`` of the two mattes, i.e. the masks after the editor's default matte blur, over
         all validation pixels), their mean ``val/fast_matte_iou`` and the mean hard-mask IoU ``val/fast_mask_iou``.
     """
@@ -317,6 +318,7 @@ class SMPNModule(SAETrainingModule):
             self.fast_matte_iou.reset()
             self.fast_mask_iou.reset()
             self.log_dict({f"val/fast_matte_iou_{roi}": iou for roi, iou in zip(self.roi_names, matte_ious)})
+            self.mask_head.matte_iou = dict(zip(self.roi_names, matte_ious.tolist()))  # exported with the head
             self.log_dict({"val/fast_matte_iou": matte_ious.mean(), "val/fast_mask_iou": mask_ious.mean()})
 
     def on_fit_end(self) -> None:
