@@ -65,6 +65,29 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
 
+def test_zero_steps_from_a_trained_smpn_distil_a_new_mask_head_and_leave_its_weights(
+    tmp_path, data_dir, start_checkpoint
+):
+    """README: a head that falls short is distilled again, with other settings, without training the SMPN:
+    max_steps=0 (allowed with the quick start's lr_decay), the SMPN file given as the start."""
+    run_dir = tmp_path / "logs" / "run"
+    overrides = [
+        "model=smpn",
+        f"model.smpn.module.init_checkpoint={start_checkpoint}",
+        "model.smpn.trainer.max_steps=0",
+        "model.smpn.module.mask_head.side_fraction=0.25",
+        *BRIEF_MASK_HEAD,
+    ]
+    metrics = run(compose_train(run_dir, data_dir, overrides))
+    exported, start = load_sae(run_dir / "smpn.pt"), load_sae(start_checkpoint)
+    for name in ("G", "E"):
+        before, after = getattr(start, name).state_dict(), getattr(exported, name).state_dict()
+        assert before.keys() == after.keys() and all(torch.equal(before[key], after[key]) for key in before)
+    head = read_extra(run_dir / "smpn.pt")["mask_head"]
+    assert head["block"] == "UpsamplingResBlock16"  # 16 px, a quarter of the side (the quick start's reads 32 px)
+    assert head["matte_iou"] == pytest.approx({roi: metrics[f"val/fast_matte_iou_{roi}"] for roi in ROI_NAMES})
+
+
 def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(tmp_path, data_dir):
     run_dir = tmp_path / "logs" / "run"
     common = [

@@ -98,7 +98,7 @@ class SAETrainingModule(pl.LightningModule):
         ``Trainer(gradient_clip_val=...)`` is unavailable in manual optimisation, so it lives here.
     lr_decay: None (constant learning rates, official) or ``{kind: cosine | linear, final_fraction}``: every
         optimiser's learning rate falls from its initial value to ``final_fraction`` of it over the run
-        (progress = ``global_step / trainer.max_steps``, so ``max_steps`` must be set).
+        (progress = ``global_step / trainer.max_steps``, so ``max_steps`` must be set; 0 trains nothing).
     """
 
     sae: SwappingAutoencoder
@@ -127,7 +127,7 @@ class SAETrainingModule(pl.LightningModule):
         return lazy_regularised(self.build_optimizer(parameters), r1_every)
 
     def on_train_start(self) -> None:
-        if self.lr_decay and self.trainer.max_steps <= 0:
+        if self.lr_decay and self.trainer.max_steps < 0:
             raise ConfigError(
                 "model.<stage>.module.lr_decay: a decaying learning rate needs trainer.max_steps (the run's length)"
             )

@@ -150,7 +150,7 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         module = stage.module
         check_optimizer(module.get("optimizer"), f"model.{name}.module.optimizer")
         max_steps = stage_config(cfg.trainer, stage.get("trainer")).get("max_steps", -1)
-        if check_lr_decay(module.get("lr_decay")) and max_steps <= 0:
+        if check_lr_decay(module.get("lr_decay")) and max_steps < 0:
             raise ConfigError(
                 f"model.{name}.module.lr_decay: a decaying learning rate needs trainer.max_steps (model.{name}.trainer"
                 ".max_steps: the run's length); set the lr_decay to null for a run counted in epochs"
