@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from tiny_networks import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
-from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU
+from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU, fast_mask_agreement
 from l2sae.nn import SAEConfig, SwappingAutoencoder, read_extra, save_sae
 from l2sae.nn.mask_head import MaskHead, head_block, masks_from_logits, region_mask_logits
 from l2sae.regions import SliceScheme
@@ -156,8 +156,8 @@ def _decodes_seen(editor, monkeypatch) -> list[tuple[int, str | None]]:
     monkeypatch.setattr(
         editor.smpn,
         "decode_sliced",
-        lambda s, t, channel_masks, **k: calls.append((len(channel_masks), k.get("until"))) or original(
-            s, t, channel_masks, **k
+        lambda s, t, channel_masks, **k: (
+            calls.append((len(channel_masks), k.get("until"))) or original(s, t, channel_masks, **k)
         ),
     )
     return calls
@@ -269,18 +269,6 @@ def _trained_quick_start(quick_start) -> Path | None:
     return folder if head and miou >= 0.6 and settings[0] == settings[1] and data[0] == data[1] else None
 
 
-def _fast_vs_full_ious(fast: L2SAEEditor, full: L2SAEEditor, validation) -> tuple[dict, dict]:
-    """Per-ROI IoU of the fast and the full masks on ``validation``'s batches: (mattes: sum(min) / sum(max) of the
-    two blurred mattes, hard masks)."""
-    rois = fast.slicing.roi_names
-    mattes, masks = SoftRegionIoU(len(rois)), SoftRegionIoU(len(rois))
-    for batch in validation:
-        pair = fast.masks(batch["image"], rois), full.masks(batch["image"], rois)
-        masks.update(*pair)
-        mattes.update(*(fast.matting.matte(m.flatten(0, 1)[:, None]).view_as(m) for m in pair))
-    return dict(zip(rois, mattes.compute().tolist())), dict(zip(rois, masks.compute().tolist()))
-
-
 def _editors_with_a_head_distilled_from_the_fixture(data, settings: MaskHeadSettings) -> dict[str, L2SAEEditor]:
     """{"fast", "full"}: editors on the quick start's SMPN (tests/fixtures/quickstart_smpn.pt: smpn.pt of `python
     train.py` at 3d5a4f5, 1.1 MB, no head) with a head distilled here as training's last step does."""
@@ -324,7 +312,7 @@ def test_the_quick_starts_cheap_masks_match_its_full_masks(tmp_path):
             for reading, masks in (("fast", "auto"), ("full", "full"))
         }
     assert editors["fast"].mask_reading == "fast" and editors["full"].mask_reading == "full"
-    mattes, masks = _fast_vs_full_ious(editors["fast"], editors["full"], data.val_dataloader())
+    mattes, masks = fast_mask_agreement(editors["fast"], editors["full"], data.val_dataloader())
     assert min(mattes.values()) >= 0.97, mattes
     assert min(masks.values()) >= 0.95, masks
     if folder is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+if TYPE_CHECKING:
+    from l2sae.editing import L2SAEEditor
 
 
 class RegionIoU:
@@ -66,3 +70,19 @@ class SoftRegionIoU(Metric):
 
     def compute(self) -> Tensor:
         return self.intersection / self.union
+
+
+@torch.no_grad()
+def fast_mask_agreement(
+    fast: L2SAEEditor, full: L2SAEEditor, batches: Iterable[Mapping[str, Tensor]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """How ``fast``'s masks (its mask head) agree with ``full``'s on the images of ``batches`` (``{"image":
+    B x 3 x H x W}``), per region of ``fast``'s slicing: (matte IoU, i.e. :class:`SoftRegionIoU` of the two masks
+    after ``fast``'s matte blur, as training logs ``val/fast_matte_iou_<roi>``; hard-mask IoU)."""
+    rois = fast.slicing.roi_names
+    mattes, masks = SoftRegionIoU(len(rois)), SoftRegionIoU(len(rois))
+    for batch in batches:
+        pair = fast.masks(batch["image"], rois), full.masks(batch["image"], rois)
+        masks.update(*pair)
+        mattes.update(*(fast.matting.matte(m.flatten(0, 1)[:, None]).view_as(m) for m in pair))
+    return dict(zip(rois, mattes.compute().tolist())), dict(zip(rois, masks.compute().tolist()))
