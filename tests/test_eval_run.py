@@ -302,6 +302,10 @@ def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseli
     assert settings["split"] == "the test split of the index split scheme: 4 images"
     assert settings["resolution"] == "64 px (the networks': 64 px)"
     assert settings["baseline files"] == "semanticstylegan: 4 png, 1 jpg"
+    assert (
+        settings["L2SAE masks"]
+        == "hair, skin, nose, eyes, lips_mouth: full-resolution region decodes (editor.masks=auto)"
+    )
     assert "cpu, " in settings["timing"] and "(precision=auto)" in settings["timing"] and "flags:" in settings["timing"]
     assert "| Method | FID ↓ | LPIPS ↓ | Time per edit (s) ↓ | KID ↓ | PSNR out (dB) ↑ |" in printed
 

@@ -171,6 +171,9 @@ def test_auto_reads_only_the_regions_the_head_was_measured_to_match(smpn, tmp_pa
     with caplog.at_level(logging.INFO, logger="l2sae.editing.editor"):
         mixed = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32")
     assert mixed.mask_reading == "mixed" and mixed.fast_rois == {"hair", "skin", "lips_mouth"}
+    assert mixed.mask_reading_text() == (
+        "hair, skin, lips_mouth: mask head on UpsamplingResBlock16; nose, eyes: full-resolution region decodes"
+    )
     assert "in full: nose, eyes (matte IoU against the full masks on validation faces" in caplog.text
     assert "eyes 0.950" in caplog.text and "needed >= 0.97" in caplog.text
     full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")

@@ -336,6 +336,13 @@ class L2SAEEditor:
             return "full"
         return "fast" if self.fast_rois == set(self.slicing.roi_names) else "mixed"
 
+    def mask_reading_text(self) -> str:
+        """How each region's masks are read, for reports: by the mask head (and its block) or in full."""
+        rois = self.slicing.roi_names
+        fast, full = [roi for roi in rois if roi in self.fast_rois], [roi for roi in rois if roi not in self.fast_rois]
+        parts = [f"{', '.join(fast)}: mask head on {self.mask_head.block}"] if fast else []
+        return "; ".join(parts + ([f"{', '.join(full)}: full-resolution region decodes"] if full else []))
+
     @classmethod
     def from_checkpoints(
         cls,

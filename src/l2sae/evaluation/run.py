@@ -403,6 +403,7 @@ def protocol(
         "baseline files": "; ".join(f"{name}: {_file_formats(folder)}" for name, folder in folders.items()) or "none",
         "regions": ", ".join(plan.rois),
         "L2SAE strength / seeds": f"{plan.strength} / {list(plan.seeds)}",
+        "L2SAE masks": f"{editor.mask_reading_text()} (editor.masks={cfg.editor.masks})",
         "checkpoints": f"{cfg.ckpt.smn}, {cfg.ckpt.smpn}",
         "FID / KID": not_computed if "fid" in skipped else f"{fid_setting}; KID: {metrics.kid.subsets} subsets",
         "LPIPS": not_computed if "lpips" in skipped else lpips_setting,
