@@ -268,13 +268,14 @@ def benchmark(networks: Networks, args: argparse.Namespace, device: torch.device
     """Time every operation at each precision; FLOPs and reference outputs come from float32."""
     images = face_image(networks.size, device)
     reference_editor = networks.editor("32", args.channels_last, masks=args.masks)
-    reference_operations = operations(reference_editor, images) + photo_operations(reference_editor)
+    photo = photo_operations if args.photo else (lambda editor: [])
+    reference_operations = operations(reference_editor, images) + photo(reference_editor)
     flops = {op.name: count_flops(op.run) for op in reference_operations}
     references = {op.name: op.run() for op in reference_operations if op.kind}
     rows = []
     for precision in args.precision:
         editor = networks.editor(precision, args.channels_last, masks=args.masks)
-        for op in operations(editor, images) + photo_operations(editor):
+        for op in operations(editor, images) + photo(editor):
             if args.only and op.name not in args.only:
                 continue
             wait_until_quiet(args.wait_quiet)
@@ -368,6 +369,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="also profile one region edit per size and precision")
     parser.add_argument("--profile-top", type=int, default=15, help="ops listed per profile (default 15)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--photo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time what a photo adds (needs dlib and its landmark model; --no-photo: skip, as on a GPU machine)",
+    )
     parser.add_argument(
         "--wait-quiet",
         type=float,
