@@ -1,13 +1,14 @@
 """What the cheap mask head's settings buy: heads distilled with each setting from one trained SMPN, each scored
 against that SMPN's full masks on the validation faces (matte IoU per region, as training logs and records it).
 
-The SMPN is the quick start's (``tests/fixtures/quickstart_smpn.pt``, or ``--smpn FILE``, e.g. a run's smpn.pt
-trained with the quick start's settings); the faces are the quick start's (``data/synthfaces``, drawn if missing).
-Each variant overrides the quick start's ``model.smpn.module.mask_head`` settings. Distillation time is the
-process's CPU time (all threads).
+The SMPN is the quick start's (``tests/fixtures/quickstart_smpn.pt``, or ``--smpn FILE``: a run's smpn.pt); the
+faces and the base settings (``model.smpn.module.mask_head``) are those of conf/train.yaml with ``--overrides``
+(default: the quick start's, ``data/synthfaces``, drawn if missing; for another run, the overrides it was trained
+with). Each variant overrides the base settings. Distillation time is the process's CPU time (all threads).
 
     python bench/mask_head_settings.py     # the quick start's head, a quarter-side head, longer distillations
     python bench/mask_head_settings.py --variants "" "side_fraction=0.25,upscale=4,hidden=128,epochs=45,images=768"
+    python bench/mask_head_settings.py --smpn RUN/smpn.pt --overrides experiment=smpn_celebamaskhq512 --variants "" epochs=45
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ VARIANTS = [
 ]
 
 
-def quick_start_data():
-    """The quick start's data module (conf/train.yaml's defaults), set up for fitting."""
+def training_data(overrides: list[str]):
+    """The data module of conf/train.yaml with ``overrides`` (none: the quick start's), set up for fitting, and
+    that configuration's mask head settings."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"paths.data_dir={REPO_ROOT / 'data'}", "data.num_workers=0"])
+        defaults = [f"paths.data_dir={REPO_ROOT / 'data'}", "data.num_workers=0"]
+        cfg = compose(config_name="train", overrides=[*defaults, *overrides])
     data = instantiate(cfg.data)
     data.prepare_data()
     data.setup("fit")
@@ -57,15 +60,18 @@ def parse_variant(text: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smpn", default=str(REPO_ROOT / "tests" / "fixtures" / "quickstart_smpn.pt"))
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="conf/train.yaml overrides: the data, the base settings"
+    )
     parser.add_argument("--variants", nargs="+", default=VARIANTS, help='mask_head overrides per variant ("": none)')
     args = parser.parse_args()
-    data, quick_start_head = quick_start_data()
+    data, base_head = training_data(args.overrides)
     smpn, extra = load_sae(args.smpn, with_discriminators=False), read_extra(args.smpn)
     slicing, threshold = SliceScheme.from_dict(extra["slicing"]), extra["mask_threshold"]
     full = L2SAEEditor(smpn, smpn, slicing, masks="full", mask_threshold=threshold, precision="32")
     rows = []
     for variant in args.variants:
-        settings = MaskHeadSettings.from_config({**quick_start_head, **parse_variant(variant)})
+        settings = MaskHeadSettings.from_config({**base_head, **parse_variant(variant)})
         images = distillation_images(data.train_dataloader().dataset, settings.images)
         start = time.process_time()
         head, _ = distill_mask_head(smpn, images, slicing.channel_masks(), threshold, settings)
@@ -74,7 +80,7 @@ def main() -> None:
         mattes, masks = fast_mask_agreement(fast, full, data.val_dataloader())
         rows.append(
             {
-                "variant": variant or "quick start",
+                "variant": variant or "base settings",
                 "block": head.block,
                 "cpu_s": seconds,
                 **{f"matte_{roi}": iou for roi, iou in mattes.items()},
