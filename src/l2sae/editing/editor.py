@@ -340,8 +340,12 @@ class L2SAEEditor:
         """How each region's masks are read, for reports: by the mask head (and its block) or in full."""
         rois = self.slicing.roi_names
         fast, full = [roi for roi in rois if roi in self.fast_rois], [roi for roi in rois if roi not in self.fast_rois]
-        parts = [f"{', '.join(fast)}: mask head on {self.mask_head.block}"] if fast else []
-        return "; ".join(parts + ([f"{', '.join(full)}: full-resolution region decodes"] if full else []))
+        parts = []
+        if fast:
+            parts.append(f"{', '.join(fast)}: mask head on {self.mask_head.block}")
+        if full:
+            parts.append(f"{', '.join(full)}: full-resolution region decodes")
+        return "; ".join(parts)
 
     @classmethod
     def from_checkpoints(
