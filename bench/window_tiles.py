@@ -5,8 +5,9 @@ covers most of the image although its matte covers about half of it, so a tighte
 tiles of the image, decoding only those the matte touches (each tile trimmed to the matte's pixels in it), every
 tile with the halo its layers read. This script counts the work (``torch.utils.flop_counter``, multiply-add = 2;
 independent of the CPU and its load) of the SMN decode for the synthetic face's true region mattes: the full
-decode, the bounding box, and tiles of each ``--tiles`` side. Random weights of the official architecture: the
-count depends only on the shapes.
+decode, the bounding box, and tiles of each ``--tiles`` side; then tiles of only the last ``--late`` upsampling
+blocks, the blocks before them decoded whole (their halos are the smallest there). Random weights of the official
+architecture: the count depends only on the shapes.
 
     python bench/window_tiles.py                      # 256 px (ffhq256), tiles of 128, 64 and 32 px
     python bench/window_tiles.py --size 512 --tiles 256 128 64
@@ -23,7 +24,9 @@ from official_compare import face_and_masks
 
 from l2sae.editing.matting import AlphaMatting
 from l2sae.editing.window import decode_box
-from l2sae.nn.window import Box, decode_window
+from l2sae.nn.generator import UpsamplingResBlock
+from l2sae.nn.ops import normalize
+from l2sae.nn.window import Box, decode_window, input_windows
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.tables import markdown_table
 
@@ -46,10 +49,30 @@ def touched_tiles(support: torch.Tensor, side: int) -> list[Box]:
     return boxes
 
 
+def decode_late_tiles(generator, structure, texture, tiles: list[Box], late: int) -> None:
+    """The decode with its blocks before the last ``late`` upsampling ones run on the whole image, and those
+    last blocks (and ToRGB) on each tile's window only (the pixels are not assembled: only the work counts)."""
+    texture = normalize(texture)
+    x = generator.SpatialCodeModulation(normalize(structure), texture)
+    blocks = [getattr(generator, name) for name in generator.blocks]
+    upsampling = [block for block in blocks if isinstance(block, UpsamplingResBlock)]
+    for block in blocks[: len(blocks) - late]:
+        x = block(x, texture)
+    for tile in tiles:
+        windows = input_windows(generator, tile, tuple(structure.shape[-2:]))[-late:]
+        y = x[..., windows[0].top : windows[0].bottom, windows[0].left : windows[0].right]
+        for block, window, wanted in zip(upsampling[-late:], windows, [*windows[1:], tile]):
+            y = block(y, texture)
+            top, left = wanted.top - 2 * window.top, wanted.left - 2 * window.left
+            y = y[..., top : top + wanted.bottom - wanted.top, left : left + wanted.right - wanted.left]
+        generator.ToRGB(y, texture)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256, choices=[64, 256, 512])
     parser.add_argument("--tiles", type=int, nargs="+", default=[128, 64, 32], help="tile sides in pixels")
+    parser.add_argument("--late", type=int, nargs="+", default=[1, 2], help="upsampling blocks tiled at the end")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     smn = random_sae(PRESET_FOR_SIZE[args.size], seed=0)
@@ -66,7 +89,8 @@ def main() -> None:
         f"before the upsampling ~{head:.1f}; tiles share them"
     )
     header = ["region", "matte", "box", "box GFLOP", *(f"{side} px tiles: n, GFLOP" for side in args.tiles)]
-    rows = []
+    late_header = ["region", *(f"last {late} tiled, {side} px: GFLOP" for late in args.late for side in args.tiles)]
+    rows, late_rows = [], []
     matting = AlphaMatting()
     pixels = args.size**2
     for roi in ROI_NAMES:
@@ -74,11 +98,21 @@ def main() -> None:
         support = matte[0, 0] > 0
         box = decode_box(matte, 1.0)
         cells = [roi, f"{support.sum() / pixels:.0%}", f"{box.area / pixels:.0%}", f"{work(box):.1f}"]
-        for side in args.tiles:
-            tiles = touched_tiles(support, side)
+        tiles_by_side = [touched_tiles(support, side) for side in args.tiles]
+        for tiles in tiles_by_side:
             cells.append(f"{len(tiles)}, {head + sum(work(tile) - head for tile in tiles):.1f}")
+        late_cells = [roi]
+        for late in args.late:
+            for tiles in tiles_by_side:
+                flops = count_flops(
+                    lambda tiles=tiles, late=late: decode_late_tiles(smn.G, structure, texture, tiles, late)
+                )
+                late_cells.append(f"{flops / 1e9:.1f}")
         rows.append(cells)
+        late_rows.append(late_cells)
     print(markdown_table(header, rows))
+    print(f"\nonly the last upsampling blocks tiled (full decode {full:.1f} GFLOP):")
+    print(markdown_table(late_header, late_rows))
 
 
 if __name__ == "__main__":
