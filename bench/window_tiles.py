@@ -26,7 +26,7 @@ from l2sae.editing.matting import AlphaMatting
 from l2sae.editing.window import decode_box
 from l2sae.nn.generator import UpsamplingResBlock
 from l2sae.nn.ops import normalize
-from l2sae.nn.window import Box, decode_window, input_windows
+from l2sae.nn.window import Box, decode_window, input_windows, upsample_in_windows
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.tables import markdown_table
 
@@ -60,12 +60,7 @@ def decode_late_tiles(generator, structure, texture, tiles: list[Box], late: int
         x = block(x, texture)
     for tile in tiles:
         windows = input_windows(generator, tile, tuple(structure.shape[-2:]))[-late:]
-        y = x[..., windows[0].top : windows[0].bottom, windows[0].left : windows[0].right]
-        for block, window, wanted in zip(upsampling[-late:], windows, [*windows[1:], tile]):
-            y = block(y, texture)
-            top, left = wanted.top - 2 * window.top, wanted.left - 2 * window.left
-            y = y[..., top : top + wanted.bottom - wanted.top, left : left + wanted.right - wanted.left]
-        generator.ToRGB(y, texture)
+        generator.ToRGB(upsample_in_windows(upsampling[-late:], x, texture, windows, tile), texture)
 
 
 def main() -> None:

@@ -90,10 +90,18 @@ def decode_window(
         if not isinstance(block, UpsamplingResBlock):
             x = block(x, texture)
     windows = input_windows(generator, box, tuple(structure.shape[-2:]))
-    wanted_after = [*windows[1:], box]
-    x = x[..., windows[0].top : windows[0].bottom, windows[0].left : windows[0].right]
-    for block, window, wanted in zip(upsampling, windows, wanted_after):
+    return generator.ToRGB(upsample_in_windows(upsampling, x, texture, windows, box), texture)
+
+
+def upsample_in_windows(
+    blocks: list[UpsamplingResBlock], features: Tensor, texture: Tensor, windows: list[Box], box: Box
+) -> Tensor:
+    """Run upsampling ``blocks`` on the whole-image ``features`` (B x C x h x w, the first block's input) only
+    where ``box`` needs them: each block on its input window (``windows``, one per block, from
+    :func:`input_windows`). Returns the last block's output in ``box``. texture: B x C_t, normalised."""
+    x = features[..., windows[0].top : windows[0].bottom, windows[0].left : windows[0].right]
+    for block, window, wanted in zip(blocks, windows, [*windows[1:], box]):
         x = block(x, texture)  # covers rows [2 window.top, 2 window.bottom), columns alike
         top, left = wanted.top - 2 * window.top, wanted.left - 2 * window.left
         x = x[..., top : top + wanted.bottom - wanted.top, left : left + wanted.right - wanted.left]
-    return generator.ToRGB(x, texture)
+    return x
