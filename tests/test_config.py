@@ -93,7 +93,13 @@ def test_bad_foreground_weight_names_the_key(folders, value):
     assert not folders[0].exists()
 
 
-@pytest.mark.parametrize("size, reason", [(62, "not divisible"), (60, "differs from backbone.crop_size 64")])
+@pytest.mark.parametrize(
+    "size, reason",
+    [
+        (62, "not divisible"),
+        (60, r"differs from backbone.crop_size 64.*\(\+\+backbone\.crop_size=60, or data\.image_size=64\)"),
+    ],
+)
 def test_bad_image_size_names_the_key(folders, size, reason):
     cfg = compose_train(*folders, [f"data.image_size={size}"])
     with pytest.raises(ConfigError, match=rf"data\.image_size: .*{reason}"):

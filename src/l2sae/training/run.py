@@ -159,7 +159,8 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         if discriminates and not cfg.backbone.get("checkpoint") and datamodule.image_size != backbone.crop_size:
             raise ConfigError(
                 f"data.image_size: {datamodule.image_size} differs from backbone.crop_size {backbone.crop_size}, "
-                f"the side the image discriminator of model.{name} is built for"
+                f"the side the image discriminator of model.{name} is built for; give both the same side "
+                f"(++backbone.crop_size={datamodule.image_size}, or data.image_size={backbone.crop_size})"
             )
         start = stage_start(cfg, stage)
         key = f"model.{name}.module.init_checkpoint" if "init_checkpoint" in module else "backbone.checkpoint"
