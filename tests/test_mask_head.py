@@ -174,10 +174,19 @@ def test_auto_reads_only_the_regions_the_head_was_measured_to_match(smpn, tmp_pa
     assert mixed.mask_reading_text() == (
         "hair, skin, lips_mouth: mask head on UpsamplingResBlock16; nose, eyes: full-resolution region decodes"
     )
-    assert "in full: nose, eyes (matte IoU against the full masks on validation faces" in caplog.text
+    assert (
+        "editor.masks=auto: hair, skin, lips_mouth: mask head on UpsamplingResBlock16; nose, eyes: full-resolution "
+        "region decodes (the head's matte IoU against the full masks on validation faces: " in caplog.text
+    )
     assert "eyes 0.950" in caplog.text and "needed >= 0.97" in caplog.text
-    full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")
-    fast = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="fast")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="l2sae.editing.editor"):
+        full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")
+        fast = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="fast")
+    assert caplog.messages == [  # the reading is logged whichever it is, a reason only where auto falls back
+        "editor.masks=full: hair, skin, nose, eyes, lips_mouth: full-resolution region decodes",
+        "editor.masks=fast: hair, skin, nose, eyes, lips_mouth: mask head on UpsamplingResBlock16",
+    ]
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
     calls = _decodes_seen(mixed, monkeypatch)
     masks = mixed.masks(images, ["hair", "eyes", "skin"])
@@ -207,7 +216,7 @@ def test_an_smpn_file_without_head_keeps_the_full_masks(smpn, tmp_path):
         L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="fast")
 
 
-def test_mask_option_errors(smpn):
+def test_mask_option_errors(smpn, caplog):
     smn = _tiny_sae(1)
     with pytest.raises(ConfigError, match="editor.masks: expected one of auto, fast, full, got 'quick'"):
         L2SAEEditor(smn, smpn, TINY_SLICING, masks="quick")
@@ -218,7 +227,11 @@ def test_mask_option_errors(smpn):
     head = _head(smpn)
     with pytest.raises(ConfigError, match="predicts the masks of threshold 0.1, not 0.3"):
         L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=head, masks="fast", mask_threshold=0.3)
-    assert L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=head, mask_threshold=0.3).mask_reading == "full"
+    with caplog.at_level(logging.INFO, logger="l2sae.editing.editor"):
+        assert L2SAEEditor(smn, smpn, TINY_SLICING, mask_head=head, mask_threshold=0.3).mask_reading == "full"
+    assert caplog.messages[-1].endswith(
+        "full-resolution region decodes (the mask head predicts the masks of threshold 0.1, not 0.3)"
+    )
 
 
 def test_settings_are_checked():

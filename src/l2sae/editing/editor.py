@@ -275,7 +275,8 @@ class L2SAEEditor:
         self.style_sigma = float(style_sigma)
         self.mask_threshold = check_mask_threshold(DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold)
         self.soft_masks = bool(soft_masks)
-        self.mask_head, self.fast_rois = self._mask_reading(masks, mask_head, smpn, fast_mask_min_iou)
+        self.mask_head, self.fast_rois, why = self._mask_reading(masks, mask_head, smpn, fast_mask_min_iou)
+        log.info("editor.masks=%s: %s%s", masks, self.mask_reading_text(), why)
         self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**(matting or {}))
         self.channels_last = bool(channels_last)
         if not 0.0 <= window_max_fraction <= 1.0:
@@ -290,8 +291,9 @@ class L2SAEEditor:
 
     def _mask_reading(
         self, masks: str, head: MaskHead | None, smpn: SwappingAutoencoder, min_iou: float
-    ) -> tuple[MaskHead | None, frozenset[str]]:
-        """The head the masks are read with (a float32 copy, eval; None: all in full) and the regions it reads."""
+    ) -> tuple[MaskHead | None, frozenset[str], str]:
+        """The head the masks are read with (a float32 copy, eval; None: all in full), the regions it reads, and
+        why ``auto`` reads some regions in full although a head was given (for the log; "" otherwise)."""
         masks = MaskReading.parse(masks, "editor.masks")
         if not 0.0 <= min_iou <= 1.0:
             raise ConfigError(f"editor.fast_mask_min_iou: expected a number in [0, 1], got {min_iou!r}")
@@ -301,33 +303,34 @@ class L2SAEEditor:
             except ValueError as error:
                 raise ConfigError(str(error)) from error
         usable = head is not None and head.mask_threshold == self.mask_threshold
+        threshold_note = (
+            f"the mask head predicts the masks of threshold {head.mask_threshold:g}, not {self.mask_threshold:g}"
+            if head is not None and not usable
+            else ""
+        )
         if masks == "fast" and not usable:
-            reason = (
+            reason = threshold_note or (
                 "no mask head was given (the SMPN checkpoint records none: distil one with "
                 "model.smpn.module.mask_head in training)"
-                if head is None
-                else f"the mask head predicts the masks of threshold {head.mask_threshold:g}, not {self.mask_threshold:g}"
             )
             raise ConfigError(f"editor.masks: fast needs a mask head for this SMPN; {reason}; use full or auto")
         rois = self.slicing.roi_names
         if masks == "full" or not usable:
-            return None, frozenset()
+            return None, frozenset(), f" ({threshold_note})" if threshold_note and masks == "auto" else ""
+        why = ""
         if masks == "auto":
             measured = head.matte_iou or {}
             rois = tuple(roi for roi in rois if measured.get(roi, -1.0) >= min_iou)
             if len(rois) < len(self.slicing.roi_names):
-                log.info(
-                    "editor.masks=auto: the mask head reads %s; in full: %s (matte IoU against the full masks on "
-                    "validation faces %s, needed >= %g: editor.fast_mask_min_iou; editor.masks=fast reads all)",
-                    ", ".join(rois) or "no region",
-                    ", ".join(roi for roi in self.slicing.roi_names if roi not in rois),
-                    "not measured" if not measured else ", ".join(f"{r} {v:.3f}" for r, v in measured.items()),
-                    min_iou,
+                iou = ", ".join(f"{roi} {value:.3f}" for roi, value in measured.items()) or "not measured"
+                why = (
+                    f" (the head's matte IoU against the full masks on validation faces: {iou}; needed >= "
+                    f"{min_iou:g}: editor.fast_mask_min_iou; editor.masks=fast reads all)"
                 )
             if not rois:
-                return None, frozenset()
+                return None, frozenset(), why
         device = next(smpn.parameters()).device
-        return copy.deepcopy(head).float().eval().requires_grad_(False).to(device), frozenset(rois)
+        return copy.deepcopy(head).float().eval().requires_grad_(False).to(device), frozenset(rois), why
 
     @property
     def mask_reading(self) -> str:

@@ -205,5 +205,6 @@ def run(cfg: DictConfig) -> dict:
                 write_image(_grid(images, result, index), job.output_name(path, "_grid"))
             progress.update(len(paths))
     seconds = time.perf_counter() - started
-    log.info("wrote %d edits to %s (%.3f s per image)", len(job.inputs), job.out, seconds / len(job.inputs))
-    return {"images": len(job.inputs), "seconds": seconds, "seconds_per_image": seconds / len(job.inputs)}
+    count = len(job.inputs)
+    log.info("wrote %d edit%s to %s (%.3f s per image)", count, "" if count == 1 else "s", job.out, seconds / count)
+    return {"images": count, "seconds": seconds, "seconds_per_image": seconds / count}
