@@ -102,6 +102,7 @@ def test_swap_modes(checkpoints, faces, tmp_path, mode, partner, extra):
     [
         (["ckpt.smn=/nowhere/smn.pt"], FileNotFoundError, r"ckpt.smn: .*python train.py"),
         (["roi=[hair,beard]"], ConfigError, "roi: unknown region 'beard'"),
+        (["roi=null"], ConfigError, "roi: expected a region name or a list of them, got None"),
         (["mode=swap_style"], ConfigError, "reference"),
         (["mode=swap_structure", "donor=/nowhere/donor.png"], FileNotFoundError, "donor.png"),
         (["batch_size=0"], ConfigError, "batch_size"),

@@ -75,11 +75,16 @@ def test_missing_or_empty_folder_fails_clearly(tmp_path):
 
 def test_timing_csv_gives_overall_and_per_region_stats(tmp_path):
     write_png(tmp_path / "hair" / "0.png")
-    (tmp_path / "timing.csv").write_text("stem,roi,seconds\n0,hair,1.0\n1,hair,3.0\n0,eyes,2.0\n")
-    folder = scan_baseline(tmp_path, ROIS, "x", KEY)
+    (tmp_path / "timing.csv").write_text(
+        "stem,roi,seconds\n0,hair,1.0\n1,hair,3.0\n0,eyes,2.0\n0,skin,100\n1,nose,100\n"
+    )
+    folder = scan_baseline(tmp_path, ROIS, "x", KEY)  # skin and nose are not evaluated: not in the overall time
     assert folder.timing["all"].median_s == 2.0 and folder.timing["all"].samples == 3
+    assert folder.timing["skin"].median_s == 100.0
     assert folder.timing["hair"].median_s == 2.0 and folder.timing["hair"].max_s == 3.0
     assert folder.timing_file == tmp_path / "timing.csv"
+    hair_only = scan_baseline(tmp_path, ("hair",), "x", KEY).timing["all"]
+    assert (hair_only.median_s, hair_only.samples) == (2.0, 2)
 
 
 def test_timing_json_number_or_list(tmp_path):

@@ -227,7 +227,10 @@ def test_without_region_masks_l2sae_is_scored_over_its_own_matte(checkpoints, lp
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("seeds=[]", "seeds: expected a non-empty list"),
+        ("seeds=[]", "seeds: expected an integer or a non-empty list of integers, got \\[\\]"),
+        ("seeds=null", "seeds: expected an integer or a non-empty list of integers, got None"),
+        ("seeds=abc", "seeds: expected an integer or a non-empty list of integers, got 'abc'"),
+        ("rois=null", "rois: expected a region name or a list of them, got None"),
         ("strength=inf", "strength: expected a finite number"),
         ("metrics.fid.enabled=maybe", "metrics.fid.enabled: expected auto, true or false"),
         ("metrics.lpips.enabled=1", "metrics.lpips.enabled: expected auto, true or false"),

@@ -76,14 +76,19 @@ def validate_region_parts(
     return result
 
 
-def roi_tuple(rois: str | Sequence[str]) -> tuple[str, ...]:
-    """A region setting (a name or a list of names) as a tuple, unchecked (:func:`check_rois` checks)."""
-    return (rois,) if isinstance(rois, str) else tuple(rois)
+def roi_tuple(rois: str | Sequence[str], key: str = "roi") -> tuple[str, ...]:
+    """A region setting (a name or a list of names) as a tuple, its names unchecked (:func:`check_rois` checks);
+    anything else (null, a number) a ConfigError naming ``key``."""
+    if isinstance(rois, str):
+        return (rois,)
+    if not isinstance(rois, Sequence):
+        raise ConfigError(f"{key}: expected a region name or a list of them, got {rois!r}")
+    return tuple(rois)
 
 
 def check_rois(rois: str | Sequence[str], key: str = "roi", known: Sequence[str] = ROI_NAMES) -> tuple[str, ...]:
     """``rois`` (a name or a list) as a tuple of distinct ``known`` regions; else a ConfigError naming ``key``."""
-    rois = roi_tuple(rois)
+    rois = roi_tuple(rois, key)
     if not rois:
         raise ConfigError(f"{key}: no region given; choose from {', '.join(known)}")
     for roi in rois:

@@ -98,7 +98,7 @@ def scan_baseline(root: str | Path, rois: Sequence[str], name: str, key: str) ->
     for path in (*folder.edits.values(), *folder.recons.values()):
         check_image(path)  # decoded whole now: a corrupt file fails before any scoring, not when its batch comes
     _check_square(folder)
-    folder.timing, folder.timing_file = read_timing(root)
+    folder.timing, folder.timing_file = read_timing(root, rois)
     return folder
 
 
@@ -121,19 +121,20 @@ def _check_square(folder: BaselineFolder) -> None:
         )
 
 
-def read_timing(root: Path) -> tuple[dict[str, TimingStats], Path | None]:
-    """Seconds per edit from ``timing.csv`` (overall and per region) or ``timing.json`` (overall)."""
+def read_timing(root: Path, rois: Sequence[str]) -> tuple[dict[str, TimingStats], Path | None]:
+    """Seconds per edit from ``timing.csv`` (per region, and overall over the evaluated ``rois`` only, as
+    L2SAE's own overall time) or ``timing.json`` (overall)."""
     csv_path, json_path = root / TIMING_CSV, root / TIMING_JSON
     if csv_path.is_file() and json_path.is_file():
         raise ValueError(f"{root}: both {TIMING_CSV} and {TIMING_JSON} are present; keep one of them")
     if csv_path.is_file():
-        return _read_timing_csv(csv_path), csv_path
+        return _read_timing_csv(csv_path, rois), csv_path
     if json_path.is_file():
         return _read_timing_json(json_path), json_path
     return {}, None
 
 
-def _read_timing_csv(path: Path) -> dict[str, TimingStats]:
+def _read_timing_csv(path: Path, rois: Sequence[str]) -> dict[str, TimingStats]:
     by_region: dict[str, list[float]] = {}
     try:
         with path.open(newline="") as file:
@@ -150,7 +151,9 @@ def _read_timing_csv(path: Path) -> dict[str, TimingStats]:
     if not by_region:
         raise ValueError(f"{path}: no timing rows; expected 'stem,roi,seconds' lines or remove the file")
     timing = {roi: TimingStats.from_seconds(seconds) for roi, seconds in by_region.items()}
-    timing[ALL_REGIONS] = TimingStats.from_seconds([s for seconds in by_region.values() for s in seconds])
+    evaluated = [value for roi in rois for value in by_region.get(roi, [])]
+    if evaluated:
+        timing[ALL_REGIONS] = TimingStats.from_seconds(evaluated)
     return timing
 
 

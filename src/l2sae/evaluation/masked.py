@@ -163,13 +163,6 @@ class Preservation:
         self.band_width = band_width
         self.means = {area: MaskedMean() for area in self.AREAS}
 
-    def maps(self, inputs: Tensor, edits: Tensor) -> dict[str, Tensor]:
-        """The per-pixel maps of a batch of pairs B x 3 x H x W in [-1, 1] (compute once, add to many groups)."""
-        maps = {"squared_error": squared_error_map(inputs, edits), "ssim": ssim_map(inputs, edits)}
-        if self.spatial_model is not None:
-            maps["lpips"] = lpips_map(self.spatial_model, inputs, edits)
-        return maps
-
     def add(self, maps: dict[str, Tensor], region: Tensor) -> None:
         """Add the :func:`similarity_maps` of (input, edit) pairs whose region is ``region``, B x 1 x H x W in [0, 1]
         (thresholded at 0.5)."""

@@ -195,9 +195,9 @@ def check_config(cfg: DictConfig) -> Plan:
     """Check the meaning of every setting that needs no work (their types: :class:`EvaluateConfig`; the regions:
     the editor's slicing, in :func:`run`); errors name the config key."""
     check_strength(cfg.strength)
-    seeds = (cfg.seeds,) if isinstance(cfg.seeds, int) else tuple(cfg.seeds)
-    if not seeds or any(seed is None for seed in seeds):
-        raise ConfigError(f"seeds: expected a non-empty list of integers, got {cfg.seeds!r}")
+    seeds = (cfg.seeds,) if isinstance(cfg.seeds, int) else cfg.seeds
+    if not isinstance(seeds, Sequence) or isinstance(seeds, str) or not seeds or None in seeds:
+        raise ConfigError(f"seeds: expected an integer or a non-empty list of integers, got {cfg.seeds!r}")
     seeds = tuple(check_seed(seed, "seeds") for seed in seeds)
     metrics = cfg.metrics
     diversity_seeds = _count(metrics.diversity.seeds, "metrics.diversity.seeds", 0)
@@ -213,7 +213,7 @@ def check_config(cfg: DictConfig) -> Plan:
         if baseline and baseline.get("dir"):
             baselines[str(name)] = Path(baseline.dir)
     return Plan(
-        rois=roi_tuple(cfg.rois),
+        rois=roi_tuple(cfg.rois, "rois"),
         strength=cfg.strength,
         seeds=seeds,
         global_edit=bool(cfg.global_edit),
