@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from l2sae.evaluation.sweep import Job, evaluate_jobs, read_sweep, report_rows, run_sweep_report
+from l2sae.evaluation.sweep import Job, best_jobs, evaluate_jobs, read_sweep, report_rows, run_sweep_report
 from l2sae.evaluation.wandb_runs import read_wandb_run
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.errors import ConfigError
@@ -73,6 +73,19 @@ def test_the_report_puts_the_jobs_side_by_side_and_names_the_failure(sweep, tmp_
             assert image.format == "PNG" and image.size[0] > 100
     assert (tmp_path / "logs" / "evaluate" / "latest").resolve() == out.resolve()
     assert json.loads((out / "sweep.json").read_text())["folders"]["1"] == str(sweep / "1")
+
+
+def test_the_best_job_may_have_the_good_infinity_never_the_bad_one_or_nan():
+    inf, nan = float("inf"), float("nan")
+    psnr, leakage = "evaluation/psnr_outside", "evaluation/leakage_ratio"  # higher / lower is better
+    jobs = [
+        Job("a", Path("a"), metrics={psnr: 31.0, leakage: inf}),
+        Job("b", Path("b"), metrics={psnr: inf, leakage: nan}),
+        Job("c", Path("c"), metrics={psnr: nan, leakage: 0.2}),
+        Job("d", Path("d"), metrics={psnr: inf, leakage: 0.2}),
+    ]
+    assert best_jobs(jobs, [psnr, leakage]) == {psnr: "b", leakage: "c"}  # ties: the first job
+    assert best_jobs(jobs[:2], [leakage]) == {}  # only the bad infinity and NaN: no best
 
 
 def test_learning_curves_come_from_the_last_stages_csv_log(sweep):

@@ -80,7 +80,7 @@ def fast_mask_agreement(
     B x 3 x H x W}``), per region of ``fast``'s slicing: (matte IoU, i.e. :class:`SoftRegionIoU` of the two masks
     after ``fast``'s matte blur, as training logs ``val/fast_matte_iou_<roi>``; hard-mask IoU)."""
     rois = fast.slicing.roi_names
-    mattes, masks = SoftRegionIoU(len(rois)), SoftRegionIoU(len(rois))
+    mattes, masks = (SoftRegionIoU(len(rois)).to(fast.device) for _ in range(2))  # where the masks are made
     for batch in batches:
         pair = fast.masks(batch["image"], rois), full.masks(batch["image"], rois)
         masks.update(*pair)

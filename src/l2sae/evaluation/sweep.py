@@ -204,12 +204,16 @@ def higher_is_better(metric: str) -> bool:
 
 
 def best_jobs(jobs: Sequence[Job], metrics: Iterable[str]) -> dict[str, str]:
-    """For every metric, the name of the job with the best finite value."""
+    """For every metric, the name of the job with the best value: NaN and infinities on the bad side are never
+    best, an infinity on the good side is (PSNR outside the region is +inf where nothing outside changed); of equal
+    values the first job's."""
     best = {}
     for metric in metrics:
-        scored = [(job.metrics[metric], job.name) for job in jobs if math.isfinite(job.metrics.get(metric, math.nan))]
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        values = [(sign * job.metrics.get(metric, math.nan), job.name) for job in jobs]
+        scored = [(value, name) for value, name in values if value > -math.inf]  # drops NaN and the bad infinity
         if scored:
-            best[metric] = (max if higher_is_better(metric) else min)(scored)[1]
+            best[metric] = max(scored, key=lambda pair: pair[0])[1]  # a tie: the first job
     return best
 
 
