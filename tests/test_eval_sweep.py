@@ -203,25 +203,34 @@ def test_sweep_evaluate_scores_each_finished_jobs_networks(sweep, tmp_path):
     (sweep / "3" / "smn.pt").write_bytes(b"smn")
     calls = []
 
+    (sweep / "4").mkdir()
+    (sweep / "4" / "smn.pt").write_bytes(b"smn")
+    (sweep / "4" / "smpn.pt").write_bytes(b"damaged")
+
     def evaluate(smn, smpn, folder):
         calls.append((smn, smpn, folder.relative_to(tmp_path)))
+        if smpn.read_bytes() == b"damaged":
+            raise ConfigError("rois: unknown region 'eyes'")
         return {"leakage_ratio": 0.1 * len(calls), "time_median_s": 0.5, "leakage_pairs": 8}
 
     jobs = read_sweep(sweep)
     jobs.append(Job("w", sweep / "3" / "wandb" / "offline-run-1"))
     jobs.append(Job("gone", tmp_path / "gone"))  # finished, but its networks were deleted
+    jobs.append(Job("bad", sweep / "4"))  # its evaluation fails on its settings: the other jobs are still scored
     evaluate_jobs(jobs, evaluate, tmp_path / "out")
-    assert calls == [
+    assert calls[:3] == [
         (sweep / "0" / "smn.pt", sweep / "0" / "smpn.pt", Path("out/jobs/0-0")),
         (start, sweep / "1" / "smpn.pt", Path("out/jobs/1-1")),
         (sweep / "3" / "smn.pt", sweep / "3" / "smpn.pt", Path("out/jobs/3-w")),
     ]  # not the failed job 2
+    assert jobs[5].not_evaluated == "ConfigError: rois: unknown region 'eyes'" and not jobs[5].metrics
     assert jobs[1].metrics["evaluation/leakage_ratio"] == 0.2 and "evaluation/leakage_pairs" not in jobs[1].metrics
     assert jobs[4].not_evaluated.startswith("no smpn.pt in")
     columns, rows = report_rows(jobs)
     assert columns[-4:] == ["evaluation/leakage_ratio", "evaluation/time_median_s", "best_in", "status"]
     assert "evaluation/leakage_ratio" in rows[0]["best_in"].split()  # leakage: lower is better
     assert rows[4]["status"].startswith("finished; not evaluated: no smpn.pt in")
+    assert rows[5]["status"] == "finished; not evaluated: ConfigError: rois: unknown region 'eyes'"
 
 
 def test_sweep_evaluate_must_be_true_or_false(sweep):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,15 @@ from pathlib import Path
 
 import yaml
 
+from l2sae.cli import USER_ERRORS
 from l2sae.evaluation.wandb_runs import WandbRun, is_wandb_run, read_wandb_run, wandb_run_folders
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.curves import figure_to_png, learning_curve, plot_curves, pyplot
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.files import atomic_write_json, atomic_write_text
 from l2sae.utils.tables import markdown_table
+
+log = logging.getLogger(__name__)
 
 MIOU = "val/mask_miou"
 IOU_PREFIX = "val/iou_"
@@ -340,7 +344,8 @@ def job_networks(job: Job) -> tuple[Path, Path] | str:
 def evaluate_jobs(jobs: Sequence[Job], evaluate: EvaluateNetworks, out_dir: Path) -> None:
     """``sweep_evaluate``: evaluate every finished job's networks (:func:`job_networks`) with ``evaluate``, its
     report in ``out_dir/jobs/<index>-<job>``; the scores of :data:`EVALUATION_METRICS` join the job's metrics as
-    ``evaluation/<name>``. A job without networks keeps its row, the reason in ``not_evaluated``."""
+    ``evaluation/<name>``. A job without networks, or whose evaluation fails on its settings or files (a user
+    error: its slicing lacks a region, a damaged checkpoint), keeps its row, the reason in ``not_evaluated``."""
     for index, job in enumerate(jobs):
         if job.error is not None:
             continue
@@ -350,7 +355,12 @@ def evaluate_jobs(jobs: Sequence[Job], evaluate: EvaluateNetworks, out_dir: Path
             continue
         folder = out_dir / "jobs" / f"{index}-{Path(job.name).name}"
         folder.mkdir(parents=True, exist_ok=True)
-        scores = evaluate(*networks, folder)
+        try:
+            scores = evaluate(*networks, folder)
+        except USER_ERRORS as error:
+            job.not_evaluated = f"{type(error).__name__}: {error}"
+            log.warning("job %s not evaluated: %s", job.name, job.not_evaluated)
+            continue
         job.metrics.update({f"evaluation/{name}": float(scores[name]) for name in EVALUATION_METRICS if name in scores})
 
 
