@@ -276,6 +276,10 @@ def test_a_whole_evaluation_with_a_baseline_folder(tmp_path, checkpoints, baseli
     ours = rows[("l2sae", "all")]
     assert ours["fid_images"] == ours["lpips_pairs"] == ours["leakage_pairs"] == 4 * 2 * 2  # images x regions x seeds
     assert ours["mask_iou_images"] == 4 and ours["time_samples"] == 2  # 1 timed image x 2 regions
+    global_all, global_hair = rows[("sae_global", "all")], rows[("sae_global", "hair")]
+    assert global_all["fid_images"] == global_hair["fid_images"] == 4 * 2  # the same for every region: counted once
+    assert (global_all["fid"], global_all["kid"]) == (global_hair["fid"], global_hair["kid"])
+    assert global_all["lpips_pairs"] == 16  # per (image, region) pair, as ours
     assert rows[("l2sae", "hair")]["time_samples"] == 1 and rows[("l2sae", "hair")]["time_median_s"] > 0
     assert ours["kid"] is not None and ours["kid_subset_size"] == 4  # KID's subsets: the 4 real images
     assert ours["preservation_pairs"] == 16 and 0 < ours["psnr_band"] < math.inf and 0 < ours["ssim_outside"] < 1

@@ -312,7 +312,9 @@ def score_batch(
                 own = (to_size(result.matte, images.shape[-2:]) > 0).float() if roi_mask is None else roi_mask
                 scores.add_edits(OURS, roi, images, result.images, own, input_faces)
                 if plan.global_edit:
-                    scores.add_edits(GLOBAL_EDIT, roi, images, result.global_edit, own, input_faces)
+                    scores.add_edits(  # the same images for every region: one copy in the pooled FID/KID
+                        GLOBAL_EDIT, roi, images, result.global_edit, own, input_faces, pool_distribution=index == 0
+                    )
         if style_seeds:
             scores.add_diversity(OURS, roi, [styled[seed] for seed in style_seeds], region)
         if references is not None:

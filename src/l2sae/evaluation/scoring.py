@@ -108,14 +108,18 @@ class EditScores:
         edits: Tensor,
         roi_mask: Tensor | None,
         input_faces: list | None = None,
+        pool_distribution: bool = True,
     ) -> None:
         """``method``'s edits of region ``roi``: inputs and edits B x 3 x H x W in [-1, 1], the region's mask
         B x 1 x H x W in [0, 1] at the inputs' size (None: no region known, leakage and preservation are not
-        scored); ``input_faces``: :meth:`describe` of the inputs (computed here when not given)."""
+        scored); ``input_faces``: :meth:`describe` of the inputs (computed here when not given);
+        ``pool_distribution`` False: the edits join FID/KID's all-regions set only by another call (edits that
+        are the same for every region, the SAE's global edit, count once there: KID's estimate assumes distinct
+        samples)."""
         edits = to_size(edits.to(inputs.device), inputs.shape[-2:])
         groups = [(method, roi), (method, ALL_REGIONS)]
         if self.fid is not None:
-            self.fid.add(edits, groups)
+            self.fid.add(edits, groups if pool_distribution else groups[:1])
         if self.lpips_model is not None:
             distances = lpips_distance(self.lpips_model, inputs, edits)
             for group in groups:
