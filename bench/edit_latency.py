@@ -228,9 +228,9 @@ def photo_operations(editor: L2SAEEditor) -> list[Operation]:
         ),
         Operation(
             PHOTO_PASTE,
-            lambda: aligned.paste(edit.global_edit, edit.matte),
+            lambda: aligned.paste(edit.global_edit, edit.matte, seam=editor.matting),
             None,
-            "the face's edit and matte warped back into the 1 MP photo (inverse transform) and blended",
+            "the face's edit and matte warped back into the 1 MP photo (inverse transform), blended, seam smoothed",
         ),
     ]
 

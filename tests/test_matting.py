@@ -56,6 +56,11 @@ def test_seam_smoothing_only_touches_the_seam():
     assert not torch.equal(smoothed[..., 4:8], images[..., 4:8])
 
 
+def test_the_seam_kernel_scales_with_the_matte_odd_and_never_below_the_setting():
+    matting = AlphaMatting(seam_kernel_size=3)
+    assert [matting.seam_kernel_at(scale) for scale in (0.25, 1.0, 2.0, 2.7, 8.0)] == [3, 3, 7, 9, 25]
+
+
 def test_empty_mask_returns_input_exactly():
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     edited, matte = AlphaMatting()(images, torch.zeros_like(images), torch.zeros(2, 1, 16, 16))

@@ -54,6 +54,36 @@ def test_an_edit_changes_only_pixels_inside_the_warped_mattes_of_every_face(edit
     assert (edited != two_astronauts).any()
 
 
+@pytest.fixture(scope="module")
+def seam_edits(tiny_checkpoints, astronaut):
+    """The astronaut's hair edit with seam_strength 0 and 1 (one face, about 2.7 photo px per crop px)."""
+    edits = {}
+    for strength in (0.0, 1.0):
+        editor = L2SAEEditor.from_checkpoints(
+            *tiny_checkpoints, precision="32", mask_threshold=0.0, matting={"seam_strength": strength}
+        )
+        edits[strength] = editor.edit_photo(astronaut, "hair", strength=2.0, seed=1)
+    return edits
+
+
+def test_seam_smoothing_reaches_the_photo_on_the_seam_only(seam_edits, astronaut):
+    sharp, smooth = (np.asarray(seam_edits[strength].image) for strength in (0.0, 1.0))
+    matte = seam_edits[1.0].matte
+    assert np.array_equal(matte, seam_edits[0.0].matte)
+    changed = (smooth != sharp).any(axis=-1)
+    seam = (matte > 0) & (matte < 1)
+    assert changed.sum() > 100 and not (changed & ~seam).any()
+    assert np.array_equal(smooth[matte == 0], astronaut[matte == 0])
+    assert np.array_equal(smooth[matte == 1], sharp[matte == 1])
+
+
+def test_seam_strength_zero_pastes_the_global_edit_through_the_matte_unsmoothed(seam_edits):
+    result = seam_edits[0.0]
+    (face,) = result.faces
+    pasted, _ = result.prepared.aligned.paste(face.global_edit[None], face.mask[None])
+    assert np.array_equal(np.asarray(result.image), pasted)
+
+
 def test_a_prepared_photo_is_encoded_once_and_a_strength_change_costs_one_decode(editor, prepared, monkeypatch):
     calls = {"encode": 0, "decode": 0}
     for name in calls:

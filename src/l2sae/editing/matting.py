@@ -94,10 +94,19 @@ class AlphaMatting:
     def blend(self, images: torch.Tensor, global_edit: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
         """Composite ``global_edit`` into ``images`` (B x 3 x H x W in [-1, 1]) through ``matte`` (B x 1 x H x W,
         from :meth:`matte`), with the seam smoothing."""
-        edited = composite(images, global_edit, matte)
-        if self.seam_strength > 0:
-            edited = smooth_seam(edited, matte, self.seam_strength, self.seam_kernel_size)
-        return edited
+        return self.smooth(composite(images, global_edit, matte), matte)
+
+    def smooth(self, images: torch.Tensor, matte: torch.Tensor, kernel_size: int | None = None) -> torch.Tensor:
+        """:func:`smooth_seam` of a composite (B x C x H x W) along its matte (B x 1 x H x W) with a Gaussian of
+        ``kernel_size`` (None: ``seam_kernel_size``); the composite itself when ``seam_strength`` is 0."""
+        if self.seam_strength == 0:
+            return images
+        return smooth_seam(images, matte, self.seam_strength, kernel_size or self.seam_kernel_size)
+
+    def seam_kernel_at(self, scale: float) -> int:
+        """The seam Gaussian's size for a matte warped ``scale`` times larger (a face pasted into a photo):
+        ``seam_kernel_size`` scaled, odd, and never smaller."""
+        return max(self.seam_kernel_size, round(self.seam_kernel_size * scale) | 1)
 
     def __call__(
         self, images: torch.Tensor, global_edit: torch.Tensor, masks: torch.Tensor

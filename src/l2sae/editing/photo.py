@@ -2,7 +2,8 @@
 
 :meth:`L2SAEEditor.prepare_photo` finds and aligns the faces and encodes their crops once;
 :meth:`L2SAEEditor.edit_photo` edits every chosen face in one batch and pastes each face's global edit
-back inside its matte with the inverse of its alignment, at the photo's resolution. Re-using a
+back inside its matte with the inverse of its alignment, at the photo's resolution, where the matte's seam is
+smoothed as in the editor's own composite. Re-using a
 :class:`PreparedPhoto` makes a new strength, seed or region cost at most one decode per face batch (the
 caches of its :class:`~l2sae.editing.editor.EncodedFaces`).
 """
@@ -153,7 +154,7 @@ def edit_photo(
         result = editor.swap_style(encoded, _partner(editor, reference, align, "reference"), roi)
     else:
         result = editor.swap_structure(encoded, _partner(editor, donor, align, "donor"), roi)
-    pasted, matte = prepared.aligned.paste(result.global_edit, result.matte)
+    pasted, matte = prepared.aligned.paste(result.global_edit, result.matte, seam=editor.matting)
     return PhotoEditResult(Image.fromarray(pasted), _face_edits(prepared, result), matte, prepared)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from l2sae.photos.alignment import align_face, box_quad, ffhq_quad, image_quad, quad_side, square_to_photo
 from l2sae.photos.detection import DetectedFace, detect_faces
-from l2sae.photos.paste import paste_faces
+from l2sae.photos.paste import SeamSmoothing, paste_faces
 from l2sae.photos.reading import PHOTO_MAX_PIXELS, Photo, PhotoError, load_photo
 from l2sae.utils.choices import Choice
 
@@ -86,11 +86,14 @@ class AlignedPhoto:
     def edited_faces(self) -> list[PhotoFace]:
         return [face for face in self.faces if face.status == EDITED]
 
-    def paste(self, images: torch.Tensor, mattes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """The photo with ``images`` (E x 3 x S x S, one per edited face) pasted inside ``mattes`` (E x 1 x S x S);
-        see :func:`l2sae.photos.paste.paste_faces`. Returns (H x W x 3 uint8, H x W float32 matte)."""
+    def paste(
+        self, images: torch.Tensor, mattes: torch.Tensor, seam: SeamSmoothing | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The photo with ``images`` (E x 3 x S x S, one per edited face) pasted inside ``mattes`` (E x 1 x S x S),
+        its seams smoothed by ``seam``; see :func:`l2sae.photos.paste.paste_faces`. Returns (H x W x 3 uint8,
+        H x W float32 matte)."""
         faces = self.edited_faces
-        return paste_faces(self.image, [f.quad for f in faces], [f.matrix for f in faces], images, mattes)
+        return paste_faces(self.image, [f.quad for f in faces], [f.matrix for f in faces], images, mattes, seam=seam)
 
 
 def frames_like_ffhq(quad: np.ndarray, size: int, tolerance: float = 0.12) -> bool:
