@@ -126,6 +126,15 @@ def test_an_aligned_crop_goes_through_auto_unresampled(editor, prepared):
     assert edited.shape == crop.shape and np.array_equal(edited[result.matte == 0], crop[result.matte == 0])
 
 
+def test_an_as_is_face_is_edited_to_the_pictures_edge_like_the_editors_own_result(editor, prepared):
+    crop = ((prepared.crops[1].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    result = editor.edit_photo(crop, "hair", strength=2.0, seed=1)
+    (face,) = result.faces
+    assert result.prepared.aligned.align == "as_is" and face.mask[0, 0].min() > 0.5  # the matte reaches the top
+    local_edit = ((face.local_edit.permute(1, 2, 0) + 1) * 127.5).round().numpy().astype(int)
+    assert np.abs(np.asarray(result.image).astype(int) - local_edit).max() <= 1  # float and uint8 rounding
+
+
 def test_no_face_is_an_error_naming_the_photo(editor, tmp_path):
     wall = tmp_path / "wall.jpg"
     Image.new("RGB", (200, 150), (200, 190, 180)).save(wall)

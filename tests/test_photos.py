@@ -124,6 +124,18 @@ def test_pixels_outside_the_warped_mattes_stay_exact_for_every_face(two_astronau
     assert 0 < matte[(matte > 0) & (matte < 1)].size  # soft edges
 
 
+def test_the_matte_fades_out_only_along_sides_of_the_square_inside_the_photo():
+    images, mattes = torch.ones(1, 3, SIZE, SIZE), torch.ones(1, 1, SIZE, SIZE)
+    whole, above = image_quad(SIZE, SIZE), np.array([[20.0, -50], [20, 60], [130, 60], [130, -50]])
+    picture = np.zeros((SIZE, SIZE, 3), np.uint8)
+    _, matte = paste_faces(picture, [whole], [square_to_photo(whole, SIZE)], images, mattes)
+    assert (matte == 1).all()  # the whole picture: edited to its edge
+    photo = np.zeros((100, 100, 3), np.uint8)
+    _, matte = paste_faces(photo, [above], [square_to_photo(above, SIZE)], images, mattes)
+    # the top side lies above the photo and the right one beyond it: no fade there; left and bottom fade out
+    assert matte[:50, 30:].min() > 0.999 and matte[:50, 20].max() < 0.25 and matte[60, 30:].max() < 0.25
+
+
 def test_the_larger_face_is_pasted_last(astronaut):
     photo = np.zeros((100, 100, 3), np.uint8)
     small = np.array([[20.0, 20], [20, 60], [60, 60], [60, 20]])

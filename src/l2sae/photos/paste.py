@@ -13,12 +13,24 @@ import torch.nn.functional as F
 from l2sae.photos.alignment import quad_side, sampling_grid
 
 
-def edge_fade(size: int, width: int) -> torch.Tensor:
-    """size x size weights rising linearly from ~0 at the square's border to 1 at ``width`` px inside, so a
-    matte that touches the crop's border still ends softly in the photo."""
+def edge_fade(size: int, width: int, sides: tuple[bool, bool, bool, bool] = (True,) * 4) -> torch.Tensor:
+    """size x size weights rising linearly from ~0 at the square's border to 1 at ``width`` px inside, along
+    the ``sides`` (top, left, bottom, right) that are True (1 along the others), so a matte that touches the
+    crop's border still ends softly in the photo."""
     ramp = ((torch.arange(size, dtype=torch.float32) + 0.5) / width).clamp(max=1.0)
-    ramp = torch.minimum(ramp, ramp.flip(0))
-    return torch.minimum(ramp[:, None], ramp[None, :])
+    top, left, bottom, right = (ramp if fade else torch.ones(size) for fade in sides)
+    rows, columns = torch.minimum(top, bottom.flip(0)), torch.minimum(left, right.flip(0))
+    return torch.minimum(rows[:, None], columns[None, :])
+
+
+def _sides_inside(quad: np.ndarray, height: int, width: int) -> tuple[bool, bool, bool, bool]:
+    """For the quad's top, left, bottom and right sides: whether it lies (partly) inside an H x W photo; a side
+    on or beyond the photo's border (the whole picture's square, say) is the photo's own edge."""
+    corners = np.asarray(quad, dtype=np.float64) + 0.5  # continuous coordinates: the photo is [0, W] x [0, H]
+    tolerance = 1e-6
+    low, high = corners <= tolerance, corners >= np.array([width, height]) - tolerance  # 4 x 2 (x, y)
+    sides = ((0, 3), (0, 1), (1, 2), (3, 2))  # corners TL, BL, BR, TR: top, left, bottom, right
+    return tuple(not (low[[a, b]].all(axis=0).any() or high[[a, b]].all(axis=0).any()) for a, b in sides)
 
 
 class SeamSmoothing(Protocol):
@@ -77,7 +89,8 @@ def paste_faces(
     photo: H x W x 3 uint8; quads: 4 x 2 corners per face; matrices: each face's 3 x 3 map from its aligned
     square to the photo (:func:`l2sae.photos.alignment.square_to_photo`); images: N x 3 x S x S in [-1, 1]
     (what goes into the photo); mattes: N x 1 x S x S in [0, 1]. Each matte is faded towards the square's
-    border over ``fade_width`` px (default S/16), warped with bilinear sampling (images shrinking by more
+    sides that lie inside the photo over ``fade_width`` px (default S/16; none where the square reaches the
+    photo's border, so a whole picture is edited to its edge), warped with bilinear sampling (images shrinking by more
     than 2x are first reduced with antialiasing) and blended: ``photo + matte * (image - photo)``. With
     ``seam`` (and its seam_strength > 0) the blend is then smoothed along the warped matte's edge, as the
     editor does at the crop's resolution, with its kernel scaled by the face's size in the photo; only the
@@ -87,7 +100,7 @@ def paste_faces(
     """
     height, width = photo.shape[:2]
     size = images.shape[-1]
-    fade = edge_fade(size, fade_width or max(2, size // 16))
+    fade_width = fade_width or max(2, size // 16)
     result = torch.from_numpy(np.array(photo, dtype=np.uint8, copy=True))
     union = torch.zeros(height, width)
     smoothing = seam is not None and seam.seam_strength > 0
@@ -95,6 +108,7 @@ def paste_faces(
         box = _photo_box(np.asarray(quads[index]), height, width)
         if box is None:
             continue
+        fade = edge_fade(size, fade_width, _sides_inside(quads[index], height, width))
         source = torch.cat([images[index].float().cpu(), mattes[index].float().cpu() * fade], dim=0)[None]
         side = quad_side(quads[index])
         if side < size / 2:
