@@ -173,6 +173,23 @@ def test_further_regions_with_a_known_style_change_cost_no_decode(monkeypatch, e
     assert list(faces.global_edits) == [(1.0, seed) for seed in range(2, GLOBAL_EDITS_REMEMBERED + 2)]
 
 
+def test_another_style_sigma_never_reuses_a_remembered_style_edit(networks, editor, images):
+    wider = L2SAEEditor(*networks, TINY_SLICING, precision="32", window=False, style_sigma=5.0)
+    faces = editor.encode(images)  # the same networks and mask settings: wider reads these faces
+    narrow = editor.edit_style(faces, "hair", strength=1.0, seed=3)
+    from_faces = wider.edit_style(faces, "hair", strength=1.0, seed=3)
+    assert torch.equal(from_faces.global_edit, wider.edit_style(images, "hair", strength=1.0, seed=3).global_edit)
+    assert not torch.equal(from_faces.global_edit, narrow.global_edit)
+    # the same texture offset (strength x style_sigma) and seed is the same style change: remembered
+    assert torch.equal(editor.edit_style(faces, "hair", strength=5.0, seed=3).global_edit, from_faces.global_edit)
+
+
+def test_encoded_faces_of_another_precision_are_refused(networks, editor, images):
+    bf16 = L2SAEEditor(*networks, TINY_SLICING, precision="bf16", window=False)
+    with pytest.raises(ValueError, match="images: these EncodedFaces were encoded by another L2SAEEditor"):
+        bf16.edit_style(editor.encode(images), "hair", seed=3)
+
+
 def test_swap_with_itself_is_the_identity_up_to_the_matte(editor, images):
     faces = editor.encode(images)
     faces.region_masks["hair"] = _half("left")

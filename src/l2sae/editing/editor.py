@@ -44,7 +44,7 @@ from l2sae.utils.precision import PRECISION_DTYPES, resolve_precision
 
 log = logging.getLogger(__name__)
 
-GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength, seed) kept per EncodedFaces
+GLOBAL_EDITS_REMEMBERED = 4  # style edits (strength x style_sigma, seed) kept per EncodedFaces
 # how region masks are read (the ``editor.masks`` setting): see L2SAEEditor's ``masks``
 MaskReading = Choice("MaskReading", {"auto": "auto", "fast": "fast", "full": "full"})
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 0..2^63-1 without wrapping
@@ -69,7 +69,7 @@ class EncodedFaces:
     images: B x 3 x H x W in [-1, 1] on the editor's device; smn_structure / smpn_structure:
     B x C x H/2^k x W/2^k; smn_texture / smpn_texture: B x T. The editor that made these faces
     remembers in them the masks read so far (``region_masks``: ROI name -> B x H x W in [0, 1]) and
-    its latest style edits (``global_edits``: (strength, seed) -> B x 3 x H x W, decoded inside
+    its latest style edits (``global_edits``: (strength x style_sigma, seed) -> B x 3 x H x W, decoded inside
     ``global_edit_boxes[key]`` and equal to the input elsewhere; a box of None: decoded everywhere).
     """
 
@@ -398,9 +398,11 @@ class L2SAEEditor:
         return cls(smn, smpn, slicing, **options)
 
     def _reads_like(self, other: L2SAEEditor) -> bool:
-        """Whether ``other``'s codes and cached masks are this editor's: the same networks, slicing and mask settings."""
+        """Whether ``other``'s codes and cached masks are this editor's: the same networks, precision, slicing and
+        mask settings."""
         return other is self or (
             other.networks_given == self.networks_given
+            and other.dtype == self.dtype
             and other.slicing.to_dict() == self.slicing.to_dict()
             and (other.mask_threshold, other.soft_masks) == (self.mask_threshold, self.soft_masks)
             and other.fast_rois == self.fast_rois
@@ -461,8 +463,8 @@ class L2SAEEditor:
         if isinstance(faces, EncodedFaces):
             if faces.editor is not None and not self._reads_like(faces.editor):
                 raise ValueError(
-                    f"{name}: these EncodedFaces were encoded by another L2SAEEditor, with other networks or mask "
-                    f"settings (their codes and cached masks are its); encode the images with this editor"
+                    f"{name}: these EncodedFaces were encoded by another L2SAEEditor, with other networks, precision "
+                    f"or mask settings (their codes and cached masks are its); encode the images with this editor"
                 )
             return faces
         _check_images(faces, name)
@@ -507,11 +509,13 @@ class L2SAEEditor:
         """Algorithm 1's global edit: the SMN decode with the texture moved along the seed's direction,
         where ``matte`` (B x 1 x H x W) needs it.
 
-        Remembered in ``faces`` per (strength, seed), so further regions with the same style change
-        cost no decode when the remembered decode covers their matte; a seed of None draws a fresh
-        direction and is not remembered.
+        Remembered in ``faces`` per style change: the texture offset's length (strength x style_sigma, so an
+        editor with another style_sigma never takes this one's decode) and the seed. Further regions with the
+        same style change cost no decode when the remembered decode covers their matte; a seed of None draws a
+        fresh direction and is not remembered.
         """
-        key = (float(strength), seed)
+        offset = float(strength) * self.style_sigma
+        key = (offset, seed)
         if seed is not None and key in faces.global_edits:
             needed = decode_box(matte, self.window_max_fraction) if self.window else None
             if contains(faces.global_edit_boxes.get(key), needed):
@@ -523,7 +527,7 @@ class L2SAEEditor:
             generator.manual_seed(int(seed))
         texture = faces.smn_texture
         direction = normalize(torch.randn(1, texture.shape[1], generator=generator)).to(texture.device)
-        texture = normalize(texture + float(strength) * self.style_sigma * direction)
+        texture = normalize(texture + offset * direction)
         global_edit, box = self._decode_inside(self.smn, faces.smn_structure, texture, faces, matte)
         if seed is not None:
             faces.global_edits.pop(key, None)
