@@ -82,6 +82,14 @@ def test_encoded_faces_of_another_editor_are_refused(tiny_checkpoints, editor, i
     assert torch.equal(other.masks(faces, "hair"), other.masks(images, "hair"))
 
 
+@pytest.mark.parametrize("name", ["kernel_size", "seam_kernel_size"])
+def test_a_matting_kernel_wider_than_the_images_is_refused_naming_the_setting(tiny_checkpoints, images, name):
+    with pytest.raises(ConfigError, match=rf"editor\.matting\.{name}: 129 .* 64 px images.* at most 127"):
+        L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32", matting={name: 129})
+    widest = L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32", matting={name: 127})
+    assert widest.edit_style(images, "hair", seed=0).images.shape == images.shape
+
+
 def _smpn_file(path, **extra):
     torch.manual_seed(2)
     network = SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False)

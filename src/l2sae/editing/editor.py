@@ -283,6 +283,7 @@ class L2SAEEditor:
             raise ConfigError(f"editor.window_max_fraction: expected a number in [0, 1], got {window_max_fraction!r}")
         self.window, self.window_max_fraction = bool(window), float(window_max_fraction)
         self.image_size = check_image_size(smpn.config.crop_size if image_size is None else image_size, (smn, smpn))
+        self.matting.check_fits(self.image_size, key="editor.matting")
         self.structure_swap = SwapDesignName.parse(structure_swap, "editor.structure_swap")
         self.dtype = PRECISION_DTYPES[self.precision]
         self.networks_given = (id(smn), id(smpn), id(mask_head))  # which networks (not copies) it reads with

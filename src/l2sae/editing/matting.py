@@ -86,6 +86,18 @@ class AlphaMatting:
         if not 0.0 <= self.seam_strength <= 1.0:
             raise ConfigError(f"{self.key}.seam_strength: expected a number in [0, 1], got {self.seam_strength!r}")
 
+    def check_fits(self, side: int, key: str) -> None:
+        """Refuse a kernel too wide for images of ``side`` px, naming ``key``.kernel_size or .seam_kernel_size and the
+        largest allowed size (the blurs reflect the image at its border: half the kernel must be below the side)."""
+        largest = 2 * side - 1
+        for name in ("kernel_size", "seam_kernel_size"):
+            size = getattr(self, name)
+            if size is not None and size > largest:
+                raise ConfigError(
+                    f"{key}.{name}: {size} is too large for {side} px images (the blur reflects them at their "
+                    f"border); use an odd size of at most {largest}"
+                )
+
     def matte(self, masks: torch.Tensor) -> torch.Tensor:
         """Blur masks (B x 1 x H x W in [0, 1]) into the matte (same shape, in [0, 1])."""
         size = self.kernel_size or default_kernel_size(min(masks.shape[-2:]))
