@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from image_files import png_header
 from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -237,6 +238,16 @@ def test_files_over_max_upload_mb_are_refused(client, tmp_path):
         upload(client, heavy)
     with pytest.raises(pipeline.PhotoError, match="heavy.png is 0.2 MB; this page accepts photos up to 0.1 MB"):
         pipeline.open_upload(heavy, LIMITS)  # and the page's own check, for files that arrive otherwise
+
+
+def test_a_decompression_bomb_or_an_eps_file_is_a_message_naming_it(tmp_path):
+    bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(pipeline.PhotoError, match=r"bomb\.png is 100000 x 100000 px .* up to 0\.2 megapixels"):
+        pipeline.open_upload(bomb, LIMITS)
+    eps = tmp_path / "drawing.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(pipeline.PhotoError, match=r"drawing\.png is not an image; upload a PNG, JPEG or WebP"):
+        pipeline.open_upload(eps, LIMITS)
 
 
 def _config(*overrides):

@@ -1,12 +1,13 @@
 """One decoder for every path: training sets, edit.py and baselines see the same pixels of a file."""
 
+import subprocess
 import warnings
 
 import numpy as np
 import pytest
 import torch
 from image_files import exif_rotated_jpeg, png_header, sixteen_bit_png, truncated_jpeg
-from PIL import Image
+from PIL import Image, ImageFile
 
 from l2sae.data import ImageFolder
 from l2sae.editing.placement import fit_to_model
@@ -78,3 +79,60 @@ def test_max_pixels_is_configurable(tmp_path):
         open_image(path, max_pixels=4999)
     assert open_image(path, max_pixels=5000).size == (100, 50)
     assert open_image(path, max_pixels=None).size == (100, 50)
+
+
+def test_other_formats_never_reach_a_decoder_whatever_their_name(tmp_path, monkeypatch):
+    """An EPS file named .png would make Pillow run Ghostscript; BMP and GIF are not read either."""
+    from PIL import EpsImagePlugin
+
+    eps = tmp_path / "face.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with Image.open(eps) as image:
+        assert image.format == "EPS"  # what Pillow would decode it as, unrestricted
+    commands = []
+
+    def no_ghostscript(command, *args, **kwargs):
+        commands.append(command)
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", "gs")
+    monkeypatch.setattr(subprocess, "check_call", no_ghostscript)
+    bmp, gif = tmp_path / "bmp.png", tmp_path / "anim.jpg"
+    Image.new("RGB", (8, 8)).save(bmp, format="BMP")
+    Image.new("RGB", (8, 8)).save(gif, format="GIF")
+    for path in (eps, bmp, gif):
+        with pytest.raises(
+            ImageFileError, match=rf"{path.name}: not a readable image \(not a PNG, JPEG or WebP file\)"
+        ):
+            open_image(path)
+    assert commands == []
+
+
+def test_a_header_over_pillows_own_limit_is_measured_against_max_pixels(tmp_path, monkeypatch):
+    """A decompression bomb is named with its size and max_pixels; Pillow's constant limits nothing else."""
+    bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(ImageFileError, match=r"bomb\.png: 100000 x 100000 pixels is more than max_pixels=40000000"):
+        open_image(bomb)
+    big = png_header(tmp_path / "big.png", 20_000, 10_000)  # 200 megapixels: over twice Pillow's 89.5
+    assert 20_000 * 10_000 > 2 * Image.MAX_IMAGE_PIXELS
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+
+    def decoded(self, *args, **kwargs):
+        raise RuntimeError("decoding started")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    with pytest.raises(RuntimeError, match="decoding started"):  # max_pixels raised: the header check lets it through
+        open_image(big, max_pixels=200_000_000)
+    assert Image.MAX_IMAGE_PIXELS == pillow_limit  # lifted for the header read only
+
+
+def test_a_corrupt_exif_block_leaves_the_image_unrotated(tmp_path, caplog):
+    pixels = np.random.default_rng(0).integers(0, 255, (6, 10, 3), dtype=np.uint8)
+    garbage = b"Exif\x00\x00" + bytes(range(7, 40))  # not a TIFF header
+    for suffix in ("png", "webp"):
+        path = tmp_path / f"face.{suffix}"
+        Image.fromarray(pixels).save(path, exif=garbage, lossless=True)
+        with caplog.at_level("WARNING", logger="l2sae.utils.images"):
+            image = open_image(path)
+        assert np.array_equal(np.asarray(image), pixels)
+        assert f"face.{suffix}: corrupt EXIF block" in caplog.text

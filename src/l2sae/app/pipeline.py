@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.photo import PhotoEditResult, PreparedPhoto
 from l2sae.utils.errors import ImageFileError
-from l2sae.utils.images import open_image
+from l2sae.utils.images import open_image, opened_image
 
 MODES: dict[str, str] = {  # page label -> editor mode
     "random style": "style",
@@ -51,9 +51,9 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
             "(max_upload_mb). Make the photo smaller or start the app with a larger max_upload_mb."
         )
     try:
-        with Image.open(path) as image:
+        with opened_image(path) as image:  # the header only; PNG, JPEG and WebP files only
             width, height = image.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+    except ImageFileError as error:
         raise PhotoError(f"{name} is not an image; upload a PNG, JPEG or WebP photo") from error
     if width * height > limits.max_pixels:
         raise PhotoError(
@@ -61,7 +61,7 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
             f"up to {limits.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
         )
     try:
-        return open_image(path, "RGB", max_pixels=None)
+        return open_image(path, "RGB", limits.max_pixels)
     except ImageFileError as error:
         raise PhotoError(f"{name} could not be decoded: the file is corrupt or cut short ({error.problem})") from error
 

@@ -2,14 +2,21 @@
 
 Training sets, baseline folders, ``edit.py`` and the app all decode through :func:`open_image`, so a
 file gives the same pixels wherever it is read: EXIF orientation applied; grayscale, palette, CMYK and
-16-bit files turned into 8-bit RGB; transparency laid on white. The pixel count is read from the header
-and checked against ``max_pixels`` before anything is decoded, and the whole file is decoded (a
-truncated JPEG fails here, not half-way through a run). Images as tensors are float 3 x H x W in [-1, 1].
+16-bit files turned into 8-bit RGB; transparency laid on white. Only PNG, JPEG and WebP files reach a
+decoder (whatever their name; no other Pillow plugin, e.g. EPS through Ghostscript, ever runs). The pixel
+count is read from the header and checked against ``max_pixels`` (the only pixel limit: Pillow's own is
+lifted while the header is read) before anything is decoded, and the whole file is decoded (a truncated
+JPEG fails here, not half-way through a run). Images as tensors are float 3 x H x W in [-1, 1].
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +27,15 @@ from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 from l2sae.utils.errors import ImageFileError
 from l2sae.utils.files import atomic_path
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: a 6300 x 6300 photo; about 120 MB decoded
 _SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")  # the only Pillow plugins a file is offered to
 # what PIL raises for files that are not (whole, sane) images; a truncated file raises OSError on load
-_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError)
+_PILLOW_LIMIT = threading.Lock()  # held while Image.MAX_IMAGE_PIXELS is lifted for one header read
 
 
 def is_image_file(path: Path) -> bool:
@@ -64,9 +75,45 @@ def _eight_bit_rgb(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
+def _upright(image: Image.Image, name: str) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; unturned (and a warning naming ``name``) if its EXIF is corrupt."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (SyntaxError, ValueError, struct.error) as error:  # Pillow's TIFF reader on a damaged EXIF block
+        log.warning("%s: corrupt EXIF block (%s); the image is used as stored, not rotated", name, error)
+        return image
+
+
 def rgb_view(image: Image.Image) -> Image.Image:
     """8-bit RGB of an already decoded PIL image, converted like a file by :func:`open_image` (EXIF, alpha, 16-bit)."""
-    return _eight_bit_rgb(ImageOps.exif_transpose(image), "RGB")
+    return _eight_bit_rgb(_upright(image, "the image"), "RGB")
+
+
+@contextmanager
+def opened_image(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """``Image.open(path)`` offered to :data:`IMAGE_FORMATS` only, header read, nothing decoded.
+
+    Pillow's decompression-bomb limit is lifted (under a lock) for the header read: callers check the
+    size against their own ``max_pixels``. Raises :class:`ImageFileError` naming the file for anything
+    that is not a PNG, JPEG or WebP image, whatever its name.
+    """
+    try:
+        with _PILLOW_LIMIT:
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(path, formats=IMAGE_FORMATS)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+    except UnidentifiedImageError as error:
+        raise ImageFileError(
+            path,
+            "not a readable image (not a PNG, JPEG or WebP file)",
+            "convert it to one of these, or replace or delete the file",
+        ) from error
+    except _DECODE_ERRORS as error:  # a damaged header
+        raise ImageFileError(path, f"not a readable image ({type(error).__name__}: {error})") from error
+    with image:
+        yield image
 
 
 def open_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -78,21 +125,19 @@ def open_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | Non
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageFileError(
-                    path,
-                    f"{width} x {height} pixels is more than max_pixels={max_pixels}",
-                    "use a smaller image, or raise the max_pixels setting",
-                )
+    with opened_image(path) as image:
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageFileError(
+                path,
+                f"{width} x {height} pixels is more than max_pixels={max_pixels}",
+                "use a smaller image, or raise the max_pixels setting",
+            )
+        try:
             image.load()
-            return _eight_bit_rgb(ImageOps.exif_transpose(image), mode)
-    except _DECODE_ERRORS as error:
-        if isinstance(error, ImageFileError):
-            raise
-        raise ImageFileError(path, f"not a readable image ({type(error).__name__}: {error})") from error
+            return _eight_bit_rgb(_upright(image, str(path)), mode)
+        except _DECODE_ERRORS as error:
+            raise ImageFileError(path, f"not a readable image ({type(error).__name__}: {error})") from error
 
 
 def check_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
