@@ -19,7 +19,7 @@ from l2sae.evaluation.timing import TimingStats, measure_seconds
 from l2sae.evaluation.weights import MissingWeightsError, check_enabled, optional_metric
 from l2sae.losses import PerceptualDistance
 from l2sae.utils.errors import ConfigError
-from l2sae.utils.pretrained import UnsafeWeightsError
+from l2sae.utils.pretrained import UnsafeWeightsError, read_weights
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
@@ -178,6 +178,23 @@ def test_lpips_backbone_and_heads_with_code_are_refused_unrun(offline_empty_cach
     with pytest.raises(UnsafeWeightsError, match="alexnet-owt-7be5be79.pth.*could hold code"):
         PerceptualDistance("alex")  # the training loss reads the same file the same way
     assert not marker.exists()
+
+
+def test_empty_or_pickled_weight_files_get_one_clear_line(tmp_path):
+    """Issue: an empty file raised IndexError; a pickled module gave torch's whole multi-line text."""
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(
+        UnsafeWeightsError, match=r"empty\.pth: an empty file \(0 bytes\), not a PyTorch file\. Replace"
+    ):
+        read_weights(empty, expected="alexnet-owt-7be5be79.pth")
+    module = tmp_path / "module.pth"
+    torch.save(nn.Linear(2, 2), module)
+    with pytest.raises(UnsafeWeightsError) as info:
+        read_weights(module)
+    message = str(info.value)
+    assert message.startswith(f"{module}: holds pickled Python objects (Unsupported global: GLOBAL torch.nn")
+    assert "could hold code" in message and "\n" not in message and "\x1b" not in message
 
 
 def test_inception_weights_path_that_does_not_exist_names_the_key(tmp_path):

@@ -125,3 +125,66 @@ def test_partial_file_lists_missing_and_unexpected(tmp_path):
         and "missing key(s): G.ToRGB" in message
         and "1 unexpected key(s): E.extra.weight" in message
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_parts(tiny) -> tuple[dict, dict]:
+    """The config and E/G weights of ``tiny`` (a file of them is small)."""
+    state = {k: v.detach() for k, v in tiny.state_dict().items() if not k.startswith(("D.", "Dpatch."))}
+    return tiny.config.to_dict(), state
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"state_dict": None}, "'state_dict' is missing, not a dict"),
+    ({"config": None}, "'config' is missing, not a dict"),
+    ({"config": "none"}, "'config' is of type NoneType, not a dict"),
+    ({"state_dict": "list"}, "'state_dict' is of type list, not a dict"),
+    ({"extra": "list"}, "'extra' is of type list, not a dict"),
+    ({"state_dict": "ints"}, "'state_dict' entry 'E.FromRGB.Conv.weight' is of type int, not a named tensor"),
+])  # fmt: skip
+def test_damaged_saved_file_names_the_part(tiny_parts, tmp_path, change, message):
+    """Issue: KeyError / TypeError escaped for a l2sae-sae/1 dict with a part missing or of the wrong type."""
+    config, state = tiny_parts
+    payload = {"format": "l2sae-sae/1", "config": config, "state_dict": state, "extra": {}}
+    values = {"none": None, "list": [1, 2], "ints": {"E.FromRGB.Conv.weight": 1}}
+    for part, value in change.items():
+        if value is None:
+            del payload[part]
+        else:
+            payload[part] = values[value]
+    path = tmp_path / "smn.pt"
+    torch.save(payload, path)
+    for reader in (load_sae, read_extra):
+        with pytest.raises(CheckpointError, match=rf"smn\.pt: .*{message}.*export it again"):
+            reader(path)
+
+
+@pytest.mark.parametrize(("key", "shape", "message"), [
+    ("G.SpatialCodeModulation.scale.weight", (3,), "not a Swapping Autoencoder state dict"),
+    ("D.stylegan2_D.final_linear.0.weight", (0, 4), "damaged discriminator weights"),
+])  # fmt: skip
+def test_official_file_with_a_layer_of_impossible_shape_names_the_key(tmp_path, key, shape, message):
+    """Issue: IndexError (a 1-D weight) and ZeroDivisionError (an empty one) escaped the shape inference."""
+    state = torch.load(OFFICIAL_TINY, weights_only=True)
+    state[key] = torch.zeros(shape)
+    path = tmp_path / "latest_checkpoint.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=rf"latest_checkpoint\.pth: {message} \({key} has shape \[{shape[0]}"):
+        load_sae(path)
+
+
+def test_pickled_module_is_refused_for_safety_with_one_line_of_reason(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    with pytest.raises(CheckpointError) as info:
+        load_sae(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: holds pickled Python objects (Unsupported global: GLOBAL torch.nn")
+    assert "refused for safety" in message and "save_sae(model, path)" in message
+    assert "\n" not in message and "\x1b" not in message
+    assert "weights_only=False" not in message and "truncated" not in message
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(CheckpointError, match=rf"{tmp_path} is a folder; give the SAE checkpoint file in it"):
+        load_sae(tmp_path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import pickle
 import re
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 from l2sae.utils.files import atomic_path
+from l2sae.utils.pretrained import load_failure
 
 from .discriminator import DISCRIMINATOR_WIDTHS, discriminator_block_name
 from .patch_discriminator import PATCH_WIDTHS, patch_block_name
@@ -78,6 +80,10 @@ class _Contents:
 
 def _read(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> _Contents:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder; give the SAE checkpoint file in it (a .pt or .pth file, e.g. smn.pt)."
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"SAE checkpoint {path} does not exist. Pass an official SAE file (e.g. "
@@ -85,12 +91,17 @@ def _read(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
         )
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
-    except Exception as err:  # truncated zip, foreign pickle, ... : all mean "not a readable checkpoint"
+    except pickle.UnpicklingError as err:  # a pickled nn.Module, a class, code: never unpickled
         raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err}). The file may be truncated or corrupt: download or export it again."
+            f"{load_failure(path, err)}. Save the network's weights instead: save_sae(model, path) (or "
+            "torch.save(model.state_dict(), path) for an official-format file)."
+        ) from err
+    except Exception as err:  # empty or truncated zip, not a torch file: "not a readable checkpoint"
+        raise CheckpointError(
+            f"{load_failure(path, err)}. The file may be truncated or corrupt: download or export it again."
         ) from err
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
-        return _Contents(dict(obj["state_dict"]), dict(obj["config"]), dict(obj.get("extra") or {}))
+        return _saved_contents(obj, path)
     if isinstance(obj, Mapping) and "format" in obj:
         raise CheckpointError(
             f"{path}: unsupported checkpoint format {obj['format']!r}; this version reads {FORMAT!r} and official SAE files."
@@ -109,6 +120,30 @@ def _read(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
     raise CheckpointError(
         f"{path}: not a Swapping Autoencoder checkpoint (found {keys}); expected an official SAE state dict (E./G. keys) or a {FORMAT!r} file from save_sae."
     )
+
+
+def _saved_contents(obj: Mapping[str, Any], path: Path) -> _Contents:
+    """The parts of a :func:`save_sae` dict, their types checked: state_dict (name -> tensor), config and extra
+    (dicts; extra may be absent)."""
+    parts = {}
+    for part in ("state_dict", "config", "extra"):
+        value = obj.get(part)
+        if part == "extra" and value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            found = f"of type {type(value).__name__}" if part in obj else "missing"
+            raise CheckpointError(
+                f"{path}: a {FORMAT!r} file whose {part!r} is {found}, not a dict; the file is damaged or was not "
+                "written by save_sae: export it again."
+            )
+        parts[part] = dict(value)
+    for name, value in parts["state_dict"].items():
+        if not (isinstance(name, str) and isinstance(value, Tensor)):
+            raise CheckpointError(
+                f"{path}: 'state_dict' entry {name!r} is of type {type(value).__name__}, not a named tensor; the file is "
+                "damaged or was not written by save_sae: export it again."
+            )
+    return _Contents(parts["state_dict"], parts["config"], parts["extra"])
 
 
 def read_extra(path: str | os.PathLike) -> dict[str, Any]:
@@ -209,9 +244,23 @@ def _floor_fit(constraints: Iterable[tuple[float, int, int | None]], default: fl
     return _simplest(lo, hi, default) if lo < hi else None
 
 
-def _indexed(shapes: Mapping[str, tuple[int, ...]], pattern: str) -> dict[str, tuple[int, ...]]:
+def _indexed(shapes: Mapping[str, tuple[int, ...]], pattern: str) -> dict[str, str]:
+    """The keys matching ``pattern``, by its first group (a block's number or name)."""
     rx = re.compile(pattern)
-    return {m.group(1): shape for key, shape in shapes.items() if (m := rx.fullmatch(key))}
+    return {m.group(1): key for key in shapes if (m := rx.fullmatch(key))}
+
+
+class _ShapeError(ValueError):
+    """A tensor whose shape no SAE layer has (too few dimensions, or an empty one)."""
+
+
+def _dim(shapes: Mapping[str, tuple[int, ...]], key: str, axis: int) -> int:
+    """Size ``axis`` (at least 1) of the tensor ``key``: KeyError when it is absent, :class:`_ShapeError` when it
+    has no such axis or it is empty."""
+    shape = shapes[key]
+    if len(shape) <= axis or shape[axis] < 1:
+        raise _ShapeError(f"{key} has shape {list(shape)}, which the SAE layer of that name never has")
+    return shape[axis]
 
 
 def _fit_encoder(widths: list[int], texture: int, defaults: SAEConfig) -> dict[str, Any]:
@@ -250,22 +299,24 @@ def infer_config(
     overrides = dict(overrides or {})
     defaults = SAEConfig()
     try:
-        structure = shapes["E.ToSpatialCode.1.Conv.weight"][0]
-        texture = shapes["E.ToGlobalCode.0.weight"][0]
-        style_dim = shapes["G.SpatialCodeModulation.scale.weight"][1]
+        structure = _dim(shapes, "E.ToSpatialCode.1.Conv.weight", 0)
+        texture = _dim(shapes, "E.ToGlobalCode.0.weight", 0)
+        style_dim = _dim(shapes, "G.SpatialCodeModulation.scale.weight", 1)
         down = _indexed(shapes, r"E\.DownToSpatialCode\.ResBlockDownBy(\d+)\.conv2\.Conv\.weight")
         to_texture = _indexed(shapes, r"E\.DownToGlobalCode\.ConvLayerDownBy(\d+)\.Conv\.weight")
         widths = (
-            [shapes["E.FromRGB.Conv.weight"][0]]
-            + [down[n][0] for n in sorted(down, key=int)]
-            + [to_texture[n][0] for n in sorted(to_texture, key=int)]
+            [_dim(shapes, "E.FromRGB.Conv.weight", 0)]
+            + [_dim(shapes, down[n], 0) for n in sorted(down, key=int)]
+            + [_dim(shapes, to_texture[n], 0) for n in sorted(to_texture, key=int)]
         )
         heads = _indexed(shapes, r"G\.HeadResnetBlock(\d+)\.conv1\.conv\.weight")
         ups = _indexed(shapes, r"G\.UpsamplingResBlock(\d+)\.conv1\.conv\.weight")
-        up_widths = [ups[n][1] for n in sorted(ups, key=int)]
+        up_widths = [_dim(shapes, ups[n], 1) for n in sorted(ups, key=int)]
         antialias = shapes["G.UpsamplingResBlock16.conv1.conv.blur.kernel"] != (1, 1)
     except KeyError as err:
         raise CheckpointError(f"{source}: not a Swapping Autoencoder state dict (no key {err.args[0]}).") from err
+    except _ShapeError as err:
+        raise CheckpointError(f"{source}: not a Swapping Autoencoder state dict ({err}).") from err
     k = len(down)
     fields: dict[str, Any] = {
         "structure_channels": structure,
@@ -285,9 +336,13 @@ def infer_config(
     if with_discriminators:
         try:
             fields.update(_infer_discriminators(shapes, defaults))
+        except _ShapeError as err:
+            raise CheckpointError(
+                f"{source}: damaged discriminator weights ({err}); to load E and G only, pass with_discriminators=False and the whole config=SAEConfig(...)."
+            ) from err
         except (KeyError, ValueError) as err:
             raise CheckpointError(
-                f"{source}: incomplete discriminator weights (D. and Dpatch. keys): {err!r}; pass with_discriminators=False to load E and G only."
+                f"{source}: incomplete discriminator weights (D. and Dpatch. keys): {err!r}; to load E and G only, pass with_discriminators=False and the whole config=SAEConfig(...)."
             ) from err
     fields.update(overrides)
     if "crop_size" not in fields:
@@ -313,13 +368,18 @@ def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAECo
     """crop_size, patch_size and discriminator capacities and widths from the ``D.`` / ``Dpatch.`` shapes."""
     # the width entering the block named for resolution 2^i is the channel-table entry for 2^i
     d_in = _indexed(shapes, r"D\.stylegan2_D\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
-    d_seen = {2**i: d_in[discriminator_block_name(i)][1] for i in range(3, 11) if discriminator_block_name(i) in d_in}
-    d_top, d_flat = shapes["D.stylegan2_D.final_linear.0.weight"]  # ch[4] x (ch[4] * side^2)
+    d_seen = {
+        2**i: _dim(shapes, d_in[discriminator_block_name(i)], 1)
+        for i in range(3, 11)
+        if discriminator_block_name(i) in d_in
+    }
+    final = "D.stylegan2_D.final_linear.0.weight"  # ch[4] x (ch[4] * side^2)
+    d_top, d_flat = _dim(shapes, final, 0), _dim(shapes, final, 1)
     side = math.isqrt(d_flat // d_top)
     p_in = _indexed(shapes, r"Dpatch\.convs\.([0-9x]+)\.conv1\.Conv\.weight")
-    p_seen = {2**i: p_in[patch_block_name(i)][1] for i in range(3, 9) if patch_block_name(i) in p_in}
-    p_seen[4] = shapes["Dpatch.convs.5.conv1.Conv.weight"][1]
-    top = shapes["Dpatch.convs.6.Conv.weight"][0]
+    p_seen = {2**i: _dim(shapes, p_in[patch_block_name(i)], 1) for i in range(3, 9) if patch_block_name(i) in p_in}
+    p_seen[4] = _dim(shapes, "Dpatch.convs.5.conv1.Conv.weight", 1)
+    top = _dim(shapes, "Dpatch.convs.6.Conv.weight", 0)
     d_fit = [
         (2 * b, d_seen[r], d_top if capped else None) for r, (b, capped) in DISCRIMINATOR_WIDTHS.items() if r in d_seen
     ]
@@ -331,5 +391,5 @@ def _infer_discriminators(shapes: Mapping[str, tuple[int, ...]], defaults: SAECo
         "patch_discriminator_max_channels": top,
         "patch_discriminator_capacity": _floor_fit(p_fit, defaults.patch_discriminator_capacity),
         "discriminator_max_channels": d_top,
-        "patch_discriminator_pair_width": shapes["Dpatch.pairlinear.0.weight"][0],
+        "patch_discriminator_pair_width": _dim(shapes, "Dpatch.pairlinear.0.weight", 0),
     }

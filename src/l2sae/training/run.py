@@ -31,6 +31,7 @@ from l2sae.nn.checkpoint import CheckpointError
 from l2sae.utils.curves import learning_curve, plot_curves
 from l2sae.utils.errors import ConfigError, unwrapped
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
+from l2sae.utils.pretrained import unpickling_reason
 from l2sae.utils.tables import metrics_summary
 from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
@@ -283,7 +284,7 @@ def train_stage(
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"ckpt_path: {ckpt_path} holds more than weights and plain data (it could hold code), so it is not "
-            f"loaded; resume from a checkpoint written by this project's training ({str(error).splitlines()[0]})"
+            f"loaded; resume from a checkpoint written by this project's training ({unpickling_reason(error)})"
         ) from error
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     if trainer.is_global_zero:

@@ -11,6 +11,8 @@ from a configured path or the torch hub cache (``$TORCH_HOME/hub/checkpoints/``,
 from __future__ import annotations
 
 import inspect
+import pickle
+import re
 import warnings
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -80,6 +82,35 @@ def explain_download_failure(filename: str, key: str | None) -> Iterator[None]:
         raise MissingWeightsError(filename, key) from error
 
 
+def load_failure(path: str | Path, error: Exception) -> str:
+    """Why ``torch.load(path, weights_only=True)`` raised ``error``, in one line naming ``path`` (no advice).
+
+    Pickled Python objects (a saved ``nn.Module``, a class, code): refused for safety, with torch's reason
+    (e.g. "Unsupported global: GLOBAL x.Y ...") alone, without its multi-line text and terminal colour codes.
+    Anything else: the file is not a readable PyTorch file (empty, truncated, another kind of file).
+    """
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            f"{path}: holds pickled Python objects ({unpickling_reason(error)}), which are refused for safety as "
+            "they could hold code (weight files are read with torch.load(weights_only=True))"
+        )
+    if isinstance(error, EOFError) and Path(path).stat().st_size == 0:
+        return f"{path}: an empty file (0 bytes), not a PyTorch file"
+    reason = _first_sentence(str(error))
+    return f"{path}: not a readable PyTorch file ({type(error).__name__}{': ' + reason if reason else ''})"
+
+
+def unpickling_reason(error: pickle.UnpicklingError) -> str:
+    """torch's reason for refusing a pickle under ``weights_only=True`` (e.g. "Unsupported global: ..."), one line."""
+    return _first_sentence(str(error).rpartition("WeightsUnpickler error:")[2]) or "not plain data"
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the first non-blank line of ``text``, terminal colour codes removed ('' if none)."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if line.strip()]
+    return re.split(r"(?<=\.)\s", lines[0], maxsplit=1)[0].rstrip(".") if lines else ""
+
+
 def read_weights(path: str | Path, expected_keys: Collection[str] = (), expected: str = "") -> dict[str, Tensor]:
     """A state dict (name -> tensor) read with ``weights_only=True``; it must hold ``expected_keys``.
 
@@ -87,10 +118,9 @@ def read_weights(path: str | Path, expected_keys: Collection[str] = (), expected
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickled code, a truncated file, not a torch file at all
+    except Exception as error:  # pickled code, an empty or truncated file, not a torch file at all
         raise UnsafeWeightsError(
-            f"{path}: not a plain PyTorch state dict ({type(error).__name__}: {str(error).splitlines()[0]}); it is "
-            f"refused because it could hold code. Replace it with {expected or 'the original file'}."
+            f"{load_failure(path, error)}. Replace it with {expected or 'the original file'}."
         ) from error
     if not isinstance(state, dict) or not all(isinstance(value, Tensor) for value in state.values()):
         raise UnsafeWeightsError(f"{path}: not a state dict of tensors; expected {expected or 'a state dict'}.")
