@@ -25,8 +25,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 gradio_client = pytest.importorskip("gradio_client")
 
 from l2sae.app import pipeline  # noqa: E402
+from l2sae.app.page import EditorPage  # noqa: E402
 from l2sae.app.run import run, settings_from_config  # noqa: E402
-from l2sae.app.server import AppSettings, RunningApp  # noqa: E402
+from l2sae.app.server import AppSettings, RunningApp, draw_examples  # noqa: E402
 from l2sae.editing import L2SAEEditor  # noqa: E402
 from l2sae.utils.errors import ConfigError  # noqa: E402
 
@@ -238,6 +239,19 @@ def test_files_over_max_upload_mb_are_refused(client, tmp_path):
         upload(client, heavy)
     with pytest.raises(pipeline.PhotoError, match="heavy.png is 0.2 MB; this page accepts photos up to 0.1 MB"):
         pipeline.open_upload(heavy, LIMITS)  # and the page's own check, for files that arrive otherwise
+
+
+def test_a_long_upload_name_gives_result_files_under_the_name_limit(editor, tmp_path):
+    """Issue: a long upload stem with every region made a result name over 255 bytes ("File name too long")."""
+    examples = draw_examples(tmp_path / "examples", editor.image_size, 1)
+    page = EditorPage(editor, LIMITS, tmp_path / "work", examples)
+    rois = list(editor.slicing.roi_names)
+    for stem in ("a" * 200, "é" * 110):
+        upload = tmp_path / f"{stem}.png"
+        upload.write_bytes(examples[0].read_bytes())
+        result = Path(page.upload(str(upload), None, "all faces", rois, "random style", 1.0, 0)[4])
+        assert result.name == f"{stem.encode()[:80].decode()}_style_{'+'.join(rois)}.png"
+        assert np.array_equal(pixels(result), editor_result(editor, upload, rois))
 
 
 def test_a_decompression_bomb_or_an_eps_file_is_a_message_naming_it(tmp_path):

@@ -7,6 +7,7 @@ from PIL import Image
 
 from l2sae.editing.placement import Placement, fit_to_model, paste_back
 from l2sae.utils.errors import ImageFileError
+from l2sae.utils.files import atomic_write_text
 from l2sae.utils.images import check_image, list_images, read_image, write_image
 
 
@@ -102,6 +103,16 @@ def test_paste_back_keeps_untouched_pixels_exactly(mode):
     assert not changed[:, left + 40 :].any() and not changed[top + 30 :].any()
     # an unedited view gives back the original bit for bit
     assert torch.equal(paste_back(original, view, view, placement), original)
+
+
+def test_atomic_writes_take_the_longest_names_the_file_system_takes(tmp_path):
+    """Issue: the temporary name added ~22 characters, so a valid 240-character name failed (ENAMETOOLONG)."""
+    image = torch.ones(3, 4, 4)
+    names = [f"{'a' * 250}.png", f"{'é' * 125}.png"]  # 254 bytes each; the limit is 255
+    for name in names:
+        assert torch.equal(read_image(write_image(image, tmp_path / name)), image)
+    atomic_write_text(tmp_path / f"{'b' * 250}.txt", "done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, f"{'b' * 250}.txt"])  # no temporary left
 
 
 def test_write_image_round_trip_is_atomic(tmp_path):

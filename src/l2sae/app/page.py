@@ -34,6 +34,7 @@ MATTE_TINT = np.array([255.0, 40.0, 40.0])  # the region drawn over the input
 IMAGE_HEIGHT = 300  # px on the page of input, mask and result
 EDIT_LOCK = "editor"  # concurrency id shared by every event that runs the networks
 SESSION_TTL_S = 3 * 3600  # a session's photo is forgotten this long after its last change
+RESULT_STEM_BYTES = 80  # of the upload's name in a result's file name (file names hold 255 bytes)
 
 
 @dataclass(eq=False)
@@ -66,6 +67,11 @@ def matte_overlay(photo: np.ndarray, matte: np.ndarray) -> Image.Image:
 
 def _upload_name(path: str | Path) -> str:
     return Path(path).name  # Gradio keeps the uploaded file's own name inside its cache folder
+
+
+def _result_stem(name: str) -> str:
+    """The upload's name without its suffix, cut to :data:`RESULT_STEM_BYTES` bytes (whole UTF-8 characters)."""
+    return Path(name).stem.encode()[:RESULT_STEM_BYTES].decode(errors="ignore")
 
 
 class EditorPage:
@@ -115,7 +121,7 @@ class EditorPage:
         prepared = self._photo(session, face)
         result = pipeline.edit(self.editor, prepared, rois, mode, strength=float(strength), seed=seed, partner=partner)
         seconds = time.perf_counter() - started
-        stem = f"{Path(session.name).stem}_{mode}_{'+'.join(rois)}"
+        stem = f"{_result_stem(session.name)}_{mode}_{'+'.join(rois)}"
         result_path = _save(result.image, session.folder / f"{stem}.png", "PNG", compress_level=1)
         overlay = matte_overlay(prepared.aligned.image, result.matte)
         overlay_path = _save(overlay, session.folder / "mask.jpg", "JPEG", quality=90)

@@ -14,11 +14,17 @@ from pathlib import Path
 
 from l2sae.utils.errors import ConfigError
 
+TEMPORARY_STEM_CHARS = 40  # of the target's name in its temporary name: recognisable, and short enough for any target
+
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A fresh hidden name beside ``path`` (same folder, same file system) for a file or folder being built."""
+    """A fresh hidden name beside ``path`` (same folder, same file system) for a file or folder being built.
+
+    At most 58 characters whatever the length of ``path``'s name: a target name that the file system accepts
+    (255 bytes) always has a temporary name it accepts too.
+    """
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    return path.with_name(f".{path.name[:TEMPORARY_STEM_CHARS]}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 @contextmanager
