@@ -25,7 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 gradio_client = pytest.importorskip("gradio_client")
 
 from l2sae.app import pipeline  # noqa: E402
-from l2sae.app.page import EditorPage  # noqa: E402
+from l2sae.app.page import SESSION_TTL_S, EditorPage  # noqa: E402
 from l2sae.app.run import run, settings_from_config  # noqa: E402
 from l2sae.app.server import AppSettings, RunningApp, draw_examples  # noqa: E402
 from l2sae.editing import L2SAEEditor  # noqa: E402
@@ -252,6 +252,12 @@ def test_a_long_upload_name_gives_result_files_under_the_name_limit(editor, tmp_
         result = Path(page.upload(str(upload), None, "all faces", rois, "random style", 1.0, 0)[4])
         assert result.name == f"{stem.encode()[:80].decode()}_style_{'+'.join(rois)}.png"
         assert np.array_equal(pixels(result), editor_result(editor, upload, rois))
+
+
+def test_gradio_removes_its_cached_copies_after_a_session_lifetime(editor, tmp_path):
+    """Issue: every edit left a full-size PNG in Gradio's cache for as long as the app ran."""
+    demo = EditorPage(editor, LIMITS, tmp_path, []).build()
+    assert demo.delete_cache == (SESSION_TTL_S // 4, SESSION_TTL_S) == (2700, 3 * 3600)
 
 
 def test_a_decompression_bomb_or_an_eps_file_is_a_message_naming_it(tmp_path):

@@ -34,6 +34,9 @@ MATTE_TINT = np.array([255.0, 40.0, 40.0])  # the region drawn over the input
 IMAGE_HEIGHT = 300  # px on the page of input, mask and result
 EDIT_LOCK = "editor"  # concurrency id shared by every event that runs the networks
 SESSION_TTL_S = 3 * 3600  # a session's photo is forgotten this long after its last change
+# Gradio's cached copies (uploads, results shown or offered for download) older than a session's lifetime are
+# removed every quarter of it; a copy handed out again is touched, so nothing a live page shows goes missing
+CACHE_CLEANUP = (SESSION_TTL_S // 4, SESSION_TTL_S)  # (every ... s, files older than ... s)
 RESULT_STEM_BYTES = 80  # of the upload's name in a result's file name (file names hold 255 bytes)
 
 
@@ -217,7 +220,7 @@ class EditorPage:
     def build(self) -> gr.Blocks:
         """The page's components and events; API names: upload, reference, donor, edit, new_style, mode."""
         rois = list(self.editor.slicing.roi_names)
-        with gr.Blocks(title="L2SAE interactive editor") as demo:
+        with gr.Blocks(title="L2SAE interactive editor", delete_cache=CACHE_CLEANUP) as demo:
             session = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda s: s and s.close())
             gr.Markdown(
                 "# L2SAE interactive editor\n"
