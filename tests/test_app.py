@@ -260,6 +260,15 @@ def test_gradio_removes_its_cached_copies_after_a_session_lifetime(editor, tmp_p
     assert demo.delete_cache == (SESSION_TTL_S // 4, SESSION_TTL_S) == (2700, 3 * 3600)
 
 
+def test_a_busy_port_is_a_config_error_naming_it(editor):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^port: {port} is in use on 127\.0\.0\.1 .*choose another with port=N"):
+            RunningApp(editor, AppSettings(port=port, limits=LIMITS, num_examples=1))
+
+
 def test_a_decompression_bomb_or_an_eps_file_is_a_message_naming_it(tmp_path):
     bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
     with pytest.raises(pipeline.PhotoError, match=r"bomb\.png is 100000 x 100000 px .* up to 0\.2 megapixels"):

@@ -19,6 +19,7 @@ from PIL import Image
 from l2sae.app.pipeline import UploadLimits
 from l2sae.data.synthfaces import draw_face
 from l2sae.editing import L2SAEEditor
+from l2sae.utils.errors import ConfigError
 from l2sae.utils.images import list_images
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,15 @@ def draw_examples(folder: Path, size: int, count: int, seed: int = EXAMPLE_SEED)
     return paths
 
 
+def _busy_port(settings: AppSettings) -> str:
+    """The message for a server that could not listen (Gradio's OSError "Cannot find empty port ...")."""
+    where = f"{settings.port} is" if settings.port is not None else "every port tried from 7860 on is"
+    return (
+        f"port: {where} in use on {settings.host} (or {settings.host} is not an address of this machine); choose "
+        "another with port=N, or port=null for the first free one from 7860"
+    )
+
+
 class RunningApp:
     """A started page: ``url``; ``close()`` stops the server and removes the temporary folder."""
 
@@ -65,14 +75,19 @@ class RunningApp:
                 examples += list_images(settings.examples_dir, key="examples_dir")
             self.demo = EditorPage(editor, settings.limits, self.workdir, examples).build()
             self.demo.queue(default_concurrency_limit=1)
-            _, self.url, self.share_url = self.demo.launch(
-                server_name=settings.host,
-                server_port=settings.port,
-                share=settings.share,
-                prevent_thread_lock=True,
-                max_file_size=int(settings.limits.max_upload_mb * 2**20),
-                quiet=True,
-            )
+            try:
+                _, self.url, self.share_url = self.demo.launch(
+                    server_name=settings.host,
+                    server_port=settings.port,
+                    share=settings.share,
+                    prevent_thread_lock=True,
+                    max_file_size=int(settings.limits.max_upload_mb * 2**20),
+                    quiet=True,
+                )
+            except OSError as error:
+                if "Cannot find empty port" not in str(error):
+                    raise
+                raise ConfigError(_busy_port(settings)) from error
             log.info("uploads and results go to %s (removed when the app stops)", self.workdir)
         except BaseException:
             self.close()
