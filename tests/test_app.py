@@ -269,6 +269,15 @@ def test_a_busy_port_is_a_config_error_naming_it(editor):
             RunningApp(editor, AppSettings(port=port, limits=LIMITS, num_examples=1))
 
 
+def test_no_face_found_says_what_to_do_on_the_page(editor):
+    """Issue: the message told users to set align=none, which the page has no control for."""
+    with pytest.raises(pipeline.PhotoError) as info:
+        pipeline.prepare(editor, Image.new("RGB", (120, 90), (200, 190, 170)), "wall.png")
+    message = str(info.value)
+    assert message.startswith("wall.png: no face found; upload a photo with a frontal face at least ~40 px wide")
+    assert "exactly 64 x 64 px" in message and "align" not in message
+
+
 def test_a_decompression_bomb_or_an_eps_file_is_a_message_naming_it(tmp_path):
     bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
     with pytest.raises(pipeline.PhotoError, match=r"bomb\.png is 100000 x 100000 px .* up to 0\.2 megapixels"):
@@ -290,8 +299,11 @@ def test_config_defaults_are_local_and_checked(tmp_path):
     assert settings.limits == pipeline.UploadLimits(max_upload_mb=20, max_pixels=40_000_000)
     with pytest.raises(ConfigError, match="examples_dir"):
         settings_from_config(_config(f"examples_dir={tmp_path / 'missing'}"))
-    with pytest.raises(ConfigError, match="max_upload_mb"):
+    with pytest.raises(ConfigError, match="max_upload_mb: expected a positive number of MiB"):
         settings_from_config(_config("max_upload_mb=0"))
+    assert settings_from_config(_config("max_upload_mb=0.5")).limits.max_upload_mb == 0.5
+    with pytest.raises(ConfigError, match="max_pixels: expected a positive integer, got 0"):
+        settings_from_config(_config("max_pixels=0"))
 
 
 def test_without_checkpoints_it_names_the_training_command(tmp_path):

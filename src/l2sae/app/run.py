@@ -40,9 +40,13 @@ ConfigStore.instance().store(name="app_schema", node=AppConfig)
 
 def settings_from_config(cfg: DictConfig) -> AppSettings:
     """The page's settings, their meaning checked (their types: :class:`AppConfig`); errors name the key."""
-    for key in ("max_upload_mb", "max_pixels", "num_examples"):
-        if cfg[key] < (0 if key == "num_examples" else 1):
-            raise ConfigError(f"{key}: expected a positive number, got {cfg[key]!r}")
+    if not cfg.max_upload_mb > 0:
+        raise ConfigError(
+            f"max_upload_mb: expected a positive number of MiB (e.g. 0.5 or 20), got {cfg.max_upload_mb!r}"
+        )
+    for key, least, what in (("max_pixels", 1, "a positive"), ("num_examples", 0, "a non-negative")):
+        if cfg[key] < least:
+            raise ConfigError(f"{key}: expected {what} integer, got {cfg[key]!r}")
     if cfg.port is not None and not 0 < cfg.port < 65536:
         raise ConfigError(f"port: expected a TCP port (1-65535) or null, got {cfg.port!r}")
     if cfg.examples_dir and not os.path.isdir(cfg.examples_dir):

@@ -16,6 +16,7 @@ from l2sae.photos.drawing import draw_faces
 from l2sae.photos.faces import (
     Align,
     AlignedPhoto,
+    FaceNotFoundError,
     NoFaceError,
     PhotoFace,
     check_face_choice,
@@ -28,6 +29,7 @@ from l2sae.photos.reading import PhotoError, load_photo
 __all__ = [
     "Align",
     "AlignedPhoto",
+    "FaceNotFoundError",
     "DetectedFace",
     "FaceModelsMissingError",
     "NoFaceError",

@@ -31,6 +31,10 @@ class NoFaceError(PhotoError):
     """No face to edit in a photo (none found, or all too small); the message names the photo."""
 
 
+class FaceNotFoundError(NoFaceError):
+    """The detector found no face at all in a photo."""
+
+
 @dataclass(frozen=True, eq=False)
 class PhotoFace:
     """One face of a photo. box: (left, top, right, bottom) px and score: the detector's (None when the
@@ -196,7 +200,7 @@ def find_faces(
                     image, name, size, "as_is", [_face(largest, image_quad(size, size), size, reason=reason)]
                 )
         if not detected:
-            raise NoFaceError(
+            raise FaceNotFoundError(
                 f"{name}: no face found (dlib's frontal face detector); use a photo with a frontal face at least "
                 "~40 px wide, or align=none to edit the whole picture"
             )
