@@ -124,7 +124,7 @@ def run_case(
     with tempfile.TemporaryDirectory() as workdir:
         module = build_module(network, preset, Path(workdir))
     size = module.sae.config.crop_size
-    with_r1 = network == "smn" and module.trains_discriminators
+    with_r1 = network == "smn" and module.weights.applies_r1
     warmup = max(warmup, 1)  # the first batch is counted (FLOPs), never timed
     steps = warmup + runs + int(with_r1)
     if with_r1:  # the R1 step runs when the counter reaches a multiple of r1_every: make it the last batch

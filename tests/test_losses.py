@@ -125,6 +125,30 @@ def test_r1_loss_is_half_lambda_times_gradient_norm(tiny_sae, real):
     tiny_sae.zero_grad(set_to_none=True)
 
 
+@pytest.mark.parametrize(
+    ("weights", "image", "patch"),
+    [
+        (SAELossWeights(), True, True),
+        (SAELossWeights(r1=0.0, patch_r1=0.0), False, False),
+        (SAELossWeights(gan=0.0, patch_r1=0.0), False, False),  # image R1 of an untrained D: nothing to do
+        (SAELossWeights(gan=0.0), False, True),
+        (SAELossWeights(patch_gan=0.0), True, False),
+    ],
+)
+def test_r1_terms_apply_only_to_trained_discriminators(tiny_sae, real, weights, image, patch):
+    assert (weights.applies_image_r1, weights.applies_patch_r1, weights.applies_r1) == (image, patch, image or patch)
+    patches = PatchSampling(size=tiny_sae.config.patch_size, num_crops=2)
+    torch.manual_seed(1)
+    penalty = sae_r1_loss(tiny_sae, real, weights, patches)["D_R1"]
+    torch.manual_seed(1)
+    patch_only = sae_r1_loss(tiny_sae, real, SAELossWeights(r1=0.0, patch_r1=weights.patch_r1), patches)["D_R1"]
+    image_only = sae_r1_loss(tiny_sae, real, SAELossWeights(r1=weights.r1, patch_r1=0.0), None)["D_R1"]
+    expected = (image_only if image else 0.0) + (patch_only if patch else 0.0)
+    assert torch.allclose(penalty, torch.as_tensor(expected), rtol=1e-5)
+    assert penalty.requires_grad == weights.applies_r1
+    tiny_sae.zero_grad(set_to_none=True)
+
+
 def test_image_distance_l1_and_frozen_lpips():
     images, targets = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
     assert torch.allclose(image_distance(images, targets, 0.5, 0.0, None), 0.5 * (images - targets).abs().mean())

@@ -12,9 +12,10 @@ import torch
 from tiny_networks import TINY_SLICING
 from train_helpers import BRIEF_MASK_HEAD, L1_SMPN_LOSS, RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
+from l2sae.losses import sae_r1_loss
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
-from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run
+from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run, smn
 from l2sae.training.base import check_lr_decay, lr_decay_factor
 from l2sae.training.smpn import SMPNLoss, foreground_weights
 from l2sae.utils.errors import ConfigError
@@ -29,6 +30,21 @@ def test_fast_dev_run_smn_exports_a_loadable_sae(tmp_path, data_dir):
     assert smn.has_discriminators and read_extra(run_dir / "smn.pt") == {"kind": "smn"}
     assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
     assert (tmp_path / "logs" / "latest").resolve() == run_dir.resolve()
+
+
+@pytest.mark.parametrize(
+    ("weights", "r1_steps"),
+    [
+        (["loss.sae.weights.r1=0", "loss.sae.weights.patch_r1=0"], 0),  # raised "does not require grad" before
+        (["loss.sae.weights.r1=0"], 1),
+    ],
+)
+def test_the_lazy_r1_step_runs_only_where_an_r1_term_applies(tmp_path, data_dir, monkeypatch, weights, r1_steps):
+    calls = []
+    monkeypatch.setattr(smn, "sae_r1_loss", lambda *args: calls.append(args) or sae_r1_loss(*args))
+    overrides = ["model=smn", "trainer=debug", "callbacks.image_grid=null", "loss.sae.r1_every=1", *weights]
+    metrics = run(compose_train(tmp_path / "logs" / "run", data_dir, overrides))
+    assert len(calls) == r1_steps and 0 < metrics["val/rec_l1"] < 2
 
 
 def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_dir, start_checkpoint, caplog):

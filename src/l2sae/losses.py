@@ -28,6 +28,21 @@ class SAELossWeights:
     r1: float = 10.0
     patch_r1: float = 1.0
 
+    @property
+    def applies_image_r1(self) -> bool:
+        """Image R1 applies: it has a weight and the image discriminator is trained (``gan > 0``)."""
+        return self.r1 > 0 and self.gan > 0
+
+    @property
+    def applies_patch_r1(self) -> bool:
+        """Patch R1 applies: it has a weight and the patch discriminator is trained (``patch_gan > 0``)."""
+        return self.patch_r1 > 0 and self.patch_gan > 0
+
+    @property
+    def applies_r1(self) -> bool:
+        """A lazy R1 step has something to do (the official code runs it only then)."""
+        return self.applies_image_r1 or self.applies_patch_r1
+
 
 @dataclass(frozen=True)
 class PatchSampling:
@@ -118,13 +133,14 @@ def sae_r1_loss(model: nn.Module, real: Tensor, weights: SAELossWeights, patches
     """R1 of the image discriminator plus (with ``patches``) patch R1 on two fresh crop sets: ``{"D_R1": scalar}``.
 
     Per sample: ``0.5 * r1 * |dD/dx|^2 + 0.25 * patch_r1 * (|dDp/dreal|^2 + |dDp/dtarget|^2)``, averaged
-    over the batch. The lazy-regularisation factor (x R1_once_every) is the caller's.
+    over the batch; each term only where it applies to a trained discriminator (``weights.applies_image_r1``,
+    ``weights.applies_patch_r1``). The lazy-regularisation factor (x R1_once_every) is the caller's.
     """
     penalty = real.new_zeros(real.shape[0])
-    if weights.r1 > 0:
+    if weights.applies_image_r1:
         real = real.detach().requires_grad_(True)
         penalty = penalty + r1_penalty(model.discriminator(real), real) * (0.5 * weights.r1)
-    if patches is not None and weights.patch_r1 > 0:
+    if patches is not None and weights.applies_patch_r1:
         patch_d = model.patch_discriminator
         real_patches = patches.crops(real.detach()).requires_grad_(True)
         target_patches = patches.crops(real.detach()).requires_grad_(True)

@@ -23,9 +23,10 @@ class SMNModule(SAETrainingModule):
     """Official SAE training (SAE_FACTS sections 7-8) under Lightning's manual optimisation.
 
     Each training step takes one batch (B x 3 x H x W in [-1, 1], B even per device) and runs a
-    discriminator step, every ``r1_every``-th discriminator step a lazy R1 step (penalty x r1_every),
-    then an encoder/generator step. The official loop draws a new batch for each of D and G; here both
-    use the same batch.
+    discriminator step, every ``r1_every``-th discriminator step a lazy R1 step (penalty x r1_every; only
+    where an R1 weight applies to a trained discriminator, as in the official code), then an
+    encoder/generator step. The official loop draws a new batch for each of D and G; here both use the
+    same batch.
 
     backbone: ``conf/backbone`` mapping (SAEConfig fields); its ``checkpoint`` entry, when set, is an SAE
         file to start from (official ``latest_checkpoint.pth`` or our ``smn.pt``).
@@ -72,9 +73,8 @@ class SMNModule(SAETrainingModule):
             self.optimize(discriminator_optimizer, discriminator_losses)
             losses.update(discriminator_losses)
             self.sae.num_discriminator_iters += 1
-            if int(self.sae.num_discriminator_iters) % self.r1_every == 0:
-                patches = self.patches if self.weights.patch_gan > 0 else None
-                r1 = sae_r1_loss(self.sae, real, self.weights, patches)
+            if self.weights.applies_r1 and int(self.sae.num_discriminator_iters) % self.r1_every == 0:
+                r1 = sae_r1_loss(self.sae, real, self.weights, self.patches)
                 self.optimize(discriminator_optimizer, {"D_R1": r1["D_R1"] * self.r1_every})
                 losses.update(r1)
             self.untoggle_optimizer(discriminator_optimizer)
