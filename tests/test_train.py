@@ -81,6 +81,25 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
 
+def test_a_stage_image_size_reaches_its_module_and_synthetic_set(tmp_path, start_checkpoint):
+    """``model.smpn.data.image_size`` sizes that stage's module record and synthetic drawing, not the global 64."""
+    data_dir, run_dir = tmp_path / "data", tmp_path / "logs" / "run"
+    overrides = [
+        "model=smpn",
+        "trainer=debug",
+        "callbacks.image_grid=null",
+        f"model.smpn.module.init_checkpoint={start_checkpoint}",
+        "model.smpn.module.mask_head=null",
+        "+model.smpn.data.image_size=128",
+        "data.synthetic.n=12",
+    ]
+    cfg = compose_train(run_dir, data_dir, overrides)
+    assert cfg.data.image_size == 64
+    run(cfg)
+    assert read_extra(run_dir / "smpn.pt")["image_size"] == 128
+    assert json.loads((data_dir / "synthfaces" / "synthfaces.json").read_text())["size"] == 128
+
+
 def test_zero_steps_from_a_trained_smpn_distil_a_new_mask_head_and_leave_its_weights(
     tmp_path, data_dir, start_checkpoint
 ):

@@ -2,7 +2,8 @@
 
 A run trains the stages listed in ``cfg.model`` in order (the quick start: ``smn`` then ``smpn``). A stage is
 ``{module: <LightningModule config>, export: <path of the exported SAE>, trainer: {...}, data: {...}}``; its
-``trainer`` and ``data`` entries override ``cfg.trainer`` / ``cfg.data`` for that stage only. The run folder
+``trainer`` and ``data`` entries override ``cfg.trainer`` / ``cfg.data`` for that stage only (a stage's
+``data.image_size`` also sizes its synthetic set and the SMPN's recorded ``image_size``). The run folder
 (``cfg.paths.output_dir``) receives ``config.yaml`` (resolved), ``checkpoints/<stage>/last.ckpt``, each stage's
 export (``smn.pt``, ``smpn.pt``), ``grid.png`` and ``metrics.json``; ``${paths.log_dir}/latest`` then points at it.
 """
@@ -143,14 +144,14 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         raise ConfigError(str(error)) from error
     produced: set[str] = set()
     for name, stage in stages.items():
-        datamodule = instantiate(stage_config(cfg.data, stage.get("data")))
+        datamodule = instantiate(stage_config(cfg, "data", stage))
         try:
             backbone.check_image_size(datamodule.image_size, datamodule.image_size, key="data.image_size")
         except ValueError as error:
             raise ConfigError(str(error)) from error
         module = stage.module
         check_optimizer(module.get("optimizer"), f"model.{name}.module.optimizer")
-        max_steps = stage_config(cfg.trainer, stage.get("trainer")).get("max_steps", -1)
+        max_steps = stage_config(cfg, "trainer", stage).get("max_steps", -1)
         if check_lr_decay(module.get("lr_decay")) and max_steps < 0:
             raise ConfigError(
                 f"model.{name}.module.lr_decay: a decaying learning rate needs trainer.max_steps (model.{name}.trainer"
@@ -232,11 +233,12 @@ def resume_paths(ckpt_path: str | Mapping | None, stages: Mapping[str, DictConfi
     return paths
 
 
-def stage_config(group: DictConfig, overrides: DictConfig | None) -> DictConfig:
-    """A group's config (``cfg.data``, ``cfg.trainer``) with a stage's overrides merged in (resolved, so it
-    stands alone; the overrides may add keys)."""
-    merged = OmegaConf.merge(OmegaConf.to_container(group, resolve=True), overrides or {})
-    return OmegaConf.create(OmegaConf.to_container(merged, resolve=True))
+def stage_config(cfg: DictConfig, group: str, stage: DictConfig) -> DictConfig:
+    """``cfg[group]`` (``data``, ``trainer``) with the stage's overrides ``stage[group]`` merged in (they may add
+    keys), then resolved so that it stands alone; interpolations resolve after the merge, so the group's own
+    (``data.synthetic.size: ${data.image_size}``) read the stage's values."""
+    merged = OmegaConf.merge(OmegaConf.to_container(cfg), {group: stage.get(group) or {}})
+    return OmegaConf.create(OmegaConf.to_container(merged[group], resolve=True))
 
 
 # ---- one stage -----------------------------------------------------------------------------------
@@ -255,8 +257,8 @@ def train_stage(
     file then reaches every rank from rank 0 (:func:`~l2sae.training.distributed.handoff`).
     Returns the validation metrics, the trainer and rank 0's run folder (agreed once the process group exists).
     """
-    datamodule = instantiate(stage_config(cfg.data, stage.get("data")))
-    overrides = {}
+    datamodule = instantiate(stage_config(cfg, "data", stage))
+    overrides = {"image_size": datamodule.image_size} if "image_size" in stage.module else {}
     if "roi_names" in stage.module and stage.module.roi_names is None:
         overrides["roi_names"] = list(datamodule.roi_names)
     with handoff(handoff_from, stage_start(cfg, stage)) if handoff_from else nullcontext() as start:
@@ -267,7 +269,7 @@ def train_stage(
         module = instantiate(stage.module, **overrides)
     agreement = RunFolderAgreement(cfg.paths.output_dir)
     trainer = instantiate(
-        stage_config(cfg.trainer, stage.get("trainer")),
+        stage_config(cfg, "trainer", stage),
         callbacks=[*instantiate_callbacks(cfg.get("callbacks"), name), agreement],
         logger=instantiate_loggers(cfg, logger_prefix) or False,
     )
