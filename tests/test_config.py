@@ -1,11 +1,13 @@
 """Training configs: every group option composes, slicing schemes are valid, config errors name their key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 from train_helpers import CONF, compose_train, tiny_sae_file
 
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ROI_NAMES, SliceScheme
 from l2sae.training.run import check_config, run
 from l2sae.utils.errors import ConfigError
@@ -104,6 +106,34 @@ def test_bad_image_size_names_the_key(folders, size, reason):
     cfg = compose_train(*folders, [f"data.image_size={size}"])
     with pytest.raises(ConfigError, match=rf"data\.image_size: .*{reason}"):
         run(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["model=smn", "backbone.checkpoint={start}"], "backbone.checkpoint"),
+        (["model=smpn", "model.smpn.module.init_checkpoint={start}", "loss.smpn.gan=0.1"], "model.smpn.module.init"),
+        (["model=[smn,smpn]", "loss.smpn.gan=0.1", "+model.smpn.data.image_size=128"], "model.smpn.module.init"),
+    ],
+)
+def test_an_image_size_unlike_the_start_discriminator_fails_before_any_work(folders, tmp_path, overrides, key):
+    """The side of the image discriminator taken over from a 64 px SMN file (or the run's own SMN stage)."""
+    start = tiny_sae_file(tmp_path / "start" / "smn.pt")
+    size = [] if "model=[smn,smpn]" in overrides else ["data.image_size=128"]
+    cfg = compose_train(*folders, [*(o.format(start=start) for o in overrides), *size])
+    message = rf"data\.image_size: 128 differs from 64, the side the image discriminator in {key}.*data\.image_size=64"
+    with pytest.raises(ConfigError, match=message):
+        run(cfg)
+    assert not folders[0].exists() and not folders[1].exists()
+
+
+def test_a_start_discriminator_of_the_data_side_passes_whatever_backbone_crop_size(folders, tmp_path):
+    wide = SwappingAutoencoder(dataclasses.replace(SAEConfig.preset("tiny"), crop_size=128))
+    start = save_sae(wide, tmp_path / "start" / "smn.pt")
+    overrides = [f"model.smpn.module.init_checkpoint={start}", "loss.smpn.gan=0.1", "data.image_size=128"]
+    assert list(check_config(compose_train(*folders, ["model=smpn", *overrides]))) == ["smpn"]
+    smn = ["model=smn", f"backbone.checkpoint={start}", "data.image_size=128"]
+    assert list(check_config(compose_train(*folders, smn))) == ["smn"]
 
 
 def test_wandb_offline_by_default_and_disabled_in_tests(folders, monkeypatch):

@@ -1,5 +1,6 @@
 """load_sae / save_sae / read_extra: both formats, and clear errors for bad files."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from l2sae.nn import CheckpointError, SAEConfig, SwappingAutoencoder, load_sae, read_extra, save_sae
+from l2sae.nn.checkpoint import discriminator_crop_size
 
 OFFICIAL_TINY = Path(__file__).parent / "fixtures" / "sae_tiny" / "latest_checkpoint.pth"
 
@@ -75,6 +77,16 @@ def test_official_file_with_discriminators_infers_crop(tiny, tmp_path):
     torch.save(tiny.state_dict(), path)  # the official format: one flat state dict
     model = load_sae(path)
     assert model.config == tiny.config and model.has_discriminators
+
+
+def test_discriminator_crop_size_reads_the_config_or_the_official_shapes(saved, tiny, tmp_path):
+    assert discriminator_crop_size(saved) == 64
+    assert discriminator_crop_size(save_sae(tiny, tmp_path / "smn.pt", with_discriminators=False)) is None
+    torch.manual_seed(0)
+    wide = SwappingAutoencoder(dataclasses.replace(SAEConfig.preset("tiny"), crop_size=128))
+    torch.save(wide.state_dict(), tmp_path / "latest_checkpoint.pth")  # official format: inferred from D's shapes
+    assert discriminator_crop_size(tmp_path / "latest_checkpoint.pth") == 128
+    assert discriminator_crop_size(OFFICIAL_TINY) is None  # E and G only
 
 
 def test_missing_path(tmp_path):

@@ -151,6 +151,23 @@ def read_extra(path: str | os.PathLike) -> dict[str, Any]:
     return _read(path, mmap=True).extra
 
 
+def discriminator_crop_size(path: str | os.PathLike) -> int | None:
+    """The image side (``crop_size``) the file's image discriminator is built for; None without ``D.`` weights.
+
+    Reads the stored config or, for an official file, the ``D.`` / ``Dpatch.`` shapes (weights only mapped).
+    """
+    contents = _read(path, mmap=True)
+    if not any(key.startswith("D.") for key in contents.state_dict):
+        return None
+    if contents.config is not None:
+        return int(contents.config["crop_size"])
+    shapes = {key: _shape(value) for key, value in contents.state_dict.items()}
+    try:
+        return _infer_discriminators(shapes, SAEConfig())["crop_size"]
+    except (KeyError, ValueError):  # incomplete D weights: loading the file says so
+        return None
+
+
 def load_sae(
     path: str | os.PathLike,
     config: SAEConfig | Mapping[str, Any] | None = None,

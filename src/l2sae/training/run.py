@@ -28,7 +28,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from l2sae.nn import SAEConfig
-from l2sae.nn.checkpoint import CheckpointError
+from l2sae.nn.checkpoint import CheckpointError, discriminator_crop_size
 from l2sae.utils.curves import learning_curve, plot_curves
 from l2sae.utils.errors import ConfigError, unwrapped
 from l2sae.utils.files import atomic_symlink, atomic_write_json, atomic_write_text
@@ -142,7 +142,7 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         backbone = SAEConfig.from_backbone(cfg.backbone)
     except ValueError as error:
         raise ConfigError(str(error)) from error
-    produced: set[str] = set()
+    produced: dict[str, int | None] = {}  # export path -> the side of its image discriminator (None: none trained)
     for name, stage in stages.items():
         datamodule = instantiate(stage_config(cfg, "data", stage))
         try:
@@ -157,13 +157,6 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                 f"model.{name}.module.lr_decay: a decaying learning rate needs trainer.max_steps (model.{name}.trainer"
                 ".max_steps: the run's length); set the lr_decay to null for a run counted in epochs"
             )
-        discriminates = "slicing" not in module or module.loss.gan > 0
-        if discriminates and not cfg.backbone.get("checkpoint") and datamodule.image_size != backbone.crop_size:
-            raise ConfigError(
-                f"data.image_size: {datamodule.image_size} differs from backbone.crop_size {backbone.crop_size}, "
-                f"the side the image discriminator of model.{name} is built for; give both the same side "
-                f"(++backbone.crop_size={datamodule.image_size}, or data.image_size={backbone.crop_size})"
-            )
         start = stage_start(cfg, stage)
         key = f"model.{name}.module.init_checkpoint" if "init_checkpoint" in module else "backbone.checkpoint"
         if "init_checkpoint" in module and not start:
@@ -175,6 +168,10 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                 f"{key}: {start} does not exist; give an SAE checkpoint (the official latest_checkpoint.pth "
                 f"or an smn.pt of an earlier run, e.g. logs/latest/smn.pt)"
             )
+        discriminates = "slicing" not in module or module.loss.gan > 0
+        crop_size = stage_crop_size(start, produced, backbone.crop_size) if discriminates else None
+        if crop_size is not None and datamodule.image_size != crop_size:
+            raise ConfigError(crop_size_mismatch(name, datamodule.image_size, crop_size, start, key))
         if "slicing" in module:
             roi_names = module.get("roi_names") or datamodule.roi_names
             scheme = SMPNModule.check_settings(module.slicing, roi_names)
@@ -184,8 +181,30 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                     f"slicing.num_channels: the scheme has {scheme.num_channels} channels but the backbone's "
                     f"structure code has {backbone.structure_channels} (backbone.structure_channels)"
                 )
-        produced.add(str(stage.export))
+        produced[str(stage.export)] = crop_size
     return stages
+
+
+def stage_crop_size(start: str | None, produced: Mapping[str, int | None], default: int) -> int | None:
+    """The side of the image discriminator a stage trains: its start file's (an earlier stage's export or a file
+    read by :func:`discriminator_crop_size`; None for a file without one), else ``default`` (backbone.crop_size)."""
+    if not start:
+        return default
+    return produced[start] if start in produced else discriminator_crop_size(start)
+
+
+def crop_size_mismatch(name: str, size: int, crop_size: int, start: str | None, key: str) -> str:
+    """The ConfigError message of a stage whose data.image_size differs from its image discriminator's side."""
+    if not start:
+        return (
+            f"data.image_size: {size} differs from backbone.crop_size {crop_size}, the side the image discriminator "
+            f"of model.{name} is built for; give both the same side (++backbone.crop_size={size}, or "
+            f"data.image_size={crop_size})"
+        )
+    return (
+        f"data.image_size: {size} differs from {crop_size}, the side the image discriminator in {key} ({start}) is "
+        f"built for; train model.{name} at data.image_size={crop_size}, or start from an SAE trained at {size} px"
+    )
 
 
 OPTIMIZER_EXAMPLE = "{_target_: torch.optim.Adam, _partial_: true, lr: 0.002, betas: [0.0, 0.99]}"
