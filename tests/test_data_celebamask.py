@@ -233,6 +233,26 @@ def test_bad_files_are_skipped_and_counted(tree):
     assert dataset(tree, on_bad_file="skip").skipped_files == data.skipped_files  # remembered by the cache
 
 
+def test_a_cache_that_left_files_out_is_refused_under_on_bad_file_error(tree):
+    (tree / IMAGE_DIR / "3.png").write_bytes(b"not an image")
+    truncated_png(mask_path(tree, 1, "hair"))
+    assert len(dataset(tree, on_bad_file="skip")) == 4
+    with pytest.raises(ImageFileError) as raised:
+        dataset(tree)
+    message = str(raised.value)
+    assert "data.on_bad_file=skip" in message and "left out 2 file(s)" in message and "3.png" in message
+    assert "00001_hair.png" in message and DEFAULT_CACHE_FOLDER in message
+
+
+def test_a_larger_max_pixels_reads_the_files_a_smaller_one_refused(tree):
+    save_png(tree / IMAGE_DIR / "2.png", Image.new("L", (80, 80), 200))  # 6400 pixels
+    small = dataset(tree, on_bad_file="skip", max_pixels=5000)
+    assert [Path(p).name for p in small.skipped_files] == ["2.png"] and len(small) == 5
+    large = dataset(tree, on_bad_file="skip")
+    assert large.skipped_files == [] and len(large) == 6
+    assert torch.allclose(sample_of(large, 2)["image"], torch.full((3, SIZE, SIZE), 200 / 127.5 - 1))
+
+
 def test_truncated_mask_is_an_error_naming_it(tree):
     truncated_png(mask_path(tree, 4, "nose"))
     with pytest.raises(ImageFileError, match=r"00004_nose\.png"):

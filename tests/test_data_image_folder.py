@@ -84,6 +84,15 @@ def test_bad_image_error_and_skip_with_cache(folder):
     assert torch.allclose(data[2]["image"], torch.ones(3, 16, 16))  # d.webp moved up
 
 
+def test_the_cache_keeps_max_pixels_and_refuses_its_skipped_files_under_error(folder):
+    Image.new("RGB", (64, 64), (0, 255, 0)).save(folder / "sub" / "b.JPG", quality=100)  # 4096 pixels
+    small = ImageFolder(folder, 16, on_bad_file="skip", cache=True, max_pixels=3000)
+    assert [Path(p).name for p in small.skipped_files] == ["b.JPG"] and len(small) == 4
+    assert len(ImageFolder(folder, 16, on_bad_file="skip", cache=True)) == 5
+    with pytest.raises(ImageFileError, match=r"b\.JPG: unreadable: the cache .* left out 1 file"):
+        ImageFolder(folder, 16, cache=True, max_pixels=3000)
+
+
 def test_hflip(tmp_path, monkeypatch):
     image = np.zeros((16, 16, 3), dtype=np.uint8)
     image[:, :4] = 255

@@ -4,8 +4,9 @@ A cache folder holds ``images.npy`` (N x 3 x S x S uint8), optionally ``labels.n
 (N x S x S uint8 part-label maps) and ``meta.json`` (the sample paths and the files skipped as
 unreadable). It is built in a temporary folder and renamed into place, so a folder that exists
 is complete. Its name carries a hash of everything it was built from (file names, sizes and
-modification times of the images and of the mask files, the resolution); a changed dataset gets a
-new folder. An existing folder is checked against its ``meta.json`` before use. The arrays are
+modification times of the images and of the mask files, the resolution, ``max_pixels``); a changed
+dataset gets a new folder. An existing folder is checked against its ``meta.json`` before use (a
+folder that left files out fails under ``on_bad_file="error"``, naming them). The arrays are
 memory-mapped, so an epoch reads S x S pixels per sample instead of decoding the originals.
 """
 
@@ -38,6 +39,7 @@ DEFAULT_CACHE_FOLDER = ".l2sae_cache"  # hidden, so image folder scans skip it
 # decode(item) -> (image 3 x S x S uint8, labels S x S uint8 or None); raises ImageFileError
 Decoder = Callable[[Any], tuple[np.ndarray, "np.ndarray | None"]]
 BAD_FILE_FIX = "replace or delete the file, or set data.on_bad_file=skip to drop such samples"
+_LISTED = 5  # skipped files named in an error
 
 
 def decode_sample(decode: Decoder, item) -> tuple[np.ndarray, np.ndarray | None]:
@@ -161,10 +163,19 @@ def build_cache(
     """Decode every item into ``folder`` (unless it exists) and return the store reading it.
 
     Unreadable files raise :class:`ImageFileError` (``on_bad_file="error"``) or are left out and
-    listed in ``store.skipped`` (``"skip"``).
+    listed in ``store.skipped`` (``"skip"``); so do the files an existing folder left out when it was built.
     """
     if folder.is_dir():
-        return CachedStore(folder, image_size)
+        store = CachedStore(folder, image_size)
+        if store.skipped and on_bad_file == "error":
+            listed = ", ".join(store.skipped[:_LISTED]) + (", ..." if len(store.skipped) > _LISTED else "")
+            raise ImageFileError(
+                store.skipped[0],
+                f"unreadable: the cache {folder} was built with data.on_bad_file=skip and left out "
+                f"{len(store.skipped)} file(s) ({listed})",
+                BAD_FILE_FIX,
+            )
+        return store
     try:
         temp = temporary_sibling(folder)
         temp.mkdir(parents=True)

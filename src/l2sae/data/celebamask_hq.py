@@ -163,6 +163,7 @@ class CelebAMaskHQ(StoredImages):
                 "root": str(root.resolve()),
                 "images": [[images[i].name, *file_stamp(images[i])] for i in indices],
                 "masks": mask_stamps(root, indices),
+                "max_pixels": max_pixels,  # a file refused under one limit may be read under another
             },
             image_size=image_size,
             with_labels=True,

@@ -84,7 +84,11 @@ class ImageFolder(StoredImages):
             decode=_ImageDecoder(image_size, max_pixels),
             items=paths,
             paths=paths,
-            key=lambda: {"root": str(root.resolve()), "images": [[path, *file_stamp(path)] for path in paths]},
+            key=lambda: {
+                "root": str(root.resolve()),
+                "images": [[path, *file_stamp(path)] for path in paths],
+                "max_pixels": max_pixels,  # a file refused under one limit may be read under another
+            },
             image_size=image_size,
             with_labels=False,
             cache=cache,
