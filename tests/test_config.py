@@ -7,9 +7,10 @@ import pytest
 import yaml
 from train_helpers import CONF, compose_train, tiny_sae_file
 
+from l2sae.data import LogSkippedFiles
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ROI_NAMES, SliceScheme
-from l2sae.training.run import check_config, run
+from l2sae.training.run import check_config, instantiate_callbacks, run
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.tracking import wandb_identity
 
@@ -134,6 +135,11 @@ def test_a_start_discriminator_of_the_data_side_passes_whatever_backbone_crop_si
     assert list(check_config(compose_train(*folders, ["model=smpn", *overrides]))) == ["smpn"]
     smn = ["model=smn", f"backbone.checkpoint={start}", "data.image_size=128"]
     assert list(check_config(compose_train(*folders, smn))) == ["smn"]
+
+
+def test_the_default_callbacks_log_skipped_files(folders):
+    callbacks = instantiate_callbacks(compose_train(*folders).callbacks, "smn")
+    assert sum(isinstance(callback, LogSkippedFiles) for callback in callbacks) == 1
 
 
 def test_wandb_offline_by_default_and_disabled_in_tests(folders, monkeypatch):
