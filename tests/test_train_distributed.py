@@ -145,3 +145,39 @@ def test_the_slurm_launcher_config_asks_for_the_trainers_nodes_and_devices(tmp_p
     assert launcher["_target_"].endswith("SlurmLauncher")
     assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (3, 4, 4)
     assert launcher["submitit_folder"].startswith(f"{tmp_path}/train/multiruns/")
+
+
+def test_each_rank_gets_random_streams_of_its_own_from_the_shared_one():
+    import random
+
+    import numpy as np
+    import torch
+
+    from l2sae.training.distributed import split_random_streams
+
+    def draws(rank):
+        torch.manual_seed(3)  # the same state on every rank at a stage's start
+        seed = split_random_streams(rank, 4)
+        return seed, torch.rand(3), np.random.rand(), random.random()
+
+    streams = [draws(rank) for rank in range(4)]
+    assert len({seed for seed, *_ in streams}) == 4
+    for rank in range(1, 4):
+        assert not torch.equal(streams[0][1], streams[rank][1])
+        assert streams[0][2] != streams[rank][2] and streams[0][3] != streams[rank][3]
+    again = draws(2)
+    assert again[0] == streams[2][0] and torch.equal(again[1], streams[2][1])  # reproducible per (seed, rank)
+
+
+def test_the_training_order_follows_the_given_seed_not_the_global_stream(tmp_path):
+    import torch
+
+    from l2sae.data.datamodule import L2SAEDataModule
+
+    def order(global_seed, seed=None):
+        torch.manual_seed(global_seed)  # a rank's own stream when the data module is made
+        module = L2SAEDataModule(tmp_path, layout="image_folder", split_scheme="index", seed=seed)
+        return list(module._training_order(50))
+
+    assert order(0, seed=11) == order(1, seed=11) == order(11)  # None: the global seed when it is made
+    assert order(0, seed=11) != order(0, seed=12)

@@ -53,7 +53,7 @@ def test_smoke_pipeline_leaves_a_complete_run_folder(tmp_path, capsys, caplog):
     assert os.readlink(tmp_path / "logs" / "latest") == "run"
 
 
-def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
+def test_ddp_on_two_cpu_processes_keeps_the_weights_identical_the_data_and_randomness_apart(tmp_path):
     start = tiny_sae_file(tmp_path / "start.pt")
     overrides = [
         "model=smn",
@@ -73,7 +73,13 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(tmp_path):
     rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
     initial = load_sae(start).state_dict()
     assert int(rank0["num_discriminator_iters"]) == 2
+    draws = rank0.pop("draw"), rank1.pop("draw")
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
+    assert not torch.equal(*draws)  # each rank its own noise, crops and flips
+    paths = [json.loads((tmp_path / f"paths{rank}.json").read_text()) for rank in (0, 1)]
+    assert len(paths[0]) == len(paths[1]) == 2  # two batches (5 optimiser steps)
+    for step, (seen0, seen1) in enumerate(zip(*paths)):
+        assert not set(seen0) & set(seen1), step  # the shares of one training order: no image on both ranks
     assert not torch.equal(rank0["G.ToRGB.bias"], initial["G.ToRGB.bias"])  # they trained
     assert not torch.equal(rank0["D.stylegan2_D.final_linear.1.bias"], initial["D.stylegan2_D.final_linear.1.bias"])

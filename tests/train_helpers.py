@@ -4,6 +4,7 @@ callbacks that the tests name by ``_target_``."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -115,10 +116,17 @@ class RecordLearningRates(pl.Callback):
 
 
 class DumpRankWeights(pl.Callback):
-    """Each DDP rank writes its SAE weights when training ends."""
+    """Each DDP rank writes its SAE weights when training ends, with the files of every batch it trained on
+    (``paths``) and a draw of its torch stream then (``draw``)."""
 
     def __init__(self, folder: str):
         self.folder = folder
+        self.paths: list[list[str]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.paths.append(list(batch["path"]))
 
     def on_train_end(self, trainer, pl_module):
-        torch.save(pl_module.sae.state_dict(), os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
+        state = {**pl_module.sae.state_dict(), "draw": torch.rand(8)}
+        torch.save(state, os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
+        Path(self.folder, f"paths{trainer.global_rank}.json").write_text(json.dumps(self.paths))

@@ -70,7 +70,9 @@ class L2SAEDataModule(pl.LightningDataModule):
     Batches are always even-sized: ``batch_size`` / ``eval_batch_size`` must be even, training drops
     the last incomplete batch, and an odd val/test set loses its last image.
     ``train_subset_size`` / ``eval_subset_size`` keep fixed random subsets (seed ``subset_seed``)
-    of the training / the val and test splits (the paper evaluates on 862 images).
+    of the training / the val and test splits (the paper evaluates on 862 images). ``seed``: the training
+    order's (None: the global seed when the module is made, ``torch.initial_seed()``); under DDP it must be the
+    same on every rank: each rank reads its share of that one order.
     Unreadable files (``on_bad_file='skip'``) are counted in :meth:`skipped_counts`;
     :class:`LogSkippedFiles` logs them once per epoch. A file of more than ``max_pixels`` pixels counts as unreadable.
     """
@@ -98,6 +100,7 @@ class L2SAEDataModule(pl.LightningDataModule):
         cache_dir: str | os.PathLike | None = None,
         synthetic: Mapping | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        seed: int | None = None,
     ):
         super().__init__()
         layout = Layout.parse(layout, "data.layout")
@@ -144,6 +147,7 @@ class L2SAEDataModule(pl.LightningDataModule):
                 "partition_file": partition_file,
             }
         self.subset_sizes = {"train": train_subset_size, "val": eval_subset_size, "test": eval_subset_size}
+        self.seed = torch.initial_seed() if seed is None else seed  # the training order's: the same on every rank
         self.datasets: dict[str, CelebAMaskHQ | ImageFolder] = {}
 
     @property
@@ -199,7 +203,7 @@ class L2SAEDataModule(pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=self._training_order(len(dataset)) if train else None,
-            generator=torch.Generator().manual_seed(torch.initial_seed()),  # worker seeds: not the global RNG
+            generator=torch.Generator().manual_seed(self.seed),  # worker seeds: not the global RNG
             drop_last=train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
@@ -212,13 +216,13 @@ class L2SAEDataModule(pl.LightningDataModule):
         (its epoch and, on one process, the batches of that epoch already trained on)."""
         trainer = self.trainer
         if trainer is None:
-            return EpochShuffle(size, torch.initial_seed())
+            return EpochShuffle(size, self.seed)
         resuming = trainer.fit_loop.restarting
         start = trainer.fit_loop.epoch_loop.batch_progress.current.processed * self.batch_size if resuming else 0
         if start and trainer.world_size > 1:  # Lightning's DistributedSamplerWrapper needs whole epochs
             log.warning("resuming under DDP: the interrupted epoch's data is read again from its first batch")
             start = 0
-        return EpochShuffle(size, torch.initial_seed(), epoch=trainer.current_epoch, start=start)
+        return EpochShuffle(size, self.seed, epoch=trainer.current_epoch, start=start)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

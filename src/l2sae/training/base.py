@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from l2sae.nn import SAEConfig, SwappingAutoencoder, load_sae
+from l2sae.training.distributed import split_random_streams
 from l2sae.utils.errors import ConfigError
 
 
@@ -134,6 +135,8 @@ class SAETrainingModule(pl.LightningModule):
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
+        if self.trainer.world_size > 1:  # after the callbacks' hooks: RandomStates restores a resume's states first
+            split_random_streams(self.trainer.global_rank, self.trainer.world_size)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Set every optimiser's learning rate for this step of the ``lr_decay`` schedule."""

@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
+import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -61,6 +64,19 @@ register_resolvers()
 
 def global_rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def split_random_streams(rank: int, world_size: int) -> int:
+    """Give this rank random streams of its own (torch on the CPU and every CUDA device, numpy, python), seeded
+    from a number drawn from the current torch stream, which is the same on every rank at a stage's start (the
+    run's seed, or the states a resume restores). Without it every rank draws the same noise maps, patch crops
+    and flips in every step, a world_size-fold loss of their variety. Returns the rank's seed."""
+    shared = int(torch.randint(0, 2**62, ()))
+    seed = int(torch.randint(0, 2**62, (world_size,), generator=torch.Generator().manual_seed(shared))[rank])
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    return seed
 
 
 class RunFolderAgreement(pl.Callback):

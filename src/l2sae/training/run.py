@@ -90,7 +90,7 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
     """:func:`run`'s work: check, then train the stages in order, then finish the run folder."""
     stages = check_config(cfg)
     resume = resume_paths(cfg.get("ckpt_path"), stages)
-    pl.seed_everything(cfg.seed, workers=True)
+    seed = pl.seed_everything(cfg.seed, workers=True)
     if launched_as_rank_zero():
         write_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
     metrics: dict[str, float] = {}
@@ -109,6 +109,7 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
                 logger_prefix="" if len(stages) == 1 else name,
                 handoff_from=handoff_from,
                 ckpt_path=resume[name],
+                seed=seed,
             )
             adopt_run_folder(cfg, run_dir)
             exports.add(str(stage.export))
@@ -268,15 +269,17 @@ def train_stage(
     logger_prefix: str = "",
     handoff_from=None,
     ckpt_path: str | None = None,
+    seed: int | None = None,
 ) -> tuple[dict[str, float], pl.Trainer, str]:
     """Fit one stage (resuming from ``ckpt_path``, read weights-only), validate it once more, export its SAE
     (rank 0).
 
     ``handoff_from``: the previous stage's strategy when this stage starts from an earlier stage's export; the
-    file then reaches every rank from rank 0 (:func:`~l2sae.training.distributed.handoff`).
+    file then reaches every rank from rank 0 (:func:`~l2sae.training.distributed.handoff`). ``seed``: the run's,
+    for the training order (the same on every rank, whose random streams differ once training starts).
     Returns the validation metrics, the trainer and rank 0's run folder (agreed once the process group exists).
     """
-    datamodule = instantiate(stage_config(cfg, "data", stage))
+    datamodule = instantiate(stage_config(cfg, "data", stage), seed=seed)
     overrides = {"image_size": datamodule.image_size} if "image_size" in stage.module else {}
     if "roi_names" in stage.module and stage.module.roi_names is None:
         overrides["roi_names"] = list(datamodule.roi_names)
