@@ -1,5 +1,6 @@
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from l2sae.regions import (
     BLACK,
@@ -37,6 +38,27 @@ def test_channel_masks_select_each_regions_channels():
 def test_bad_schemes_name_the_key(channels, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         SliceScheme(channels, num_channels=8)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"num_channels": 8, "channels": {"eyes": [4.9]}}, "slicing.channels.eyes: channel 4.9 is not an integer"),
+        ({"num_channels": 8, "channels": {"hair": [True]}}, "slicing.channels.hair: channel True is not an integer"),
+        ({"num_channels": 8, "channels": {"nose": "45"}}, "slicing.channels.nose: expected a channel index or a list"),
+        ({"num_channels": 8, "channels": {"nose": 4.0}}, "slicing.channels.nose: expected a channel index or a list"),
+        ({"num_channels": 8.5, "channels": {"nose": [4]}}, "slicing.num_channels: expected a positive integer"),
+        ({"num_channels": True, "channels": {"nose": [0]}}, "slicing.num_channels: expected a positive integer"),
+    ],
+)
+def test_a_config_or_checkpoint_scheme_is_checked_as_written_not_converted(data, message):
+    with pytest.raises(ConfigError, match=message):
+        SliceScheme.from_dict(OmegaConf.create(data))
+
+
+def test_a_single_channel_may_be_given_bare():
+    scheme = SliceScheme.from_dict(OmegaConf.create({"num_channels": 8, "channels": {"nose": 5, "hair": [0, 1]}}))
+    assert scheme.channels == {"nose": (5,), "hair": (0, 1)}
 
 
 def test_missing_region_is_reported():

@@ -113,7 +113,7 @@ class SliceScheme:
     key: str = field(default="slicing", compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.num_channels, int) or self.num_channels < 1:
+        if isinstance(self.num_channels, bool) or not isinstance(self.num_channels, int) or self.num_channels < 1:
             raise ConfigError(f"{self.key}.num_channels: expected a positive integer, got {self.num_channels!r}")
         if not self.channels:
             raise ConfigError(f"{self.key}.channels: no regions given; expected e.g. {{hair: [0, 1], skin: [2]}}")
@@ -123,6 +123,8 @@ class SliceScheme:
             where = f"{self.key}.channels.{roi}"
             if roi not in ROI_NAMES:
                 raise ConfigError(f"{where}: unknown region {roi!r}; known regions: {', '.join(ROI_NAMES)}")
+            if isinstance(chans, str) or not isinstance(chans, (int, Sequence)):
+                raise ConfigError(f"{where}: expected a channel index or a list of them, got {chans!r}")
             chans = (chans,) if isinstance(chans, int) else tuple(chans)
             if not chans:
                 raise ConfigError(f"{where}: a region needs at least one channel")
@@ -173,8 +175,8 @@ class SliceScheme:
         for required in ("num_channels", "channels"):
             if required not in data:
                 raise ConfigError(f"{key}.{required}: missing")
-        channels = {str(roi): tuple(int(c) for c in chans) for roi, chans in dict(data["channels"]).items()}
-        return cls(channels=channels, num_channels=int(data["num_channels"]), key=key)
+        channels = {str(roi): chans for roi, chans in dict(data["channels"]).items()}  # checked as they are
+        return cls(channels=channels, num_channels=data["num_channels"], key=key)
 
 
 def region_images(images: torch.Tensor, roi_masks: torch.Tensor) -> torch.Tensor:
