@@ -78,6 +78,8 @@ def test_fast_dev_run_smpn_logs_mask_iou_and_exports_its_slicing(tmp_path, data_
     # the last validation's agreement with the full masks, recorded for the editor's masks=auto
     recorded = extra["mask_head"]["matte_iou"]
     assert recorded == pytest.approx({roi: metrics[f"val/fast_matte_iou_{roi}"] for roi in ROI_NAMES})
+    # an SMPN-only run folder holds the pair the editor reads: smn.pt links to the SMN it started from
+    assert (run_dir / "smn.pt").is_symlink() and (run_dir / "smn.pt").resolve() == start_checkpoint.resolve()
     assert not load_sae(run_dir / "smpn.pt").has_discriminators
 
 

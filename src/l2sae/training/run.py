@@ -120,6 +120,7 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
     finally:
         torch.set_num_threads(threads)
         finish_wandb()
+    link_starting_smn(cfg, stages)
     finish_run_folder(metrics, Path(cfg.paths.output_dir), Path(cfg.paths.log_dir))
     return metrics
 
@@ -330,6 +331,21 @@ def instantiate_callbacks(callbacks_cfg: DictConfig | None, stage: str) -> list[
 # ---- run folder ------------------------------------------------------------------------------------
 def write_resolved_config(cfg: DictConfig, path: Path) -> None:
     atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
+
+
+@rank_zero_only
+def link_starting_smn(cfg: DictConfig, stages: Mapping[str, DictConfig]) -> None:
+    """A run that trained only the SMPN gets ``smn.pt`` beside its ``smpn.pt``: a link to the SMN file the SMPN
+    started from (the pair the editor needs), so ``edit.py``, ``evaluate.py`` and ``app.py`` read the run folder
+    (``logs/latest``) as they read a full run's."""
+    if "smn" in stages or "smpn" not in stages or not stages["smpn"].module.get("init_checkpoint"):
+        return
+    start = Path(stages["smpn"].module.init_checkpoint).resolve()  # through logs/latest to the run it names
+    link = Path(stages["smpn"].export).parent / "smn.pt"
+    if link.exists() or link.is_symlink():
+        return
+    atomic_symlink(start, link)
+    log.info("%s: a link to the SMN this SMPN started from, %s", link, start)
 
 
 @rank_zero_only
