@@ -88,6 +88,8 @@ def test_a_matting_kernel_wider_than_the_images_is_refused_naming_the_setting(ti
         L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32", matting={name: 129})
     widest = L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32", matting={name: 127})
     assert widest.edit_style(images, "hair", seed=0).images.shape == images.shape
+    with pytest.raises(ConfigError, match=rf"editor\.matting\.{name}: expected an odd positive integer, got 4"):
+        L2SAEEditor.from_checkpoints(*tiny_checkpoints, precision="32", matting={name: 4})
 
 
 def _smpn_file(path, **extra):
