@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
+from train_helpers import tiny_sae_file
 
 from l2sae.evaluation.sweep import Job, best_jobs, evaluate_jobs, read_sweep, report_rows, run_sweep_report
 from l2sae.evaluation.wandb_runs import read_wandb_run
+from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.errors import ConfigError
 
@@ -193,11 +195,20 @@ def test_jobs_are_read_from_wandb_run_folders(tmp_path):
 def test_sweep_evaluate_scores_each_finished_jobs_networks(sweep, tmp_path):
     (sweep / "0" / "smn.pt").write_bytes(b"smn")
     (sweep / "0" / "smpn.pt").write_bytes(b"smpn")
-    start = tmp_path / "start.pt"  # job 1 trained only the SMPN, from this SMN
-    start.write_bytes(b"smn")
+    start = tiny_sae_file(tmp_path / "start.pt")  # job 1 trained only the SMPN, from this SMN
     (sweep / "1" / "smpn.pt").write_bytes(b"smpn")
     config = {"tags": [], "model": {"smpn": {"module": {"init_checkpoint": str(start)}}}}
     (sweep / "1" / "config.yaml").write_text(yaml.safe_dump(config))
+    earlier = tmp_path / "earlier"  # job 5 distilled a head again from an earlier run's SMPN: that run's SMN pairs
+    earlier.mkdir()
+    tiny_sae_file(earlier / "smn.pt")
+    save_sae(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False), earlier / "smpn.pt",
+             extra={"kind": "smpn"})  # fmt: skip
+    redistilled = tmp_path / "redistilled"
+    redistilled.mkdir()
+    (redistilled / "smpn.pt").write_bytes(b"smpn")
+    config["model"]["smpn"]["module"]["init_checkpoint"] = str(earlier / "smpn.pt")
+    (redistilled / "config.yaml").write_text(yaml.safe_dump(config))
     (sweep / "3" / "wandb" / "offline-run-1").mkdir(parents=True)  # a W&B run folder finds its job's networks
     (sweep / "3" / "smpn.pt").write_bytes(b"smpn")
     (sweep / "3" / "smn.pt").write_bytes(b"smn")
@@ -217,12 +228,14 @@ def test_sweep_evaluate_scores_each_finished_jobs_networks(sweep, tmp_path):
     jobs.append(Job("w", sweep / "3" / "wandb" / "offline-run-1"))
     jobs.append(Job("gone", tmp_path / "gone"))  # finished, but its networks were deleted
     jobs.append(Job("bad", sweep / "4"))  # its evaluation fails on its settings: the other jobs are still scored
+    jobs.append(Job("redistilled", redistilled))
     evaluate_jobs(jobs, evaluate, tmp_path / "out")
     assert calls[:3] == [
         (sweep / "0" / "smn.pt", sweep / "0" / "smpn.pt", Path("out/jobs/0-0")),
-        (start, sweep / "1" / "smpn.pt", Path("out/jobs/1-1")),
+        (start.resolve(), sweep / "1" / "smpn.pt", Path("out/jobs/1-1")),
         (sweep / "3" / "smn.pt", sweep / "3" / "smpn.pt", Path("out/jobs/3-w")),
     ]  # not the failed job 2
+    assert calls[4] == ((earlier / "smn.pt").resolve(), redistilled / "smpn.pt", Path("out/jobs/6-redistilled"))
     assert jobs[5].not_evaluated == "ConfigError: rois: unknown region 'eyes'" and not jobs[5].metrics
     assert jobs[1].metrics["evaluation/leakage_ratio"] == 0.2 and "evaluation/leakage_pairs" not in jobs[1].metrics
     assert jobs[4].not_evaluated.startswith("no smpn.pt in")

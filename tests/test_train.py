@@ -123,6 +123,11 @@ def test_zero_steps_from_a_trained_smpn_distil_a_new_mask_head_and_leave_its_wei
     head = read_extra(run_dir / "smpn.pt")["mask_head"]
     assert head["block"] == "UpsamplingResBlock16"  # 16 px, a quarter of the side (the quick start's reads 32 px)
     assert head["matte_iou"] == pytest.approx({roi: metrics[f"val/fast_matte_iou_{roi}"] for roi in ROI_NAMES})
+    assert (run_dir / "smn.pt").resolve() == start_checkpoint.resolve()  # the SMN it started from
+    again = tmp_path / "logs" / "again"  # from that run's SMPN: its SMN pairs (through run/smn.pt, a link)
+    overrides[1] = f"model.smpn.module.init_checkpoint={run_dir / 'smpn.pt'}"
+    run(compose_train(again, data_dir, overrides))
+    assert (again / "smn.pt").resolve() == start_checkpoint.resolve()
 
 
 def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(tmp_path, data_dir):

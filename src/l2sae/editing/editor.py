@@ -277,7 +277,11 @@ class L2SAEEditor:
         self.soft_masks = bool(soft_masks)
         self.mask_head, self.fast_rois, why = self._mask_reading(masks, mask_head, smpn, fast_mask_min_iou)
         log.info("editor.masks=%s: %s%s", masks, self.mask_reading_text(), why)
-        self.matting = matting if isinstance(matting, AlphaMatting) else AlphaMatting(**{"key": "editor.matting", **(matting or {})})
+        self.matting = (
+            matting
+            if isinstance(matting, AlphaMatting)
+            else AlphaMatting(**{"key": "editor.matting", **(matting or {})})
+        )
         self.channels_last = bool(channels_last)
         if not 0.0 <= window_max_fraction <= 1.0:
             raise ConfigError(f"editor.window_max_fraction: expected a number in [0, 1], got {window_max_fraction!r}")

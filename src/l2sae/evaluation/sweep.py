@@ -27,6 +27,7 @@ import yaml
 
 from l2sae.cli import USER_ERRORS
 from l2sae.evaluation.wandb_runs import WandbRun, is_wandb_run, read_wandb_run, wandb_run_folders
+from l2sae.nn import CheckpointError, paired_smn
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.curves import figure_to_png, learning_curve, plot_curves, pyplot
 from l2sae.utils.errors import ConfigError
@@ -325,9 +326,10 @@ def write_sweep_report(jobs: Sequence[Job], out_dir: Path, sweep_name: str) -> d
 
 
 def job_networks(job: Job) -> tuple[Path, Path] | str:
-    """The (SMN, SMPN) files of a finished job: its ``smpn.pt``, and its ``smn.pt`` or else the SMN its SMPN
-    stage started from (``model.smpn.module.init_checkpoint`` of its ``config.yaml``). A W&B run folder's are
-    looked for in the run folder that holds its ``wandb/``. Returns why not when they are missing."""
+    """The (SMN, SMPN) files of a finished job: its ``smpn.pt``, and its ``smn.pt`` or else the SMN that its SMPN
+    stage's start file (``model.smpn.module.init_checkpoint`` of its ``config.yaml``) pairs with
+    (:func:`~l2sae.nn.paired_smn`; a job folder older than the ``smn.pt`` link). A W&B run folder's are looked
+    for in the run folder that holds its ``wandb/``. Returns why not when they are missing."""
     folders = [job.folder, *([job.folder.parent.parent] if job.folder.parent.name == "wandb" else [])]
     for folder in folders:
         smpn, smn = folder / "smpn.pt", folder / "smn.pt"
@@ -336,7 +338,13 @@ def job_networks(job: Job) -> tuple[Path, Path] | str:
         if not smn.is_file() and (folder / "config.yaml").is_file():
             config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
             start = (((config.get("model") or {}).get("smpn") or {}).get("module") or {}).get("init_checkpoint")
-            smn = Path(start) if start else smn
+            if start and not Path(start).is_file():
+                return f"its SMN {start} does not exist"
+            if start:
+                try:
+                    smn = paired_smn(start) or smn
+                except CheckpointError as error:
+                    return f"its SMPN's start file is not readable ({error})"
         return (smn, smpn) if smn.is_file() else f"its SMN {smn} does not exist"
     return f"no smpn.pt in {' or '.join(str(folder) for folder in folders)}"
 

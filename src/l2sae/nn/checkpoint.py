@@ -151,6 +151,17 @@ def read_extra(path: str | os.PathLike) -> dict[str, Any]:
     return _read(path, mmap=True).extra
 
 
+def paired_smn(start: str | os.PathLike) -> Path | None:
+    """The SMN to edit with an SMPN that was trained from the SAE file ``start``: ``start`` itself when it is an
+    SMN (an ``smn.pt`` or an official file), the ``smn.pt`` beside it when it is an SMPN (a head distilled again,
+    a training continued), None when that does not exist. Links are followed (``logs/latest/smn.pt``)."""
+    start = Path(start).resolve()
+    if read_extra(start).get("kind") != "smpn":
+        return start
+    beside = (start.parent / "smn.pt").resolve()
+    return beside if beside.is_file() else None
+
+
 def discriminator_crop_size(path: str | os.PathLike) -> int | None:
     """The image side (``crop_size``) the file's image discriminator is built for; None without ``D.`` weights.
 

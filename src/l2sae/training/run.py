@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from l2sae.nn import SAEConfig
+from l2sae.nn import SAEConfig, paired_smn
 from l2sae.nn.checkpoint import CheckpointError, discriminator_crop_size
 from l2sae.utils.curves import learning_curve, plot_curves
 from l2sae.utils.errors import ConfigError, unwrapped
@@ -335,17 +335,17 @@ def write_resolved_config(cfg: DictConfig, path: Path) -> None:
 
 @rank_zero_only
 def link_starting_smn(cfg: DictConfig, stages: Mapping[str, DictConfig]) -> None:
-    """A run that trained only the SMPN gets ``smn.pt`` beside its ``smpn.pt``: a link to the SMN file the SMPN
-    started from (the pair the editor needs), so ``edit.py``, ``evaluate.py`` and ``app.py`` read the run folder
-    (``logs/latest``) as they read a full run's."""
+    """A run that trained only the SMPN gets ``smn.pt`` beside its ``smpn.pt``: a link to the SMN its start file
+    pairs with (:func:`~l2sae.nn.paired_smn`: that file, or the ``smn.pt`` beside a start SMPN), so ``edit.py``,
+    ``evaluate.py`` and ``app.py`` read the run folder (``logs/latest``) as they read a full run's."""
     if "smn" in stages or "smpn" not in stages or not stages["smpn"].module.get("init_checkpoint"):
         return
-    start = Path(stages["smpn"].module.init_checkpoint).resolve()  # through logs/latest to the run it names
     link = Path(stages["smpn"].export).parent / "smn.pt"
-    if link.exists() or link.is_symlink():
+    smn = paired_smn(stages["smpn"].module.init_checkpoint)
+    if smn is None or link.exists() or link.is_symlink():
         return
-    atomic_symlink(start, link)
-    log.info("%s: a link to the SMN this SMPN started from, %s", link, start)
+    atomic_symlink(smn, link)
+    log.info("%s: a link to the SMN this SMPN pairs with, %s", link, smn)
 
 
 @rank_zero_only
