@@ -9,11 +9,12 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 from tiny_networks import TINY_SLICING
 from train_helpers import BRIEF_MASK_HEAD, L1_SMPN_LOSS, RecordLearningRates, RecordStart, compose_train, tiny_sae_file
 
 from l2sae.losses import sae_r1_loss
-from l2sae.nn import load_sae, read_extra
+from l2sae.nn import SAEConfig, SwappingAutoencoder, load_sae, read_extra, save_sae
 from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run, smn
 from l2sae.training.base import check_lr_decay, lr_decay_factor
@@ -341,3 +342,25 @@ def test_the_metrics_summary_tables_the_regions_and_lines_up_the_rest():
         "smn/val/rec_l1 0.2837 · val/rec 0.1058",
     ]
     assert metrics_summary({"val/rec_l1": 0.28374}) == "val/rec_l1 0.2837"  # the SMN alone: no regions
+
+
+def test_the_smn_an_smpn_only_run_links_is_read_at_the_start_and_never_fails_the_run(tmp_path, caplog):
+    from l2sae.training.run import starting_smn
+
+    smn = tiny_sae_file(tmp_path / "a" / "smn.pt")
+    smpn = save_sae(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False), tmp_path / "a" / "smpn.pt",
+                    extra={"kind": "smpn"})  # fmt: skip
+    cfg = OmegaConf.create({"backbone": {}})
+
+    def pair(start, stages=("smpn",)):
+        return starting_smn(
+            cfg, {name: OmegaConf.create({"module": {"init_checkpoint": str(start)}}) for name in stages}
+        )
+
+    assert pair(smn) == smn.resolve() and pair(smpn) == smn.resolve()
+    assert pair(smn, stages=("smn", "smpn")) is None  # the run trains its own SMN
+    smn.unlink()
+    (tmp_path / "a" / "smn.pt").symlink_to(tmp_path / "a" / "smn.pt")  # a link loop
+    with caplog.at_level(logging.WARNING, logger="l2sae.training.run"):
+        assert pair(smpn) is None and pair(tmp_path / "gone.pt") is None
+    assert len(caplog.records) == 2 and all("no smn.pt link" in record.getMessage() for record in caplog.records)

@@ -343,8 +343,8 @@ def job_networks(job: Job) -> tuple[Path, Path] | str:
             if start:
                 try:
                     smn = paired_smn(start) or smn
-                except CheckpointError as error:
-                    return f"its SMPN's start file is not readable ({error})"
+                except (OSError, RuntimeError, CheckpointError) as error:  # a damaged file, a link loop
+                    return f"its SMPN's start file {start} cannot be read ({error})"
         return (smn, smpn) if smn.is_file() else f"its SMN {smn} does not exist"
     return f"no smpn.pt in {' or '.join(str(folder) for folder in folders)}"
 

@@ -135,7 +135,9 @@ class SAETrainingModule(pl.LightningModule):
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-        if self.trainer.world_size > 1:  # after the callbacks' hooks: RandomStates restores a resume's states first
+        # after the callbacks' hooks: a resume's states (rank 0's, restored by RandomStates) are split too, so a
+        # resumed DDP run draws other numbers than the uninterrupted one (it resumes exactly on one process only)
+        if self.trainer.world_size > 1:
             split_random_streams(self.trainer.global_rank, self.trainer.world_size)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:

@@ -68,9 +68,10 @@ def global_rank() -> int:
 
 def split_random_streams(rank: int, world_size: int) -> int:
     """Give this rank random streams of its own (torch on the CPU and every CUDA device, numpy, python), seeded
-    from a number drawn from the current torch stream, which is the same on every rank at a stage's start (the
-    run's seed, or the states a resume restores). Without it every rank draws the same noise maps, patch crops
-    and flips in every step, a world_size-fold loss of their variety. Returns the rank's seed."""
+    from a number drawn from its current torch stream and the rank: at the first stage's start that stream is the
+    same on every rank (the run's seed, or rank 0's states that a resume restores), later the ranks' own. Without
+    it every rank draws the same noise maps, patch crops and flips in every step, a world_size-fold loss of their
+    variety. Returns the rank's seed."""
     shared = int(torch.randint(0, 2**62, ()))
     seed = int(torch.randint(0, 2**62, (world_size,), generator=torch.Generator().manual_seed(shared))[rank])
     torch.manual_seed(seed)

@@ -91,6 +91,7 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
     stages = check_config(cfg)
     resume = resume_paths(cfg.get("ckpt_path"), stages)
     seed = pl.seed_everything(cfg.seed, workers=True)
+    smn_pair = starting_smn(cfg, stages)  # read now: logs/latest, say, moves when another run ends
     if launched_as_rank_zero():
         write_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
     metrics: dict[str, float] = {}
@@ -120,7 +121,8 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
     finally:
         torch.set_num_threads(threads)
         finish_wandb()
-    link_starting_smn(cfg, stages)
+    if smn_pair is not None:
+        link_smn(smn_pair, Path(stages["smpn"].export).parent / "smn.pt")
     finish_run_folder(metrics, Path(cfg.paths.output_dir), Path(cfg.paths.log_dir))
     return metrics
 
@@ -333,16 +335,29 @@ def write_resolved_config(cfg: DictConfig, path: Path) -> None:
     atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
 
 
+def starting_smn(cfg: DictConfig, stages: Mapping[str, DictConfig]) -> Path | None:
+    """For a run that trains only the SMPN, from a start file: the SMN that file pairs with
+    (:func:`~l2sae.nn.paired_smn`: the file itself, or the ``smn.pt`` beside a start SMPN); else, or when it
+    cannot be told (logged), None."""
+    start = stage_start(cfg, stages["smpn"]) if list(stages) == ["smpn"] else None
+    if start is None:
+        return None
+    try:
+        smn = paired_smn(start)
+    except (OSError, RuntimeError, CheckpointError) as error:  # a file gone, a link loop, a damaged file
+        log.warning("no smn.pt link in the run folder: the SMN that %s pairs with is unknown (%s)", start, error)
+        return None
+    if smn is None:
+        log.warning("no smn.pt link in the run folder: %s is an SMPN with no smn.pt beside it", start)
+    return smn
+
+
 @rank_zero_only
-def link_starting_smn(cfg: DictConfig, stages: Mapping[str, DictConfig]) -> None:
-    """A run that trained only the SMPN gets ``smn.pt`` beside its ``smpn.pt``: a link to the SMN its start file
-    pairs with (:func:`~l2sae.nn.paired_smn`: that file, or the ``smn.pt`` beside a start SMPN), so ``edit.py``,
-    ``evaluate.py`` and ``app.py`` read the run folder (``logs/latest``) as they read a full run's."""
-    if "smn" in stages or "smpn" not in stages or not stages["smpn"].module.get("init_checkpoint"):
-        return
-    link = Path(stages["smpn"].export).parent / "smn.pt"
-    smn = paired_smn(stages["smpn"].module.init_checkpoint)
-    if smn is None or link.exists() or link.is_symlink():
+def link_smn(smn: Path, link: Path) -> None:
+    """``link`` (``smn.pt`` beside an SMPN-only run's ``smpn.pt``) pointing at ``smn``, the SMN it pairs with, so
+    ``edit.py``, ``evaluate.py`` and ``app.py`` read the run folder (``logs/latest``) as they read a full run's;
+    a file already there (a resumed run's link) is kept."""
+    if link.exists() or link.is_symlink():
         return
     atomic_symlink(smn, link)
     log.info("%s: a link to the SMN this SMPN pairs with, %s", link, smn)
