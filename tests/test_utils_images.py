@@ -12,7 +12,7 @@ from PIL import Image, ImageFile
 from l2sae.data import ImageFolder
 from l2sae.editing.placement import fit_to_model
 from l2sae.evaluation.baselines import load_image
-from l2sae.utils.errors import ImageFileError
+from l2sae.utils.errors import ImageFileError, ImageTooLargeError
 from l2sae.utils.images import check_image, open_image, read_image
 
 SIZE = 24
@@ -108,22 +108,24 @@ def test_other_formats_never_reach_a_decoder_whatever_their_name(tmp_path, monke
     assert commands == []
 
 
-def test_a_header_over_pillows_own_limit_is_measured_against_max_pixels(tmp_path, monkeypatch):
-    """A decompression bomb is named with its size and max_pixels; Pillow's constant limits nothing else."""
-    bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
-    with pytest.raises(ImageFileError, match=r"bomb\.png: 100000 x 100000 pixels is more than max_pixels=40000000"):
-        open_image(bomb)
-    big = png_header(tmp_path / "big.png", 20_000, 10_000)  # 200 megapixels: over twice Pillow's 89.5
-    assert 20_000 * 10_000 > 2 * Image.MAX_IMAGE_PIXELS
+def test_a_header_over_the_limits_is_refused_before_decoding_naming_its_size(tmp_path, monkeypatch):
+    """max_pixels, then Pillow's decompression-bomb limit (a process-wide setting, never changed here)."""
     pillow_limit = Image.MAX_IMAGE_PIXELS
 
     def decoded(self, *args, **kwargs):
-        raise RuntimeError("decoding started")
+        raise AssertionError("decoding started")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
-    with pytest.raises(RuntimeError, match="decoding started"):  # max_pixels raised: the header check lets it through
-        open_image(big, max_pixels=200_000_000)
-    assert Image.MAX_IMAGE_PIXELS == pillow_limit  # lifted for the header read only
+    wide = png_header(tmp_path / "wide.png", 9_000, 5_000)
+    with pytest.raises(ImageTooLargeError, match=r"wide\.png: 9000 x 5000 pixels is more than max_pixels=40000000"):
+        open_image(wide)
+    bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(ImageTooLargeError, match=r"bomb\.png: 10000000000 pixels is more than max_pixels=40000000"):
+        open_image(bomb)
+    big = png_header(tmp_path / "big.png", 20_000, 10_000)  # 200 megapixels: over twice Pillow's 89.5
+    with pytest.raises(ImageTooLargeError, match=rf"200000000 pixels is more than max_pixels={2 * pillow_limit}"):
+        open_image(big, max_pixels=300_000_000)  # Pillow's limit caps a larger max_pixels
+    assert Image.MAX_IMAGE_PIXELS == pillow_limit
 
 
 def test_a_corrupt_exif_block_leaves_the_image_unrotated(tmp_path, caplog):

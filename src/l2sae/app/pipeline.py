@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.photo import PhotoEditResult, PreparedPhoto
 from l2sae.photos import FaceNotFoundError
-from l2sae.utils.errors import ImageFileError
+from l2sae.utils.errors import ImageFileError, ImageTooLargeError
 from l2sae.utils.images import open_image, opened_image
 
 MODES: dict[str, str] = {  # page label -> editor mode
@@ -52,15 +52,16 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
             "(max_upload_mb). Make the photo smaller or start the app with a larger max_upload_mb."
         )
     try:
-        with opened_image(path) as image:  # the header only; PNG, JPEG and WebP files only
-            width, height = image.size
+        with opened_image(path, limits.max_pixels):  # the header only; PNG, JPEG and WebP files only
+            pass
+    except ImageTooLargeError as error:
+        size = f"{error.size[0]} x {error.size[1]} px, " if error.size else ""
+        raise PhotoError(
+            f"{name} is {size}{error.pixels / 1e6:.1f} megapixels; this page accepts up to "
+            f"{error.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
+        ) from error
     except ImageFileError as error:
         raise PhotoError(f"{name} is not an image; upload a PNG, JPEG or WebP photo") from error
-    if width * height > limits.max_pixels:
-        raise PhotoError(
-            f"{name} is {width} x {height} px ({width * height / 1e6:.1f} megapixels); this page accepts "
-            f"up to {limits.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
-        )
     try:
         return open_image(path, "RGB", limits.max_pixels)
     except ImageFileError as error:

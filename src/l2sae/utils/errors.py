@@ -32,3 +32,18 @@ class ImageFileError(ValueError):
 
     def __reduce__(self):
         return type(self), (self.path, self.problem, self.fix)
+
+
+class ImageTooLargeError(ImageFileError):
+    """An image file whose header declares more than ``max_pixels`` pixels (``size``: its W x H, or None where
+    only the count is known: over Pillow's decompression-bomb limit); refused before decoding."""
+
+    def __init__(self, path: str | os.PathLike, pixels: int, max_pixels: int, size: tuple[int, int] | None = None):
+        self.pixels, self.max_pixels, self.size = pixels, max_pixels, size
+        what = f"{size[0]} x {size[1]} pixels" if size else f"{pixels} pixels"
+        super().__init__(
+            path, f"{what} is more than max_pixels={max_pixels}", "use a smaller image, or raise the max_pixels setting"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.path, self.pixels, self.max_pixels, self.size)

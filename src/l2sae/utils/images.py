@@ -4,8 +4,8 @@ Training sets, baseline folders, ``edit.py`` and the app all decode through :fun
 file gives the same pixels wherever it is read: EXIF orientation applied; grayscale, palette, CMYK and
 16-bit files turned into 8-bit RGB; transparency laid on white. Only PNG, JPEG and WebP files reach a
 decoder (whatever their name; no other Pillow plugin, e.g. EPS through Ghostscript, ever runs). The pixel
-count is read from the header and checked against ``max_pixels`` (the only pixel limit: Pillow's own is
-lifted while the header is read) before anything is decoded, and the whole file is decoded (a truncated
+count is read from the header and checked against ``max_pixels`` (and Pillow's own decompression-bomb limit)
+before anything is decoded, and the whole file is decoded (a truncated
 JPEG fails here, not half-way through a run). Images as tensors are float 3 x H x W in [-1, 1].
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
-from l2sae.utils.errors import ImageFileError
+from l2sae.utils.errors import ImageFileError, ImageTooLargeError
 from l2sae.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ _SUFFIX_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEB
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")  # the only Pillow plugins a file is offered to
 # what PIL raises for files that are not (whole, sane) images; a truncated file raises OSError on load
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError)
-_PILLOW_LIMIT = threading.Lock()  # held while Image.MAX_IMAGE_PIXELS is lifted for one header read
+# Pillow refuses headers of more than twice Image.MAX_IMAGE_PIXELS (a process-wide setting, left as it is)
+_PILLOW_BOMB = re.compile(r"Image size \((\d+) pixels\)")
 
 
 def is_image_file(path: Path) -> bool:
@@ -90,20 +91,22 @@ def rgb_view(image: Image.Image) -> Image.Image:
 
 
 @contextmanager
-def opened_image(path: str | os.PathLike) -> Iterator[Image.Image]:
+def opened_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[Image.Image]:
     """``Image.open(path)`` offered to :data:`IMAGE_FORMATS` only, header read, nothing decoded.
 
-    Pillow's decompression-bomb limit is lifted (under a lock) for the header read: callers check the
-    size against their own ``max_pixels``. Raises :class:`ImageFileError` naming the file for anything
-    that is not a PNG, JPEG or WebP image, whatever its name.
+    Raises :class:`ImageTooLargeError` when the header declares more than ``max_pixels`` pixels (None: no cap
+    but Pillow's own decompression-bomb limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``, which also caps a larger
+    ``max_pixels``), and :class:`ImageFileError` naming the file for anything that is not a PNG, JPEG or WebP
+    image, whatever its name.
     """
     try:
-        with _PILLOW_LIMIT:
-            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                image = Image.open(path, formats=IMAGE_FORMATS)
-            finally:
-                Image.MAX_IMAGE_PIXELS = pillow_limit
+        image = Image.open(path, formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as error:
+        found = _PILLOW_BOMB.search(str(error))
+        limit = 2 * Image.MAX_IMAGE_PIXELS
+        raise ImageTooLargeError(
+            path, int(found[1]) if found else limit + 1, min(max_pixels or limit, limit)
+        ) from error
     except UnidentifiedImageError as error:
         raise ImageFileError(
             path,
@@ -113,6 +116,9 @@ def opened_image(path: str | os.PathLike) -> Iterator[Image.Image]:
     except _DECODE_ERRORS as error:  # a damaged header
         raise ImageFileError(path, f"not a readable image ({type(error).__name__}: {error})") from error
     with image:
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(path, width * height, max_pixels, (width, height))
         yield image
 
 
@@ -125,14 +131,7 @@ def open_image(path: str | os.PathLike, mode: str = "RGB", max_pixels: int | Non
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    with opened_image(path) as image:
-        width, height = image.size
-        if max_pixels is not None and width * height > max_pixels:
-            raise ImageFileError(
-                path,
-                f"{width} x {height} pixels is more than max_pixels={max_pixels}",
-                "use a smaller image, or raise the max_pixels setting",
-            )
+    with opened_image(path, max_pixels) as image:
         try:
             image.load()
             return _eight_bit_rgb(_upright(image, str(path)), mode)
