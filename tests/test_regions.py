@@ -49,6 +49,7 @@ def test_bad_schemes_name_the_key(channels, message):
         ({"num_channels": 8, "channels": {"nose": 4.0}}, "slicing.channels.nose: expected a channel index or a list"),
         ({"num_channels": 8.5, "channels": {"nose": [4]}}, "slicing.num_channels: expected a positive integer"),
         ({"num_channels": True, "channels": {"nose": [0]}}, "slicing.num_channels: expected a positive integer"),
+        ({"num_channels": 8, "channels": ["hair"]}, "slicing.channels: expected a mapping region -> channels"),
     ],
 )
 def test_a_config_or_checkpoint_scheme_is_checked_as_written_not_converted(data, message):

@@ -27,19 +27,9 @@ from pathlib import Path
 
 from hydra.errors import CompactHydraException
 
-from l2sae.utils.errors import unwrapped
+from l2sae.utils.errors import USER_ERRORS, unwrapped
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/l2sae/cli.py -> the checkout
-# what the project raises for bad settings, inputs and files (ConfigError, ImageFileError, CheckpointError,
-# MissingWeightsError and UnsafeWeightsError are among them, and missing or unwritable paths)
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
 
 
 class JobFailed(CompactHydraException):

@@ -175,6 +175,10 @@ class SliceScheme:
         for required in ("num_channels", "channels"):
             if required not in data:
                 raise ConfigError(f"{key}.{required}: missing")
+        if not isinstance(data["channels"], Mapping):
+            raise ConfigError(
+                f"{key}.channels: expected a mapping region -> channels, e.g. {{hair: [0, 1]}}, got {data['channels']!r}"
+            )
         channels = {str(roi): chans for roi, chans in dict(data["channels"]).items()}  # checked as they are
         return cls(channels=channels, num_channels=data["num_channels"], key=key)
 

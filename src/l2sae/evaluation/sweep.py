@@ -25,12 +25,11 @@ from pathlib import Path
 
 import yaml
 
-from l2sae.cli import USER_ERRORS
 from l2sae.evaluation.wandb_runs import WandbRun, is_wandb_run, read_wandb_run, wandb_run_folders
 from l2sae.nn import CheckpointError, paired_smn
 from l2sae.regions import ROI_NAMES
 from l2sae.utils.curves import figure_to_png, learning_curve, plot_curves, pyplot
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.errors import USER_ERRORS, ConfigError
 from l2sae.utils.files import atomic_write_json, atomic_write_text
 from l2sae.utils.tables import markdown_table
 

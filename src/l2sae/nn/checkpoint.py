@@ -171,7 +171,7 @@ def discriminator_crop_size(path: str | os.PathLike) -> int | None:
     if not any(key.startswith("D.") for key in contents.state_dict):
         return None
     if contents.config is not None:
-        return int(contents.config["crop_size"])
+        return int(contents.config.get("crop_size", SAEConfig().crop_size))  # as load_sae builds it
     shapes = {key: _shape(value) for key, value in contents.state_dict.items()}
     try:
         return _infer_discriminators(shapes, SAEConfig())["crop_size"]

@@ -15,6 +15,18 @@ def unwrapped(error: BaseException) -> BaseException:
     return error
 
 
+# what the project raises for bad settings, inputs and files (ConfigError, ImageFileError, CheckpointError,
+# MissingWeightsError and UnsafeWeightsError are among them, and missing or unwritable paths)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
 class ConfigError(ValueError):
     """A setting is wrong; the message names its key (``data.image_size: ...``) and suggests a fix."""
 
