@@ -58,11 +58,12 @@ def measure(editor: L2SAEEditor, face: Path, runs: int) -> dict:
     """Alternate decodes and strength changes (same load for both); seconds of each."""
     image = torch.from_numpy(np.asarray(Image.open(face), dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
     codes = editor.encode(image)
-    structure = codes.smn_structure.contiguous(memory_format=editor._layout())
+    structure = codes.smn_structure.to(editor.dtype).contiguous(memory_format=editor._layout())  # as the editor's
+    texture = codes.smn_texture.to(editor.dtype)
 
     @torch.inference_mode()
     def decode():
-        editor.smn.decode(structure, codes.smn_texture)
+        editor.smn.decode(structure, texture)
 
     rows = {"decode": [], "strength change (page)": [], "strength change (server edit)": []}
     with RunningApp(editor, AppSettings(port=free_port())) as app:

@@ -93,7 +93,7 @@ class OfficialPipeline:
 
     def mask(self, smpn_structure: torch.Tensor, smpn_texture: torch.Tensor, roi: str) -> torch.Tensor:
         channels = self.editor.slicing.channel_masks([roi]).to(smpn_structure)[0][None, :, None, None]
-        decode = self.smpn.decode(normalize(smpn_structure) * channels, smpn_texture).clamp(-1, 1)
+        decode = self.smpn.decode_sliced(smpn_structure, smpn_texture, channels).clamp(-1, 1)
         mask = masks_from_region_decodes(decode[:, None], threshold=self.editor.mask_threshold)
         return self.true_masks[roi][:, None] if self.true_masks is not None else mask
 

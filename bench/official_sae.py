@@ -91,3 +91,15 @@ class OfficialSAE(torch.nn.Module):
 
     def decode(self, structure: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
         return self.G(structure, texture)
+
+    def decode_sliced(self, structure: torch.Tensor, texture: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+        """The official generator's layers, in their order, on the whole structure code normalised and then
+        sliced by ``channels`` (1 x C x 1 x 1 of 0/1; B x 3 x H x W out): ``G(code, texture)`` would normalise the
+        slice again, stretching each region's channels to unit length."""
+        normalize = importlib.import_module("util").normalize  # the official one (imported with the networks)
+        style = normalize(texture)
+        x = self.G.SpatialCodeModulation(normalize(structure) * channels, style)
+        for name, layer in self.G.named_children():
+            if name.startswith(("HeadResnetBlock", "UpsamplingResBlock")):
+                x = layer(x, style)
+        return self.G.ToRGB(x, style, None)
