@@ -78,7 +78,9 @@ def main() -> None:
         return count_flops(lambda: decode_window(smn.G, structure, texture, box)) / 1e9
 
     full = count_flops(lambda: smn.G(structure, texture)) / 1e9
-    head = work(Box(0, 0, 1, 1))  # the resolution-preserving blocks, run once on the whole code (+ one pixel)
+    upsamplings = sum(isinstance(getattr(smn.G, name), UpsamplingResBlock) for name in smn.G.blocks)
+    # the blocks before the upsampling ones, run once on the whole code (no tile: none of the upsampling work)
+    head = count_flops(lambda: decode_late_tiles(smn.G, structure, texture, [], upsamplings)) / 1e9
     print(
         f"SMN decode at {args.size} px ({PRESET_FOR_SIZE[args.size]}): full {full:.1f} GFLOP, of which the blocks "
         f"before the upsampling ~{head:.1f}; tiles share them"
