@@ -20,7 +20,7 @@ fi
 factor=$1
 shift
 period=10000  # microseconds
-quota=$(python3 -c "import os; print(round($period * os.cpu_count() / float('$factor')))")
+quota=$(python3 -c "import os; print(round($period * len(os.sched_getaffinity(0)) / float('$factor')))")
 if [[ -d /sys/fs/cgroup/cpu && ! -f /sys/fs/cgroup/cgroup.controllers ]]; then  # cgroup v1
   group=/sys/fs/cgroup/cpu/l2sae_slower_cpu_$$
   mkdir "$group"
