@@ -189,6 +189,24 @@ def test_missing_folders_name_the_folder_and_the_readme(tmp_path, tree):
         dataset(tree)
 
 
+def test_a_missing_mask_folder_or_an_image_without_masks_is_an_error_not_empty_targets(tree):
+    import shutil
+
+    for part in PARTS:  # image 0 loses all its masks: its targets would be all background
+        mask_path(tree, 0, part).unlink()
+    with pytest.raises(FileNotFoundError, match=r"mask-anno/0: no part mask at all for 1 image\(s\), e\.g\. 00000"):
+        dataset(tree)
+    shutil.rmtree(tree / MASK_DIR / "1")  # the folder of images 2000-3999 (2001 here)
+    with pytest.raises(FileNotFoundError, match=r"mask-anno/1: no such folder; .* images 2000-3999 .*02000_skin"):
+        dataset(tree)
+
+
+def test_a_non_square_image_is_refused_naming_it(tree):
+    save_png(tree / IMAGE_DIR / "2001.png", Image.new("RGB", (64, 48), COLOUR))
+    with pytest.raises(ImageFileError, match=r"2001\.png: 64 x 48 pixels: CelebAMask-HQ images are square"):
+        dataset(tree)
+
+
 def test_missing_partition_file_suggests_other_schemes(tree):
     (tree / PARTITION_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=r"list_eval_partition\.txt is missing.*split_scheme=index"):

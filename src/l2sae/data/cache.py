@@ -114,13 +114,10 @@ def file_stamp(path: str | os.PathLike | os.DirEntry) -> tuple[int, int]:
 
 
 def folder_stamps(folder: str | os.PathLike, wanted: Callable[[str], bool] = lambda name: True) -> list:
-    """``[name, size, mtime_ns]`` of the files in ``folder`` whose names are ``wanted`` (sorted; none when the
-    folder is missing): one directory scan, so a cache key can cover many small files (masks) cheaply."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted([entry.name, *file_stamp(entry)] for entry in entries if wanted(entry.name))
-    except FileNotFoundError:
-        return []
+    """``[name, size, mtime_ns]`` of the files in ``folder`` whose names are ``wanted`` (sorted): one directory
+    scan, so a cache key can cover many small files (masks) cheaply."""
+    with os.scandir(folder) as entries:
+        return sorted([entry.name, *file_stamp(entry)] for entry in entries if wanted(entry.name))
 
 
 def cache_folder(cache_dir: str | os.PathLike, name: str, image_size: int, key: Any) -> Path:

@@ -34,7 +34,7 @@ from l2sae.data.layout import (
 )
 from l2sae.data.splits import check_sizes, check_split, sample_subset, split_indices
 from l2sae.regions import CELEBAMASK_PARTS, DEFAULT_REGION_PARTS, validate_region_parts
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.errors import ConfigError, ImageFileError
 from l2sae.utils.images import DEFAULT_MAX_PIXELS, open_image
 
 LEFT_RIGHT_PARTS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
@@ -72,7 +72,15 @@ class PartLabelDecoder:
 
     def __call__(self, item: tuple[int, str]) -> tuple[np.ndarray, np.ndarray]:
         index, path = item
-        image = image_array(open_image(path, "RGB", self.max_pixels), self.image_size)
+        picture = open_image(path, "RGB", self.max_pixels)
+        if picture.width != picture.height:  # a centre crop of it would no longer match its square masks
+            raise ImageFileError(
+                path,
+                f"{picture.width} x {picture.height} pixels: CelebAMask-HQ images are square (1024 x 1024), as "
+                "their part masks",
+                "replace it with the square original",
+            )
+        image = image_array(picture, self.image_size)
         labels = np.zeros((self.image_size, self.image_size), dtype=np.uint8)
         for label, part in enumerate(CELEBAMASK_PARTS, start=1):
             part_file = mask_path(self.root, index, part)
@@ -83,14 +91,32 @@ class PartLabelDecoder:
 
 def mask_stamps(root: Path, indices: Sequence[int]) -> list:
     """Name, size and modification time of every mask file of the images ``indices`` (a scan per mask folder),
-    so editing, adding or removing a mask changes the cache key like an image does."""
+    so editing, adding or removing a mask changes the cache key like an image does. A mask folder these images
+    need that is missing, or an image without a single part mask (the set is incomplete: the training targets
+    would be all background), is a FileNotFoundError naming the folder."""
     wanted = {f"{index:05d}" for index in indices}
     folders = sorted({index // IMAGES_PER_MASK_FOLDER for index in indices})
-    return [
+    for folder in folders:
+        if not (root / MASK_DIR / str(folder)).is_dir():
+            raise FileNotFoundError(
+                f"{root / MASK_DIR / str(folder)}: no such folder; it holds the part masks of images "
+                f"{folder * IMAGES_PER_MASK_FOLDER}-{(folder + 1) * IMAGES_PER_MASK_FOLDER - 1} (e.g. "
+                f"{folder * IMAGES_PER_MASK_FOLDER:05d}_skin.png): unpack CelebAMask-HQ-mask-anno whole (data/README.md)"
+            )
+    stamps = [
         [folder, *stamp]
         for folder in folders
         for stamp in folder_stamps(root / MASK_DIR / str(folder), lambda name: name.partition("_")[0] in wanted)
     ]
+    bare = sorted(wanted - {name.partition("_")[0] for _, name, *_ in stamps})
+    if bare:
+        folder = int(bare[0]) // IMAGES_PER_MASK_FOLDER
+        raise FileNotFoundError(
+            f"{root / MASK_DIR / str(folder)}: no part mask at all for {len(bare)} image(s), e.g. {bare[0]} "
+            f"(expected {bare[0]}_skin.png, {bare[0]}_hair.png, ...): the mask folders are incomplete; unpack "
+            "CelebAMask-HQ-mask-anno whole (data/README.md)"
+        )
+    return stamps
 
 
 class CelebAMaskHQ(StoredImages):
