@@ -136,6 +136,18 @@ def test_the_matte_fades_out_only_along_sides_of_the_square_inside_the_photo():
     assert matte[:50, 30:].min() > 0.999 and matte[:50, 20].max() < 0.25 and matte[60, 30:].max() < 0.25
 
 
+def test_a_face_far_larger_than_the_crop_fades_to_zero_inside_its_box_no_straight_seam():
+    """Warped 12.5x, the crop's border pixel spreads over 6 photo pixels; it must fade out before the box ends."""
+    square = np.array([[100.0, 100], [100, 300], [300, 300], [300, 100]])  # 200 px for a 16 px crop
+    images, mattes = torch.ones(1, 3, 16, 16), torch.ones(1, 1, 16, 16)
+    photo = np.zeros((400, 400, 3), np.uint8)
+    pasted, matte = paste_faces(photo, [square], [square_to_photo(square, 16)], images, mattes)
+    assert (
+        matte[:106].max() == 0 and matte[294:].max() == 0 and matte[:, :106].max() == 0
+    )  # border centres 106.25, 293.75
+    assert matte[110, 200] > 0 and matte[200, 200] == 1 and (pasted[matte == 0] == 0).all()
+
+
 def test_the_larger_face_is_pasted_last(astronaut):
     photo = np.zeros((100, 100, 3), np.uint8)
     small = np.array([[20.0, 20], [20, 60], [60, 60], [60, 20]])

@@ -14,10 +14,11 @@ from l2sae.photos.alignment import quad_side, sampling_grid
 
 
 def edge_fade(size: int, width: int, sides: tuple[bool, bool, bool, bool] = (True,) * 4) -> torch.Tensor:
-    """size x size weights rising linearly from ~0 at the square's border to 1 at ``width`` px inside, along
-    the ``sides`` (top, left, bottom, right) that are True (1 along the others), so a matte that touches the
-    crop's border still ends softly in the photo."""
-    ramp = ((torch.arange(size, dtype=torch.float32) + 0.5) / width).clamp(max=1.0)
+    """size x size weights rising linearly from 0 on the square's border pixels to 1 at ``width`` px inside,
+    along the ``sides`` (top, left, bottom, right) that are True (1 along the others), so a matte that touches
+    the crop's border still ends softly in the photo, and nothing of it reaches past the square when a large
+    face is warped (bilinear sampling spreads a border pixel half a crop pixel outwards)."""
+    ramp = (torch.arange(size, dtype=torch.float32) / width).clamp(max=1.0)
     top, left, bottom, right = (ramp if fade else torch.ones(size) for fade in sides)
     rows, columns = torch.minimum(top, bottom.flip(0)), torch.minimum(left, right.flip(0))
     return torch.minimum(rows[:, None], columns[None, :])
@@ -118,7 +119,8 @@ def paste_faces(
         photo_to_square = np.linalg.inv(np.asarray(matrices[index], dtype=np.float64))
         box_to_photo = np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]])
         grid = sampling_grid(photo_to_square @ box_to_photo, (y1 - y0, x1 - x0), (size, size))
-        warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        # border padding: the photo pixels just past a square that is the whole picture keep its edge's values
+        warped = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
         matte = warped[3].clamp(0.0, 1.0)
         region = result[y0:y1, x0:x1].permute(2, 0, 1).float()
         pasted = (warped[:3] + 1.0) * 127.5
