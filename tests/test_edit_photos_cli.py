@@ -11,6 +11,7 @@ from skimage import data
 
 from l2sae.editing.run import run
 from l2sae.photos import NoFaceError, PhotoError
+from l2sae.utils.errors import ImageFileError
 
 GRID_SIZE = (3 * 64 + 4 * 2, 64 + 2 * 2)  # PIL (width, height) of aligned input | mask | local edit
 
@@ -82,3 +83,18 @@ def test_one_photo_without_a_face_is_an_error_and_writes_nothing(tiny_checkpoint
     with pytest.raises(ConfigCompositionException, match="align=rotate") as caught:  # refused by the schema
         run(edit_config(tiny_checkpoints, f"input={photos}", f"out={out}", "align=rotate"))
     assert "expected one of [auto, ffhq, crop, none]" in str(caught.value.__cause__)
+
+
+def test_a_faces_grid_name_never_overwrites_an_input(tiny_checkpoints, photos, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "astronaut.jpg").write_bytes((photos / "astronaut.jpg").read_bytes())
+    clash = folder / "astronaut_style_hair_face0_grid.png"  # what the face's grid would be named, with out= here
+    Image.new("RGB", (32, 32)).save(clash)
+    before = clash.read_bytes()
+    with pytest.raises(ImageFileError, match=r"astronaut_style_hair_face0_grid\.png: a face's grid would overwrite"):
+        run(edit_config(tiny_checkpoints, f"input={folder}", f"out={folder}"))
+    assert clash.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [
+        "astronaut.jpg",
+        "astronaut_style_hair_face0_grid.png",
+    ]

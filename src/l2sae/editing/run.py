@@ -10,6 +10,7 @@ every output name (none may overwrite an input) are checked by :func:`_checked_j
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -149,6 +150,12 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         clash = next(path for path, name in zip(inputs, names) if names.count(name) > 1)
         raise ConfigError(f"input: several files share the name {clash.stem!r} (e.g. {clash}); rename one")
     sources = {path.resolve() for path in inputs} | ({partner.resolve()} if partner else set())
+    face_grids = re.compile(  # a photo's per-face grids: NAME_<mode>_<rois>_face<K>_grid.png, K unknown yet
+        "|".join(re.escape(job.output_name(path, "_face").name[: -len(".png")]) + r"\d+_grid\.png" for path in inputs)
+    )
+    for source in sources if job.align != Align.none and inputs else ():
+        if source.parent == job.out.resolve() and face_grids.fullmatch(source.name):
+            raise ImageFileError(source, "a face's grid would overwrite this input image", "choose another out= folder")
     for path in inputs:
         for output in (job.output_name(path), job.output_name(path, "_grid")):
             if output.resolve() in sources:
