@@ -11,7 +11,7 @@ from skimage import data
 
 from l2sae.editing.run import run
 from l2sae.photos import NoFaceError, PhotoError
-from l2sae.utils.errors import ImageFileError
+from l2sae.utils.errors import ConfigError, ImageFileError
 
 GRID_SIZE = (3 * 64 + 4 * 2, 64 + 2 * 2)  # PIL (width, height) of aligned input | mask | local edit
 
@@ -98,3 +98,22 @@ def test_a_faces_grid_name_never_overwrites_an_input(tiny_checkpoints, photos, t
         "astronaut.jpg",
         "astronaut_style_hair_face0_grid.png",
     ]
+
+
+def test_the_detection_settings_reach_the_detector_and_are_checked(tiny_checkpoints, photos, tmp_path, monkeypatch):
+    from l2sae.photos import faces as faces_module
+    from l2sae.photos.detection import smallest_detectable_face
+
+    seen = []
+    detect = faces_module.detect_faces
+    monkeypatch.setattr(faces_module, "detect_faces", lambda image, **kw: seen.append(kw) or detect(image, **kw))
+    run(edit_config(tiny_checkpoints, f"input={photos / 'pair.png'}", f"out={tmp_path}", "detection_side=2048",
+                    "upsample=0"))  # fmt: skip
+    assert seen == [{"detection_side": 2048, "upsample": 0}]
+    for override, message in (("detection_side=10", "detection_side: expected a side of at least 64"),
+                              ("upsample=3", "upsample: expected 0, 1, 2 or null")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            run(edit_config(tiny_checkpoints, f"input={photos}", f"out={tmp_path / 'x'}", override))
+    # the narrowest face found: dlib's 80 px window of the detection copy, halved by each doubling
+    assert smallest_detectable_face(600, 800) == 40 and smallest_detectable_face(600, 800, upsample=0) == 80
+    assert smallest_detectable_face(3000, 4000) == 156 and smallest_detectable_face(3000, 4000, 4000, 1) == 40

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from l2sae.editing import L2SAEEditor
 from l2sae.editing.photo import PhotoEditResult, PreparedPhoto
 from l2sae.photos import FaceNotFoundError
+from l2sae.photos.detection import smallest_detectable_face
 from l2sae.utils.errors import ImageFileError, ImageTooLargeError
 from l2sae.utils.images import open_image, opened_image
 
@@ -70,13 +71,14 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
 
 def prepare(editor: L2SAEEditor, photo: Image.Image | np.ndarray, name: str, faces: str | int = "all") -> PreparedPhoto:
     """Find, align and encode the faces of ``photo`` once (``faces``: "all", "largest" or a face number)."""
+    pixels = np.array(photo)  # a writable copy for torch
     try:
-        return editor.prepare_photo(np.array(photo), align="auto", faces=faces)  # a writable copy for torch
+        return editor.prepare_photo(pixels, align="auto", faces=faces)
     except FaceNotFoundError as error:  # its advice names edit.py's align=, which the page does not have
-        size = editor.image_size
+        size, smallest = editor.image_size, smallest_detectable_face(*pixels.shape[:2])
         raise PhotoError(
-            f"{name}: no face found; upload a photo with a frontal face at least ~40 px wide, or a picture of one "
-            f"face of exactly {size} x {size} px (edited as it is)"
+            f"{name}: no face found; upload a photo with a frontal face at least ~{smallest} px wide, or a picture "
+            f"of one face of exactly {size} x {size} px (edited as it is)"
         ) from error
     except ValueError as error:  # no face, faces too small, ...: the pipeline's messages, named after the upload
         raise PhotoError(f"{name}: {str(error).removeprefix('the photo array: ')}") from error

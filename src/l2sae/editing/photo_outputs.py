@@ -63,13 +63,20 @@ def edit_photo_files(editor, job) -> dict:
     """Edit every photo of ``job`` (an :class:`l2sae.editing.run.EditJob` with align != "none")."""
     partner = None
     if job.partner is not None:
-        partner = editor.prepare_photo(job.partner, align=job.align, faces="largest", max_pixels=job.max_pixels)
+        partner = editor.prepare_photo(
+            job.partner, align=job.align, faces="largest", max_pixels=job.max_pixels, **job.detection
+        )
     failed: dict[str, Exception] = {}
     started = time.perf_counter()
     for path in tqdm(job.inputs, unit="photo", desc="edit", disable=not job.show_progress):
         try:
             prepared = editor.prepare_photo(
-                path, align=job.align, faces=job.faces, min_face_size=job.min_face_size, max_pixels=job.max_pixels
+                path,
+                align=job.align,
+                faces=job.faces,
+                min_face_size=job.min_face_size,
+                max_pixels=job.max_pixels,
+                **job.detection,
             )
         except (PhotoError, ImageFileError) as error:
             failed[str(path)] = error

@@ -57,6 +57,8 @@ class EditConfig(EditorConfig):
     align: Align
     faces: Any  # all | largest | a face number: check_face_choice
     min_face_size: float | None
+    detection_side: int
+    upsample: int | None
     out: str
     mode: EditMode
     roi: Any  # a region or a list of them: l2sae.regions.check_rois
@@ -94,6 +96,7 @@ class EditJob:
     align: Align  # auto | ffhq | crop: faces found and aligned (l2sae.photos); none: the whole picture
     faces: str | int  # all | largest | a face number
     min_face_size: float | None  # faces with a smaller aligned square (px) are skipped (None: half the model side)
+    detection: dict[str, int | None]  # detect_faces' detection_side and upsample
 
     def output_name(self, source: Path, kind: str = "") -> Path:
         return self.out / f"{source.stem}_{self.mode}_{'+'.join(self.rois)}{kind}.png"
@@ -124,6 +127,10 @@ def _checked_job(cfg: DictConfig) -> EditJob:
     faces = check_face_choice(cfg.faces)  # a ValueError naming the key
     if cfg.min_face_size is not None and cfg.min_face_size < 0:
         raise ConfigError(f"min_face_size: expected a size in pixels or null, got {cfg.min_face_size!r}")
+    if cfg.detection_side < 64:
+        raise ConfigError(f"detection_side: expected a side of at least 64 px, got {cfg.detection_side!r}")
+    if cfg.upsample is not None and not 0 <= cfg.upsample <= 2:
+        raise ConfigError(f"upsample: expected 0, 1, 2 or null (0, then 1 when no face is found), got {cfg.upsample!r}")
     inputs = list_images(cfg.input)
     for path in inputs if cfg.align == Align.none else ():  # decoded whole: a bad file fails before any output
         check_image(path, max_pixels)  # is written (photos are checked one by one: bad ones named, others edited)
@@ -144,6 +151,7 @@ def _checked_job(cfg: DictConfig) -> EditJob:
         align=cfg.align,
         faces=faces,
         min_face_size=cfg.min_face_size,
+        detection={"detection_side": cfg.detection_side, "upsample": cfg.upsample},
     )
     names = [job.output_name(path) for path in inputs]
     if len(set(names)) != len(names):

@@ -12,6 +12,7 @@ from l2sae.photos.dlib_models import face_detector, landmark_predictor
 
 DETECTION_SIDE = 1024  # photos with a longer side are downscaled to it for detection
 LANDMARK_FACE_SIDE = 200  # smaller faces are upscaled to this box side for the landmarks (dlib gives integer points)
+DETECTOR_WINDOW = 80  # px of the detection copy: dlib's HOG detector finds faces about this wide and wider
 MIN_SCORE = 0.3  # detector scores below this are dropped (dlib's own threshold 0 lets some hands and shadows in)
 
 
@@ -33,6 +34,15 @@ def _detection_copy(photo: np.ndarray, max_side: int) -> tuple[np.ndarray, float
         return photo, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(photo).resize(size, Image.BILINEAR, reducing_gap=2.0)), scale
+
+
+def smallest_detectable_face(
+    height: int, width: int, detection_side: int = DETECTION_SIDE, upsample: int | None = None, **_
+) -> int:
+    """The narrowest face (photo px) :func:`detect_faces` finds in an H x W photo with these settings: dlib's
+    detector window is 80 px of the detection copy, halved by each doubling (None: 1, its retry)."""
+    scale = min(1.0, detection_side / max(height, width))
+    return round(DETECTOR_WINDOW / 2 ** (1 if upsample is None else upsample) / scale)
 
 
 def detect_faces(

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from l2sae.photos.alignment import align_face, box_quad, ffhq_quad, image_quad, quad_side, square_to_photo
-from l2sae.photos.detection import DetectedFace, detect_faces
+from l2sae.photos.detection import DetectedFace, detect_faces, smallest_detectable_face
 from l2sae.photos.paste import SeamSmoothing, paste_faces
 from l2sae.photos.reading import PHOTO_MAX_PIXELS, Photo, PhotoError, load_photo
 from l2sae.utils.choices import Choice
@@ -202,7 +202,8 @@ def find_faces(
         if not detected:
             raise FaceNotFoundError(
                 f"{name}: no face found (dlib's frontal face detector); use a photo with a frontal face at least "
-                "~40 px wide, or align=none to edit the whole picture"
+                f"~{smallest_detectable_face(height, width, **detection)} px wide (detection_side, upsample: "
+                "smaller), or align=none to edit the whole picture"
             )
         quads = [box_quad(face.box) if mode == "crop" else ffhq_quad(face.landmarks) for face in detected]
         found = [_face(face, quad, size) for face, quad in zip(detected, quads)]
