@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from train_helpers import compose_train, tiny_sae_file
+from train_helpers import BRIEF_MASK_HEAD, compose_train, tiny_sae_file
 
 from l2sae.nn import load_sae, read_extra
 from l2sae.regions import ROI_NAMES
@@ -83,3 +83,25 @@ def test_ddp_on_two_cpu_processes_keeps_the_weights_identical_the_data_and_rando
         assert not set(seen0) & set(seen1), step  # the shares of one training order: no image on both ranks
     assert not torch.equal(rank0["G.ToRGB.bias"], initial["G.ToRGB.bias"])  # they trained
     assert not torch.equal(rank0["D.stylegan2_D.final_linear.1.bias"], initial["D.stylegan2_D.final_linear.1.bias"])
+
+
+def test_an_smpn_trained_in_forked_ranks_exports_its_mask_head_with_its_agreement(tmp_path):
+    """fork/spawn ranks hand back only the weights: the head is distilled, and its agreement recorded, in the
+    exporting process."""
+    start = tiny_sae_file(tmp_path / "start.pt")
+    overrides = [
+        "model=smpn",
+        f"model.smpn.module.init_checkpoint={start}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp_fork_find_unused_parameters_true",
+        "model.smpn.trainer.max_steps=2",
+        "trainer.limit_val_batches=1",
+        "callbacks.image_grid=null",
+        *BRIEF_MASK_HEAD,
+    ]
+    run_dir = tmp_path / "logs" / "run"
+    metrics = run(compose_train(run_dir, tmp_path / "data", overrides))
+    head = read_extra(run_dir / "smpn.pt")["mask_head"]
+    assert head["matte_iou"] == pytest.approx({roi: metrics[f"val/fast_matte_iou_{roi}"] for roi in ROI_NAMES})

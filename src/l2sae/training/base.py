@@ -173,6 +173,14 @@ class SAETrainingModule(pl.LightningModule):
     def on_validation_end(self) -> None:
         self.sae.set_noise("random")
 
+    def after_fit(self, datamodule: pl.LightningDataModule) -> None:
+        """Work on the fitted networks, in the process that exports them (``trainer.fit`` may have trained in
+        spawned or forked ranks, which hand back only the weights). None here."""
+
+    def after_validation(self, metrics: Mapping[str, float]) -> None:
+        """Keep what the final validation measured (``metrics``: as ``trainer.validate`` returns them, from any
+        launcher) for the export. None here."""
+
     def export(self, path: str) -> None:
         """Write the trained SAE in our checkpoint format (``save_sae``)."""
         raise NotImplementedError

@@ -313,11 +313,13 @@ def train_stage(
             f"ckpt_path: {ckpt_path} holds more than weights and plain data (it could hold code), so it is not "
             f"loaded; resume from a checkpoint written by this project's training ({unpickling_reason(error)})"
         ) from error
+    module.after_fit(datamodule)
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
+    metrics = {key: float(value) for key, value in (results[0] if results else {}).items()}
+    module.after_validation(metrics)
     if trainer.is_global_zero:
         module.export(stage.export)
     trainer.strategy.barrier("export")
-    metrics = {key: float(value) for key, value in (results[0] if results else {}).items()}
     return metrics, trainer, agreement.run_dir
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torchmetrics.classification import MultilabelJaccardIndex
@@ -25,6 +26,7 @@ from l2sae.regions import (
 from l2sae.utils.errors import ConfigError
 
 from .base import OptimizerFactory, SAETrainingModule, build_sae
+from .distributed import global_rank
 from .mask_head import MaskHeadSettings, distill_mask_head, distillation_images
 
 log = logging.getLogger(__name__)
@@ -200,7 +202,7 @@ class SMPNModule(SAETrainingModule):
         )
         self.val_iou = MultilabelJaccardIndex(num_labels=len(self.roi_names), average=None)
         self.mask_head_settings = MaskHeadSettings.from_config(mask_head) if mask_head else None
-        self.mask_head = None  # distilled when fitting ends
+        self.mask_head = None  # distilled after fitting (after_fit)
         self.fast_mask_iou, self.fast_matte_iou = SoftRegionIoU(len(self.roi_names)), SoftRegionIoU(len(self.roi_names))
 
     @staticmethod
@@ -318,29 +320,30 @@ class SMPNModule(SAETrainingModule):
             self.fast_matte_iou.reset()
             self.fast_mask_iou.reset()
             self.log_dict({f"val/fast_matte_iou_{roi}": iou for roi, iou in zip(self.roi_names, matte_ious)})
-            self.mask_head.matte_iou = dict(zip(self.roi_names, matte_ious.tolist()))  # exported with the head
             self.log_dict({"val/fast_matte_iou": matte_ious.mean(), "val/fast_mask_iou": mask_ious.mean()})
 
-    def on_fit_end(self) -> None:
+    def after_fit(self, datamodule: pl.LightningDataModule) -> None:
         """Distil the mask head (``mask_head``) from the trained SMPN on the first training images
-        (:func:`~l2sae.training.mask_head.distillation_images`)."""
+        (:func:`~l2sae.training.mask_head.distillation_images`), here in the exporting process."""
         settings = self.mask_head_settings
         if settings is None:
             return
-        images = distillation_images(self.trainer.train_dataloader.dataset, settings.images).to(self.device)
+        datamodule.setup("fit")  # opens the training set where this process has not (spawned ranks trained)
+        images = distillation_images(datamodule.datasets["train"], settings.images).to(self.device)
         start = time.perf_counter()
         self.mask_head, loss = distill_mask_head(
             self.sae, images, self.decode_channels[1:], self.mask_threshold, settings
         )
-        if self.trainer.is_global_zero:  # (LightningModule.print says nothing once the progress bars are closed)
+        if global_rank() == 0:  # (this module may be detached from its trainer: spawned ranks trained)
             seconds = time.perf_counter() - start
-            log.info(
-                "mask head on %s distilled from %d images in %.1f s: loss %.4f",
-                self.mask_head.block,
-                len(images),
-                seconds,
-                loss,
-            )
+            log.info("mask head on %s distilled from %d images in %.1f s: loss %.4f", self.mask_head.block,
+                     len(images), seconds, loss)  # fmt: skip
+
+    def after_validation(self, metrics: Mapping[str, float]) -> None:
+        """Record in the head its measured agreement with the full masks per region (``matte_iou``, exported with
+        it: the editor's ``masks=auto`` reads it)."""
+        if self.mask_head is not None:
+            self.mask_head.matte_iou = {roi: float(metrics[f"val/fast_matte_iou_{roi}"]) for roi in self.roi_names}
 
     # ---- outputs -------------------------------------------------------------------------------
     @torch.no_grad()
