@@ -364,3 +364,12 @@ def test_the_smn_an_smpn_only_run_links_is_read_at_the_start_and_never_fails_the
     with caplog.at_level(logging.WARNING, logger="l2sae.training.run"):
         assert pair(smpn) is None and pair(tmp_path / "gone.pt") is None
     assert len(caplog.records) == 2 and all("no smn.pt link" in record.getMessage() for record in caplog.records)
+
+
+def test_seed_null_records_the_seed_lightning_used(tmp_path, data_dir, monkeypatch):
+    import yaml
+
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    run_dir = tmp_path / "logs" / "run"
+    run(compose_train(run_dir, data_dir, ["model=smn", "trainer=debug", "callbacks.image_grid=null", "seed=null"]))
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed"] == 0  # Lightning's choice without a seed

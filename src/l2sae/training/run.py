@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -91,6 +91,8 @@ def train_stages(cfg: DictConfig) -> dict[str, float]:
     stages = check_config(cfg)
     resume = resume_paths(cfg.get("ckpt_path"), stages)
     seed = pl.seed_everything(cfg.seed, workers=True)
+    with open_dict(cfg):
+        cfg.seed = seed  # the seed used (null: Lightning's choice), as config.yaml records it
     smn_pair = starting_smn(cfg, stages)  # read now: logs/latest, say, moves when another run ends
     if launched_as_rank_zero():
         write_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
