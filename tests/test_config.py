@@ -1,6 +1,7 @@
 """Training configs: every group option composes, slicing schemes are valid, config errors name their key."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from l2sae.data import LogSkippedFiles
 from l2sae.nn import SAEConfig, SwappingAutoencoder, save_sae
 from l2sae.regions import ROI_NAMES, SliceScheme
 from l2sae.training.run import check_config, instantiate_callbacks, run
-from l2sae.utils.errors import ConfigError
+from l2sae.utils.errors import ConfigError, unwrapped
 from l2sae.utils.tracking import wandb_identity
 
 
@@ -167,3 +168,25 @@ def test_run_folders_carry_a_time_stamp_with_microseconds():
     hydra_layout = yaml.safe_load((CONF / "hydra" / "default.yaml").read_text())
     assert "%f" in hydra_layout["run"]["dir"] and hydra_layout["sweep"]["subdir"] == "${hydra.job.num}"
     assert Path(CONF / "train.yaml").read_text().count("experiment: quickstart") == 1
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("seed=abc", "seed: expected an integer or null, got 'abc'"),
+        ("num_threads=two", "num_threads: expected a positive integer or null, got 'two'"),
+        ("num_threads=0", "num_threads: expected a positive integer or null, got 0"),
+        ("data.hflip=maybe", "data.hflip: expected true or false, got 'maybe'"),
+        ("loss.smpn.gan=abc", "loss.smpn.gan"),
+        ("model.smpn.module.mask_threshold=high", "model.smpn.module.mask_threshold: expected a number"),
+        ("model.smpn.module.mask_head.epochs=many", "model.smpn.module.mask_head.epochs: expected an integer"),
+    ],
+)
+def test_settings_of_the_wrong_type_fail_naming_the_key_before_any_work(folders, override, message):
+    """Also the second stage's settings: nothing is trained before they are known to be right (the data module's
+    own checks reach the command line through Hydra's InstantiationException, which it unwraps)."""
+    with pytest.raises(Exception) as caught:
+        run(compose_train(*folders, [override]))
+    error = unwrapped(caught.value)
+    assert isinstance(error, ConfigError) and re.search(message, str(error)), error
+    assert not folders[0].exists() and not folders[1].exists()

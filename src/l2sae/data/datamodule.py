@@ -107,6 +107,8 @@ class L2SAEDataModule(pl.LightningDataModule):
         if layout == "image_folder" and split_scheme != "index":
             raise ConfigError(f"data.split_scheme: an image folder is split by 'index', got {split_scheme!r}")
         check_image_size(image_size)
+        if not isinstance(hflip, bool):
+            raise ConfigError(f"data.hflip: expected true or false, got {hflip!r}")
         check_even_batch(batch_size, "data.batch_size")
         if eval_batch_size is not None:
             check_even_batch(eval_batch_size, "data.eval_batch_size")

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
+from l2sae.editing.editor import check_mask_threshold
 from l2sae.nn import SAEConfig, paired_smn
 from l2sae.nn.checkpoint import CheckpointError, discriminator_crop_size
 from l2sae.utils.curves import learning_curve, plot_curves
@@ -38,6 +39,7 @@ from l2sae.utils.tracking import finish_wandb, instantiate_loggers
 
 from .base import check_lr_decay
 from .distributed import RunFolderAgreement, adopt_run_folder, handoff, launched_as_rank_zero
+from .mask_head import MaskHeadSettings
 from .smpn import SMPNLoss, SMPNModule
 
 FAILURE_FILE = "failure.json"  # read by the sweep report (l2sae.evaluation.sweep)
@@ -136,6 +138,12 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
     Entries of ``cfg.model`` without ``module._target_`` are settings for stages not chosen (an experiment may
     tune both stages while the command line picks one) and are skipped.
     """
+    for key, value in (("seed", cfg.get("seed")), ("num_threads", cfg.get("num_threads"))):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and not (whole and (key == "seed" or value >= 1)):
+            raise ConfigError(
+                f"{key}: expected {'an' if key == 'seed' else 'a positive'} integer or null, got {value!r}"
+            )
     stages = {
         name: stage for name, stage in (cfg.get("model") or {}).items() if "_target_" in (stage.get("module") or {})
     }
@@ -174,6 +182,12 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
                 f"{key}: {start} does not exist; give an SAE checkpoint (the official latest_checkpoint.pth "
                 f"or an smn.pt of an earlier run, e.g. logs/latest/smn.pt)"
             )
+        if "slicing" in module:  # its settings' types, before any of them is used
+            SMPNLoss.from_config(module.loss)
+            if "mask_threshold" in module:
+                check_mask_threshold(module.mask_threshold, f"model.{name}.module.mask_threshold")
+            if module.get("mask_head"):
+                MaskHeadSettings.from_config(module.mask_head, f"model.{name}.module.mask_head")
         discriminates = "slicing" not in module or module.loss.gan > 0
         crop_size = stage_crop_size(start, produced, backbone.crop_size) if discriminates else None
         if crop_size is not None and datamodule.image_size != crop_size:
@@ -181,7 +195,6 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
         if "slicing" in module:
             roi_names = module.get("roi_names") or datamodule.roi_names
             scheme = SMPNModule.check_settings(module.slicing, roi_names)
-            SMPNLoss.from_config(module.loss)
             if str(start) in produced and scheme.num_channels != backbone.structure_channels:
                 raise ConfigError(
                     f"slicing.num_channels: the scheme has {scheme.num_channels} channels but the backbone's "
