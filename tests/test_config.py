@@ -1,6 +1,7 @@
 """Training configs: every group option composes, slicing schemes are valid, config errors name their key."""
 
 import dataclasses
+import logging
 import re
 from pathlib import Path
 
@@ -190,3 +191,18 @@ def test_settings_of_the_wrong_type_fail_naming_the_key_before_any_work(folders,
     error = unwrapped(caught.value)
     assert isinstance(error, ConfigError) and re.search(message, str(error)), error
     assert not folders[0].exists() and not folders[1].exists()
+
+
+def test_a_command_line_setting_a_stage_replaces_is_named_in_a_warning(folders, caplog):
+    cfg = compose_train(*folders, ["trainer.max_steps=100"])  # the quick start sets each stage's own max_steps
+    with caplog.at_level(logging.WARNING, logger="l2sae.training.run"):
+        check_config(cfg)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(
+        message.startswith("trainer.max_steps=100 does not apply to stage smn: model.smn.trainer.max_steps=")
+        for message in warnings
+    ), warnings
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="l2sae.training.run"):
+        check_config(compose_train(*folders, ["model.smn.trainer.max_steps=100"]))
+    assert not [record for record in caplog.records if "does not apply" in record.getMessage()]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -152,6 +153,7 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
     for name, stage in stages.items():
         if not stage.get("export"):
             raise ConfigError(f"model.{name}.export: missing (the path the trained SAE is written to)")
+    warn_shadowed_overrides(stages)
     try:
         backbone = SAEConfig.from_backbone(cfg.backbone)
     except ValueError as error:
@@ -239,6 +241,25 @@ def check_optimizer(optimizer: DictConfig | None, key: str) -> None:
         raise ConfigError(f"{key}: no optimiser can be built from it ({reason}); e.g. {OPTIMIZER_EXAMPLE}") from error
     if not isinstance(built, torch.optim.Optimizer):
         raise ConfigError(f"{key}: {optimizer._target_} built a {type(built).__name__}, not a torch optimiser")
+
+
+def warn_shadowed_overrides(stages: Mapping[str, DictConfig]) -> None:
+    """Warn about each command-line ``trainer.*`` / ``data.*`` setting that a stage's own entry
+    (``model.<stage>.trainer``, ``.data``, often set by an experiment) replaces for that stage."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not started by Hydra: no command line
+        return
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        group, _, setting = key.partition(".")
+        for name, stage in stages.items() if group in ("trainer", "data") and setting else ():
+            own = OmegaConf.select(stage, f"{group}.{setting}", default=None)
+            if own is not None and str(own) != value:
+                log.warning(
+                    "%s=%s does not apply to stage %s: model.%s.%s.%s=%s replaces it there (set that key instead)",
+                    key, value, name, name, group, setting, own,
+                )  # fmt: skip
 
 
 def stage_start(cfg: DictConfig, stage: DictConfig) -> str | None:
