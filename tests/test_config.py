@@ -202,7 +202,9 @@ def test_a_command_line_setting_a_stage_replaces_is_named_in_a_warning(folders, 
         message.startswith("trainer.max_steps=100 does not apply to stage smn: model.smn.trainer.max_steps=")
         for message in warnings
     ), warnings
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="l2sae.training.run"):
-        check_config(compose_train(*folders, ["model.smn.trainer.max_steps=100"]))
-    assert not [record for record in caplog.records if "does not apply" in record.getMessage()]
+    same = cfg.model.smn.trainer.max_steps
+    for override in ("model.smn.trainer.max_steps=100", f"trainer.max_steps={float(same)}", "~trainer.max_steps"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="l2sae.training.run"):
+            check_config(compose_train(*folders, [override]))
+        assert not [record for record in caplog.records if "does not apply to stage smn" in record.getMessage()]

@@ -194,8 +194,9 @@ def test_a_missing_mask_folder_or_an_image_without_masks_is_an_error_not_empty_t
 
     for part in PARTS:  # image 0 loses all its masks: its targets would be all background
         mask_path(tree, 0, part).unlink()
-    with pytest.raises(FileNotFoundError, match=r"mask-anno/0: no part mask at all for 1 image\(s\), e\.g\. 00000"):
-        dataset(tree)
+    for cache in (True, False):
+        with pytest.raises(FileNotFoundError, match=r"mask-anno/0: no part mask at all for 1 image\(s\), e\.g\. 00000"):
+            dataset(tree, cache=cache)
     shutil.rmtree(tree / MASK_DIR / "1")  # the folder of images 2000-3999 (2001 here)
     with pytest.raises(FileNotFoundError, match=r"mask-anno/1: no such folder; .* images 2000-3999 .*02000_skin"):
         dataset(tree)

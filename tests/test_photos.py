@@ -148,6 +148,21 @@ def test_a_face_far_larger_than_the_crop_fades_to_zero_inside_its_box_no_straigh
     assert matte[110, 200] > 0 and matte[200, 200] == 1 and (pasted[matte == 0] == 0).all()
 
 
+def test_a_small_rotated_face_leaks_nothing_past_its_square():
+    """Squares under half the crop's side are reduced first; the fade is applied after, so border padding spreads
+    only zeros past the square."""
+    angle, centre, half = np.radians(30), np.array([100.0, 100.0]), 10.0  # a 20 px square for a 64 px crop
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    corners = np.array([[-half, -half], [-half, half], [half, half], [half, -half]]) @ turn.T + centre
+    images, mattes = torch.ones(1, 3, SIZE, SIZE), torch.ones(1, 1, SIZE, SIZE)
+    pasted, matte = paste_faces(np.zeros((200, 200, 3), np.uint8), [corners], [square_to_photo(corners, SIZE)], images,
+                                mattes)  # fmt: skip
+    ys, xs = np.mgrid[:200, :200]
+    local = (np.stack([xs, ys], -1) + 0.5 - centre) @ turn  # pixel centres in the square's frame
+    outside = np.abs(local).max(-1) > half + 1.0
+    assert matte[outside].max() == 0 and pasted[outside].max() == 0 and matte.max() > 0.9
+
+
 def test_the_larger_face_is_pasted_last(astronaut):
     photo = np.zeros((100, 100, 3), np.uint8)
     small = np.array([[20.0, 20], [20, 60], [60, 60], [60, 20]])

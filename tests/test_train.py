@@ -374,3 +374,15 @@ def test_seed_null_records_the_seed_lightning_used(tmp_path, data_dir, monkeypat
     with pytest.warns(UserWarning, match="No seed found, seed set to 0"):  # Lightning's
         run(compose_train(run_dir, data_dir, ["model=smn", "trainer=debug", "callbacks.image_grid=null", "seed=null"]))
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["seed"] == 0  # Lightning's choice without a seed
+
+
+def test_an_smpn_run_without_validation_exports_its_head_unmeasured(tmp_path, data_dir, start_checkpoint, caplog):
+    """No validation batches: the head is exported without a recorded agreement (masks=auto then reads in full)."""
+    run_dir = tmp_path / "logs" / "run"
+    overrides = ["model=smpn", "model.smpn.trainer.max_steps=2", f"model.smpn.module.init_checkpoint={start_checkpoint}",
+                 "++model.smpn.trainer.limit_val_batches=0", "callbacks.image_grid=null", *BRIEF_MASK_HEAD]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="l2sae.training.smpn"):
+        run(compose_train(run_dir, data_dir, overrides))
+    head = read_extra(run_dir / "smpn.pt")["mask_head"]
+    assert head["block"] == "UpsamplingResBlock32" and head.get("matte_iou") is None
+    assert "agreement with the full masks was not measured" in caplog.text

@@ -59,7 +59,7 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
         size = f"{error.size[0]} x {error.size[1]} px, " if error.size else ""
         raise PhotoError(
             f"{name} is {size}{error.pixels / 1e6:.1f} megapixels; this page accepts up to "
-            f"{error.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
+            f"{limits.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
         ) from error
     except ImageFileError as error:
         raise PhotoError(f"{name} is not an image; upload a PNG, JPEG or WebP photo") from error

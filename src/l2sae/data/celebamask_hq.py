@@ -179,6 +179,7 @@ class CelebAMaskHQ(StoredImages):
         )
         indices = sample_subset(indices, subset_size, subset_seed, subset_key)
         items = [(index, images[index].path) for index in indices]
+        masks = mask_stamps(root, indices)  # now, cached or not: a missing mask folder fails here
         self.split, self.image_size, self.hflip = split, image_size, hflip
         self.store = open_store(
             name=f"celebamask_hq-{split}",
@@ -188,7 +189,7 @@ class CelebAMaskHQ(StoredImages):
             key=lambda: {
                 "root": str(root.resolve()),
                 "images": [[images[i].name, *file_stamp(images[i])] for i in indices],
-                "masks": mask_stamps(root, indices),
+                "masks": masks,
                 "max_pixels": max_pixels,  # a file refused under one limit may be read under another
             },
             image_size=image_size,

@@ -109,12 +109,13 @@ def paste_faces(
         box = _photo_box(np.asarray(quads[index]), height, width)
         if box is None:
             continue
-        fade = edge_fade(size, fade_width, _sides_inside(quads[index], height, width))
-        source = torch.cat([images[index].float().cpu(), mattes[index].float().cpu() * fade], dim=0)[None]
+        source = torch.cat([images[index].float().cpu(), mattes[index].float().cpu()], dim=0)[None]
         side = quad_side(quads[index])
         if side < size / 2:
             reduced = max(2, math.ceil(side))
             source = F.interpolate(source, size=(reduced, reduced), mode="bilinear", antialias=True)
+        n = source.shape[-1]  # the fade after any reduction: its border pixels stay exactly 0
+        source[:, 3:] *= edge_fade(n, max(1, round(fade_width * n / size)), _sides_inside(quads[index], height, width))
         x0, y0, x1, y1 = box
         photo_to_square = np.linalg.inv(np.asarray(matrices[index], dtype=np.float64))
         box_to_photo = np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]])

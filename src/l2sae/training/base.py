@@ -173,9 +173,10 @@ class SAETrainingModule(pl.LightningModule):
     def on_validation_end(self) -> None:
         self.sae.set_noise("random")
 
-    def after_fit(self, datamodule: pl.LightningDataModule) -> None:
+    def after_fit(self, trainer: pl.Trainer, datamodule: pl.LightningDataModule) -> None:
         """Work on the fitted networks, in the process that exports them (``trainer.fit`` may have trained in
-        spawned or forked ranks, which hand back only the weights). None here."""
+        spawned or forked ranks, which hand back only the weights; fit's teardown left them on the CPU). None
+        here."""
 
     def after_validation(self, metrics: Mapping[str, float]) -> None:
         """Keep what the final validation measured (``metrics``: as ``trainer.validate`` returns them, from any

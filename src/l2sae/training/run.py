@@ -22,6 +22,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -245,20 +246,23 @@ def check_optimizer(optimizer: DictConfig | None, key: str) -> None:
 
 def warn_shadowed_overrides(stages: Mapping[str, DictConfig]) -> None:
     """Warn about each command-line ``trainer.*`` / ``data.*`` setting that a stage's own entry
-    (``model.<stage>.trainer``, ``.data``, often set by an experiment) replaces for that stage."""
+    (``model.<stage>.trainer``, ``.data``, often set by an experiment) replaces with another value for that stage."""
     try:
-        overrides = HydraConfig.get().overrides.task
+        overrides = OverridesParser.create().parse_overrides(HydraConfig.get().overrides.task)
     except ValueError:  # not started by Hydra: no command line
         return
     for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        group, _, setting = key.partition(".")
-        for name, stage in stages.items() if group in ("trainer", "data") and setting else ():
+        group, _, setting = override.key_or_group.partition(".")
+        if override.is_delete() or group not in ("trainer", "data") or not setting:
+            continue
+        value = override.value()
+        for name, stage in stages.items():
             own = OmegaConf.select(stage, f"{group}.{setting}", default=None)
-            if own is not None and str(own) != value:
+            own = OmegaConf.to_container(own) if OmegaConf.is_config(own) else own
+            if own is not None and own != value:
                 log.warning(
                     "%s=%s does not apply to stage %s: model.%s.%s.%s=%s replaces it there (set that key instead)",
-                    key, value, name, name, group, setting, own,
+                    override.key_or_group, value, name, name, group, setting, own,
                 )  # fmt: skip
 
 
@@ -349,7 +353,7 @@ def train_stage(
             f"ckpt_path: {ckpt_path} holds more than weights and plain data (it could hold code), so it is not "
             f"loaded; resume from a checkpoint written by this project's training ({unpickling_reason(error)})"
         ) from error
-    module.after_fit(datamodule)
+    module.after_fit(trainer, datamodule)
     results = trainer.validate(module, datamodule=datamodule, verbose=False)
     metrics = {key: float(value) for key, value in (results[0] if results else {}).items()}
     module.after_validation(metrics)

@@ -322,12 +322,14 @@ class SMPNModule(SAETrainingModule):
             self.log_dict({f"val/fast_matte_iou_{roi}": iou for roi, iou in zip(self.roi_names, matte_ious)})
             self.log_dict({"val/fast_matte_iou": matte_ious.mean(), "val/fast_mask_iou": mask_ious.mean()})
 
-    def after_fit(self, datamodule: pl.LightningDataModule) -> None:
+    def after_fit(self, trainer: pl.Trainer, datamodule: pl.LightningDataModule) -> None:
         """Distil the mask head (``mask_head``) from the trained SMPN on the first training images
-        (:func:`~l2sae.training.mask_head.distillation_images`), here in the exporting process."""
+        (:func:`~l2sae.training.mask_head.distillation_images`), here in the exporting process, on the trainer's
+        device."""
         settings = self.mask_head_settings
         if settings is None:
             return
+        self.to(trainer.strategy.root_device)  # fit's teardown moved the networks to the CPU
         datamodule.setup("fit")  # opens the training set where this process has not (spawned ranks trained)
         images = distillation_images(datamodule.datasets["train"], settings.images).to(self.device)
         start = time.perf_counter()
@@ -342,8 +344,13 @@ class SMPNModule(SAETrainingModule):
     def after_validation(self, metrics: Mapping[str, float]) -> None:
         """Record in the head its measured agreement with the full masks per region (``matte_iou``, exported with
         it: the editor's ``masks=auto`` reads it)."""
-        if self.mask_head is not None:
-            self.mask_head.matte_iou = {roi: float(metrics[f"val/fast_matte_iou_{roi}"]) for roi in self.roi_names}
+        if self.mask_head is None:
+            return
+        keys = [f"val/fast_matte_iou_{roi}" for roi in self.roi_names]
+        if all(key in metrics for key in keys):
+            self.mask_head.matte_iou = {roi: float(metrics[key]) for roi, key in zip(self.roi_names, keys)}
+        else:  # no validation (limit_val_batches=0, an empty set): the editor's masks=auto reads it in full
+            log.warning("the mask head's agreement with the full masks was not measured (no validation batches)")
 
     # ---- outputs -------------------------------------------------------------------------------
     @torch.no_grad()

@@ -52,10 +52,13 @@ class ImageTooLargeError(ImageFileError):
 
     def __init__(self, path: str | os.PathLike, pixels: int, max_pixels: int, size: tuple[int, int] | None = None):
         self.pixels, self.max_pixels, self.size = pixels, max_pixels, size
-        what = f"{size[0]} x {size[1]} pixels" if size else f"{pixels} pixels"
-        super().__init__(
-            path, f"{what} is more than max_pixels={max_pixels}", "use a smaller image, or raise the max_pixels setting"
-        )
+        if size:
+            problem = f"{size[0]} x {size[1]} pixels is more than max_pixels={max_pixels}"
+            fix = "use a smaller image, or raise the max_pixels setting"
+        else:  # over Pillow's own limit, which no max_pixels raises
+            problem = f"{pixels} pixels is more than Pillow's decompression-bomb limit of {max_pixels}"
+            fix = "use a smaller image (or raise PIL.Image.MAX_IMAGE_PIXELS in your own code)"
+        super().__init__(path, problem, fix)
 
     def __reduce__(self):
         return type(self), (self.path, self.pixels, self.max_pixels, self.size)

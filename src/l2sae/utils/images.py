@@ -104,9 +104,7 @@ def opened_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_P
     except Image.DecompressionBombError as error:
         found = _PILLOW_BOMB.search(str(error))
         limit = 2 * Image.MAX_IMAGE_PIXELS
-        raise ImageTooLargeError(
-            path, int(found[1]) if found else limit + 1, min(max_pixels or limit, limit)
-        ) from error
+        raise ImageTooLargeError(path, int(found[1]) if found else limit + 1, limit) from error
     except UnidentifiedImageError as error:
         raise ImageFileError(
             path,
