@@ -355,3 +355,14 @@ def test_run_builds_the_editor_from_the_config_and_serves_until_stopped(tiny_che
     assert run(_config(f"ckpt.smn={smn}", f"ckpt.smpn={smpn}", "precision=32")) == {"url": StartedApp.url}
     assert served["editor"].image_size == 64 and served["editor"].precision == "32"
     assert (served["settings"].host, served["settings"].port) == ("127.0.0.1", 7860)
+
+
+def test_a_photo_that_fails_to_load_is_not_replaced_by_the_previous_one(client, faces, tmp_path):
+    upload(client, faces[0])
+    bad = _write_bad_files(tmp_path / "bad")["faceless"]
+    with pytest.raises(gradio_client.exceptions.AppError, match="no face found"):
+        upload(client, bad)
+    with pytest.raises(gradio_client.exceptions.AppError, match="Upload a photo"):  # not the earlier photo
+        client.predict(*STYLE, 2.0, 0, api_name="/edit")
+    loaded = upload(client, faces[1], "all faces", [], "random style", 1.0, 0)  # no region ticked
+    assert loaded[-1] == f"Loaded {faces[1].name}: choose a region."

@@ -38,6 +38,12 @@ SESSION_TTL_S = 3 * 3600  # a session's photo is forgotten this long after its l
 # removed every quarter of it; a copy handed out again is touched, so nothing a live page shows goes missing
 CACHE_CLEANUP = (SESSION_TTL_S // 4, SESSION_TTL_S)  # (every ... s, files older than ... s)
 RESULT_STEM_BYTES = 80  # of the upload's name in a result's file name (file names hold 255 bytes)
+# small pictures (the 64 px quick start's) fill the views instead of sitting in their middle at their own size;
+# the example faces share the column's width (Gradio's columns are at least 100 px: the fourth was cut off)
+PAGE_CSS = (
+    "#input img, #mask img, #result img {width: 100%; height: 100%; object-fit: contain;} "
+    "#examples .grid-container {grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;}"
+)
 
 
 @dataclass(eq=False)
@@ -144,11 +150,12 @@ class EditorPage:
         """Call a handler step; a PhotoError becomes a message on the page (never a stack trace)."""
         try:
             return function(*args)
-        except PhotoError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+        except PhotoError as error:  # shown until closed (a toast that fades leaves only the outputs' "Error")
+            raise gr.Error(str(error), duration=None, print_exception=False) from None
         except Exception as error:  # noqa: BLE001 - the page must answer with a message, and the log keeps the trace
             log.exception("edit failed")
-            raise gr.Error(f"The edit failed: {type(error).__name__}: {error}", print_exception=False) from None
+            message = f"The edit failed: {type(error).__name__}: {error}"
+            raise gr.Error(message, duration=None, print_exception=False) from None
 
     def upload(self, file, session, face, rois, mode_label, strength, seed):
         """A new photo: check, prepare (encode once) and edit it with the current settings."""
@@ -156,14 +163,22 @@ class EditorPage:
             return (session, gr.skip(), gr.skip(), *([gr.skip()] * 5))
 
         def load():
+            if session is not None:  # a photo that fails to load is not edited in the previous one's place
+                session.photos, session.input_path = {}, None
             prepared = self._prepare(file)
             current = self._new_session(session)
             current.photos, current.name = {ALL_FACES: prepared}, _upload_name(file)
             current.input_path = _save(prepared.image, current.folder / "input.png", "PNG", compress_level=1)
             faces_path = _save(pipeline.outlined(prepared), current.folder / "faces.png", "PNG", compress_level=1)
             choices = gr.Dropdown(choices=pipeline.face_choices(prepared), value=ALL_FACES)
-            outputs = self._edit(current, ALL_FACES, rois, mode_label, strength, seed) if rois else [gr.skip()] * 5
-            return current, str(faces_path), choices, *outputs
+            if rois:
+                return (
+                    current,
+                    str(faces_path),
+                    choices,
+                    *self._edit(current, ALL_FACES, rois, mode_label, strength, seed),
+                )
+            return current, str(faces_path), choices, *([gr.skip()] * 4), f"Loaded {current.name}: choose a region."
 
         return self._checked(load)
 
@@ -179,6 +194,8 @@ class EditorPage:
                 return session, *([gr.skip()] * 5)
 
             def load():
+                if session is not None:  # a failed one is not used in the previous one's place
+                    session.partners.pop(mode, None)
                 prepared = self._prepare(file, faces="largest")
                 current = self._new_session(session)
                 current.partners[mode] = prepared
@@ -262,7 +279,11 @@ class EditorPage:
                             elem_id="input",
                         )
                         mask_view = gr.Image(
-                            label="Region mask over the input", type="filepath", interactive=False, height=IMAGE_HEIGHT
+                            label="Region mask over the input",
+                            type="filepath",
+                            interactive=False,
+                            height=IMAGE_HEIGHT,
+                            elem_id="mask",
                         )
                         result_view = gr.Image(
                             label="Result",

@@ -112,10 +112,14 @@ def outlined(prepared: PreparedPhoto) -> Image.Image:
         return image
     draw = ImageDraw.Draw(image)
     width = max(2, round(max(image.size) / 300))
+    size = max(12, round(max(image.size) / 14))  # ~20 px on the page's 300 px views, whatever the photo's size
     for index, face in enumerate(prepared.faces):
         corners = [tuple(point) for point in np.asarray(face.quad, dtype=float)]
-        draw.line(corners + corners[:1], fill=OUTLINE_COLOURS.get(face.status, (255, 255, 255)), width=width)
-        draw.text(corners[0], face_label(index), fill=OUTLINE_COLOURS.get(face.status), font_size=6 * width + 8)
+        colour = OUTLINE_COLOURS.get(face.status, (255, 255, 255))
+        draw.line(corners + corners[:1], fill=colour, width=width)
+        top_left = (max(0.0, min(x for x, _ in corners)), max(float(size), min(y for _, y in corners)))  # inside
+        draw.text(top_left, face_label(index), fill=colour, font_size=size, stroke_width=max(1, size // 10),
+                  stroke_fill=(0, 0, 0), anchor="lb")  # fmt: skip
     return image
 
 

@@ -64,7 +64,7 @@ class RunningApp:
     """A started page: ``url``; ``close()`` stops the server and removes the temporary folder."""
 
     def __init__(self, editor: L2SAEEditor, settings: AppSettings) -> None:
-        from l2sae.app.page import EditorPage  # Gradio (~2 s to import) only where a page starts
+        from l2sae.app.page import PAGE_CSS, EditorPage  # Gradio (~2 s to import) only where a page starts
 
         self.workdir = Path(tempfile.mkdtemp(prefix="l2sae-app-"))
         self._previous_temp = os.environ.get("GRADIO_TEMP_DIR")
@@ -82,6 +82,7 @@ class RunningApp:
                     share=settings.share,
                     prevent_thread_lock=True,
                     max_file_size=int(settings.limits.max_upload_mb * 2**20),
+                    css=PAGE_CSS,
                     quiet=True,
                 )
             except OSError as error:
