@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from tiny_networks import TINY_SLICING
 
 from l2sae.editing import L2SAEEditor
+from l2sae.editing.config import editor_from_config
 from l2sae.evaluation.masks import RegionIoU, SoftRegionIoU, fast_mask_agreement
 from l2sae.nn import SAEConfig, SwappingAutoencoder, read_extra, save_sae
 from l2sae.nn.mask_head import MaskHead, head_block, masks_from_logits, region_mask_logits
@@ -180,12 +181,13 @@ def test_auto_reads_only_the_regions_the_head_was_measured_to_match(smpn, tmp_pa
     )
     assert "eyes 0.950" in caplog.text and "needed >= 0.97" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="l2sae.editing.editor"):
-        full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")
-        fast = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="fast")
-    assert caplog.messages == [  # the reading is logged whichever it is, a reason only where auto falls back
-        "editor.masks=full: hair, skin, nose, eyes, lips_mouth: full-resolution region decodes",
-        "editor.masks=fast: hair, skin, nose, eyes, lips_mouth: mask head on UpsamplingResBlock16",
+    with caplog.at_level(logging.INFO, logger="l2sae.editing"):
+        full = L2SAEEditor.from_checkpoints(smn_path, smpn_path, precision="32", masks="full")  # no reason: quiet
+        fast = editor_from_config(  # edit.py, evaluate.py and the app log the reading whichever it is
+            {"ckpt": {"smn": smn_path, "smpn": smpn_path}, "precision": "32", "editor": {"masks": "fast"}}, "cpu"
+        )
+    assert caplog.messages == [
+        "editor.masks=fast: hair, skin, nose, eyes, lips_mouth: mask head on UpsamplingResBlock16"
     ]
     images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
     calls = _decodes_seen(mixed, monkeypatch)

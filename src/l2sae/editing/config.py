@@ -8,6 +8,7 @@ reads the composed config as a plain mapping, so this module needs neither Hydra
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import torch
 from l2sae.editing.editor import L2SAEEditor, MaskReading
 from l2sae.editing.swap_designs import SwapDesignName
 from l2sae.utils.precision import Precision
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,4 +75,6 @@ def editor_from_config(
     )
     if rois is not None:
         editor.slicing.validate_rois(rois, key)
+    if not editor.mask_reading_note:  # (the editor logged the reading itself, with its reason)
+        log.info("editor.masks=%s: %s", cfg["editor"].get("masks", "auto"), editor.mask_reading_text())
     return editor

@@ -276,7 +276,9 @@ class L2SAEEditor:
         self.mask_threshold = check_mask_threshold(DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold)
         self.soft_masks = bool(soft_masks)
         self.mask_head, self.fast_rois, why = self._mask_reading(masks, mask_head, smpn, fast_mask_min_iou)
-        log.info("editor.masks=%s: %s%s", masks, self.mask_reading_text(), why)
+        self.mask_reading_note = why  # why auto reads regions in full although a head was given ("": no reason)
+        if why:
+            log.info("editor.masks=%s: %s%s", masks, self.mask_reading_text(), why)
         self.matting = (
             matting
             if isinstance(matting, AlphaMatting)
