@@ -105,10 +105,10 @@ def test_the_detection_settings_reach_the_detector_and_are_checked(tiny_checkpoi
     from l2sae.photos.detection import smallest_detectable_face
 
     seen = []
-    detect = faces_module.detect_faces
-    monkeypatch.setattr(faces_module, "detect_faces", lambda image, **kw: seen.append(kw) or detect(image, **kw))
-    run(edit_config(tiny_checkpoints, f"input={photos / 'pair.png'}", f"out={tmp_path}", "detection_side=2048",
-                    "upsample=0"))  # fmt: skip
+    monkeypatch.setattr(faces_module, "detect_faces", lambda image, **kw: seen.append(kw) or [])  # no face
+    with pytest.raises(NoFaceError, match=r"pair\.png: no face found .* at least ~80 px wide"):  # 1100 px < 2048
+        run(edit_config(tiny_checkpoints, f"input={photos / 'pair.png'}", f"out={tmp_path}", "detection_side=2048",
+                        "upsample=0"))  # fmt: skip
     assert seen == [{"detection_side": 2048, "upsample": 0}]
     for override, message in (("detection_side=10", "detection_side: expected a side of at least 64"),
                               ("upsample=3", "upsample: expected 0, 1, 2 or null")):  # fmt: skip

@@ -18,6 +18,7 @@ from l2sae.nn import SAEConfig, SwappingAutoencoder, load_sae, read_extra, save_
 from l2sae.regions import ROI_NAMES
 from l2sae.training import NonFiniteLossError, SMPNModule, optimized_value, run, smn
 from l2sae.training.base import check_lr_decay, lr_decay_factor
+from l2sae.training.run import starting_smn
 from l2sae.training.smpn import SMPNLoss, foreground_weights
 from l2sae.utils.errors import ConfigError
 from l2sae.utils.tables import metrics_summary
@@ -125,10 +126,9 @@ def test_zero_steps_from_a_trained_smpn_distil_a_new_mask_head_and_leave_its_wei
     assert head["block"] == "UpsamplingResBlock16"  # 16 px, a quarter of the side (the quick start's reads 32 px)
     assert head["matte_iou"] == pytest.approx({roi: metrics[f"val/fast_matte_iou_{roi}"] for roi in ROI_NAMES})
     assert (run_dir / "smn.pt").resolve() == start_checkpoint.resolve()  # the SMN it started from
-    again = tmp_path / "logs" / "again"  # from that run's SMPN: its SMN pairs (through run/smn.pt, a link)
-    overrides[1] = f"model.smpn.module.init_checkpoint={run_dir / 'smpn.pt'}"
-    run(compose_train(again, data_dir, overrides))
-    assert (again / "smn.pt").resolve() == start_checkpoint.resolve()
+    # a run from that run's SMPN pairs with the same SMN, through run/smn.pt (a link)
+    again = {"smpn": OmegaConf.create({"module": {"init_checkpoint": str(run_dir / "smpn.pt")}})}
+    assert starting_smn(OmegaConf.create({"backbone": {}}), again) == start_checkpoint.resolve()
 
 
 def test_ckpt_path_last_resumes_at_the_same_step_with_the_same_optimiser_state(tmp_path, data_dir):
@@ -345,8 +345,6 @@ def test_the_metrics_summary_tables_the_regions_and_lines_up_the_rest():
 
 
 def test_the_smn_an_smpn_only_run_links_is_read_at_the_start_and_never_fails_the_run(tmp_path, caplog):
-    from l2sae.training.run import starting_smn
-
     smn = tiny_sae_file(tmp_path / "a" / "smn.pt")
     smpn = save_sae(SwappingAutoencoder(SAEConfig.preset("tiny"), with_discriminators=False), tmp_path / "a" / "smpn.pt",
                     extra={"kind": "smpn"})  # fmt: skip
