@@ -282,6 +282,9 @@ def test_a_decompression_bomb_or_an_eps_file_is_a_message_naming_it(tmp_path):
     bomb = png_header(tmp_path / "bomb.png", 100_000, 100_000)
     with pytest.raises(pipeline.PhotoError, match=r"bomb\.png is 10000\.0 megapixels; .* up to 0\.2 megapixels"):
         pipeline.open_upload(bomb, LIMITS)
+    generous = pipeline.UploadLimits(max_upload_mb=0.1, max_pixels=300_000_000)  # above Pillow's own limit
+    with pytest.raises(pipeline.PhotoError, match=r"up to 178\.957 megapixels \(the image library's limit\)"):
+        pipeline.open_upload(bomb, generous)
     eps = tmp_path / "drawing.png"
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
     with pytest.raises(pipeline.PhotoError, match=r"drawing\.png is not an image; upload a PNG, JPEG or WebP"):
@@ -366,3 +369,16 @@ def test_a_photo_that_fails_to_load_is_not_replaced_by_the_previous_one(client, 
         client.predict(*STYLE, 2.0, 0, api_name="/edit")
     loaded = upload(client, faces[1], "all faces", [], "random style", 1.0, 0)  # no region ticked
     assert loaded[-1] == f"Loaded {faces[1].name}: choose a region."
+
+
+def test_face_numbers_are_no_wider_than_their_square_and_stay_in_the_photo():
+    from types import SimpleNamespace
+
+    corners = np.array([[930.0, 300], [930, 360], [990, 360], [990, 300]])  # a 60 px square at the right edge
+    face = SimpleNamespace(quad=corners, status="edited", side=60.0)
+    photo = SimpleNamespace(image=Image.new("RGB", (1000, 500), (0, 0, 0)), faces=[face],
+                            aligned=SimpleNamespace(align="ffhq"))  # fmt: skip
+    drawn = np.asarray(pipeline.outlined(photo)).any(-1)
+    rows, columns = np.nonzero(drawn[:298])  # the label, above the square
+    assert len(columns) and rows.max() - rows.min() <= 60 / 4 + 4  # font ~ a quarter of the square's side
+    assert columns.max() < 999 and columns.min() >= 900  # all of "face 0" inside the photo, near its face

@@ -55,11 +55,13 @@ def open_upload(path: str | Path, limits: UploadLimits, name: str | None = None)
     try:
         with opened_image(path, limits.max_pixels):  # the header only; PNG, JPEG and WebP files only
             pass
-    except ImageTooLargeError as error:
+    except ImageTooLargeError as error:  # the lower of max_pixels and Pillow's own limit (error.max_pixels)
         size = f"{error.size[0]} x {error.size[1]} px, " if error.size else ""
+        own = limits.max_pixels <= error.max_pixels
+        limit = f"{min(limits.max_pixels, error.max_pixels) / 1e6:g} megapixels"
+        limit += " (max_pixels)" if own else " (the image library's limit)"
         raise PhotoError(
-            f"{name} is {size}{error.pixels / 1e6:.1f} megapixels; this page accepts up to "
-            f"{limits.max_pixels / 1e6:g} megapixels (max_pixels). Scale the photo down."
+            f"{name} is {size}{error.pixels / 1e6:.1f} megapixels; this page accepts up to {limit}. Scale the photo down."
         ) from error
     except ImageFileError as error:
         raise PhotoError(f"{name} is not an image; upload a PNG, JPEG or WebP photo") from error
@@ -112,12 +114,15 @@ def outlined(prepared: PreparedPhoto) -> Image.Image:
         return image
     draw = ImageDraw.Draw(image)
     width = max(2, round(max(image.size) / 300))
-    size = max(12, round(max(image.size) / 14))  # ~20 px on the page's 300 px views, whatever the photo's size
     for index, face in enumerate(prepared.faces):
         corners = [tuple(point) for point in np.asarray(face.quad, dtype=float)]
         colour = OUTLINE_COLOURS.get(face.status, (255, 255, 255))
         draw.line(corners + corners[:1], fill=colour, width=width)
-        top_left = (max(0.0, min(x for x, _ in corners)), max(float(size), min(y for _, y in corners)))  # inside
+        # ~20 px on the page's 300 px views, but no wider than the face's square, and inside the photo
+        size = max(12, min(round(max(image.size) / 14), round(face.side / 4)))
+        text_width = draw.textlength(face_label(index), font_size=size)
+        left = min(max(0.0, min(x for x, _ in corners)), max(0.0, image.width - text_width))
+        top_left = (left, max(float(size), min(y for _, y in corners)))
         draw.text(top_left, face_label(index), fill=colour, font_size=size, stroke_width=max(1, size // 10),
                   stroke_fill=(0, 0, 0), anchor="lb")  # fmt: skip
     return image

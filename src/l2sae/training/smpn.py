@@ -329,7 +329,9 @@ class SMPNModule(SAETrainingModule):
         settings = self.mask_head_settings
         if settings is None:
             return
-        self.to(trainer.strategy.root_device)  # fit's teardown moved the networks to the CPU
+        if trainer.world_size == 1 or torch.distributed.is_initialized():  # this process trained: its device
+            self.to(trainer.strategy.root_device)  # (fit's teardown moved the networks to the CPU)
+        # else the main process of forked/spawned ranks: it stays off the GPU (forking again after CUDA fails)
         datamodule.setup("fit")  # opens the training set where this process has not (spawned ranks trained)
         images = distillation_images(datamodule.datasets["train"], settings.images).to(self.device)
         start = time.perf_counter()
