@@ -1,5 +1,6 @@
 """Training configs: every group option composes, slicing schemes are valid, config errors name their key."""
 
+import copy
 import dataclasses
 import logging
 import re
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 from train_helpers import CONF, compose_train, tiny_sae_file
 
 from l2sae.data import LogSkippedFiles
@@ -171,25 +173,29 @@ def test_run_folders_carry_a_time_stamp_with_microseconds():
     assert Path(CONF / "train.yaml").read_text().count("experiment: quickstart") == 1
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("seed=abc", "seed: expected an integer or null, got 'abc'"),
-        ("num_threads=two", "num_threads: expected a positive integer or null, got 'two'"),
-        ("num_threads=0", "num_threads: expected a positive integer or null, got 0"),
-        ("data.hflip=maybe", "data.hflip: expected true or false, got 'maybe'"),
-        ("loss.smpn.gan=abc", "loss.smpn.gan"),
-        ("model.smpn.module.mask_threshold=high", "model.smpn.module.mask_threshold: expected a number"),
-        ("model.smpn.module.mask_head.epochs=many", "model.smpn.module.mask_head.epochs: expected an integer"),
-    ],
-)
-def test_settings_of_the_wrong_type_fail_naming_the_key_before_any_work(folders, override, message):
+WRONG_TYPES = [
+    ("seed", "abc", "seed: expected an integer or null, got 'abc'"),
+    ("num_threads", "two", "num_threads: expected a positive integer or null, got 'two'"),
+    ("num_threads", 0, "num_threads: expected a positive integer or null, got 0"),
+    ("data.hflip", "maybe", "data.hflip: expected true or false, got 'maybe'"),
+    ("loss.smpn.gan", "abc", "loss.smpn.gan"),
+    ("model.smpn.module.mask_threshold", "high", "model.smpn.module.mask_threshold: expected a number"),
+    ("model.smpn.module.mask_head.epochs", "many", "model.smpn.module.mask_head.epochs: expected an integer"),
+]
+
+
+def test_settings_of_the_wrong_type_fail_naming_the_key_before_any_work(folders):
     """Also the second stage's settings: nothing is trained before they are known to be right (the data module's
-    own checks reach the command line through Hydra's InstantiationException, which it unwraps)."""
-    with pytest.raises(Exception) as caught:
-        run(compose_train(*folders, [override]))
-    error = unwrapped(caught.value)
-    assert isinstance(error, ConfigError) and re.search(message, str(error)), error
+    own checks reach the command line through Hydra's InstantiationException, which it unwraps). One composed
+    config, a key set wrong on a copy of it per case (composing is the slow part)."""
+    composed = compose_train(*folders)
+    for key, value, message in WRONG_TYPES:
+        cfg = copy.deepcopy(composed)
+        OmegaConf.update(cfg, key, value, force_add=True)
+        with pytest.raises(Exception) as caught:
+            run(cfg)
+        error = unwrapped(caught.value)
+        assert isinstance(error, ConfigError) and re.search(message, str(error)), (key, error)
     assert not folders[0].exists() and not folders[1].exists()
 
 
