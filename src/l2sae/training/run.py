@@ -140,12 +140,11 @@ def check_config(cfg: DictConfig) -> dict[str, DictConfig]:
     Entries of ``cfg.model`` without ``module._target_`` are settings for stages not chosen (an experiment may
     tune both stages while the command line picks one) and are skipped.
     """
-    for key, value in (("seed", cfg.get("seed")), ("num_threads", cfg.get("num_threads"))):
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        if value is not None and not (whole and (key == "seed" or value >= 1)):
-            raise ConfigError(
-                f"{key}: expected {'an' if key == 'seed' else 'a positive'} integer or null, got {value!r}"
-            )
+    seed, threads = cfg.get("seed"), cfg.get("num_threads")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"seed: expected an integer or null, got {seed!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"num_threads: expected a positive integer or null, got {threads!r}")
     stages = {
         name: stage for name, stage in (cfg.get("model") or {}).items() if "_target_" in (stage.get("module") or {})
     }
