@@ -5,8 +5,8 @@ file gives the same pixels wherever it is read: EXIF orientation applied; graysc
 16-bit files turned into 8-bit RGB; transparency laid on white. Only PNG, JPEG and WebP files reach a
 decoder (whatever their name; no other Pillow plugin, e.g. EPS through Ghostscript, ever runs). The pixel
 count is read from the header and checked against ``max_pixels`` (and Pillow's own decompression-bomb limit)
-before anything is decoded, and the whole file is decoded (a truncated
-JPEG fails here, not half-way through a run). Images as tensors are float 3 x H x W in [-1, 1].
+before anything is decoded, and the whole file is decoded (a truncated JPEG fails here, not half-way through a
+run). Images as tensors are float 3 x H x W in [-1, 1].
 """
 
 from __future__ import annotations
